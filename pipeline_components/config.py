@@ -1,0 +1,198 @@
+"""Pipeline configuration: one versioned YAML file per pipeline, validated on load.
+
+The file says *what* the pipeline does (data layout, features, label, model, thresholds, serving target); the
+machine settings (``settings.py``) say *where*. ``configs/flights.yaml`` is the annotated reference.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from pipeline_components.errors import ConfigError
+
+_NAME = r"^[a-z][a-z0-9_]*$"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataConfig(_Strict):
+    preparer: str = Field(description="Dataset preparer in pipeline_components.data (nycflights13, palmerpenguins).")
+    folder: str = Field(pattern=_NAME, description="Folder under the data directory that holds the spans.")
+    span_pattern: str = Field(
+        description="ExampleGen split pattern relative to the dataset folder, with TFX's {SPAN} placeholder."
+    )
+    window_spans: int = Field(ge=1, description="How many of the newest ingested spans Transform and Trainer see.")
+    train_buckets: int = Field(default=4, ge=1, description="Hash buckets of each span that go to 'train'.")
+    eval_buckets: int = Field(default=1, ge=1, description="Hash buckets of each span that go to 'eval'.")
+
+    @field_validator("span_pattern")
+    @classmethod
+    def _has_span(cls, value: str) -> str:
+        if not re.search(r"\{SPAN(:\d+)?\}", value):
+            raise ValueError("must contain TFX's {SPAN} (or {SPAN:width}) placeholder, e.g. 'span-{SPAN}/*.csv'")
+        return value
+
+
+class FeaturesConfig(_Strict):
+    numeric: list[str] = Field(default_factory=list, description="Scaled to z-scores.")
+    categorical: list[str] = Field(default_factory=list, description="Vocabulary-encoded, then embedded.")
+
+    @model_validator(mode="after")
+    def _disjoint(self) -> FeaturesConfig:
+        both = set(self.numeric) & set(self.categorical)
+        if both:
+            raise ValueError(f"features listed as both numeric and categorical: {sorted(both)}")
+        if not self.numeric and not self.categorical:
+            raise ValueError("at least one feature is needed")
+        return self
+
+    @property
+    def all(self) -> list[str]:
+        return [*self.numeric, *self.categorical]
+
+
+class LabelConfig(_Strict):
+    column: str = Field(description="Integer column: 0/1 for binary, the class index 0..K-1 for multiclass.")
+    kind: Literal["binary", "multiclass"]
+    classes: list[str] = Field(
+        default_factory=list, description="Multiclass only: the class names, in index order (for reports)."
+    )
+
+    @model_validator(mode="after")
+    def _classes(self) -> LabelConfig:
+        if self.kind == "multiclass" and len(self.classes) < 3:
+            raise ValueError("a multiclass label needs 'classes' with at least three values")
+        if self.kind == "binary" and self.classes:
+            raise ValueError("a binary label takes no 'classes': its column holds 0 or 1")
+        return self
+
+    @property
+    def num_classes(self) -> int:
+        return 2 if self.kind == "binary" else len(self.classes)
+
+
+class ModelConfig(_Strict):
+    module: str = Field(
+        default="pipeline_components.models.tabular",
+        description="Python module with preprocessing_fn and run_fn, importable in the runtime environment.",
+    )
+    hidden_units: list[int] = Field(default=[64, 32], min_length=1)
+    embedding_dim: int = Field(default=8, ge=1)
+    learning_rate: float = Field(default=1e-3, gt=0)
+    batch_size: int = Field(default=256, ge=1)
+    train_steps: int = Field(default=1000, ge=1)
+    eval_steps: int = Field(default=100, ge=1)
+
+
+class EvaluationConfig(_Strict):
+    metric: str = Field(description="Keras metric gated on: 'auc' (binary) or 'sparse_categorical_accuracy'.")
+    lower_bound: float = Field(description="Value threshold: the candidate must reach at least this.")
+    max_regression: float = Field(
+        ge=0, description="Change threshold: how much worse than the current blessed model the candidate may be."
+    )
+
+
+class ServingConfig(_Strict):
+    model_name: str = Field(pattern=_NAME, description="Name under the model store: <store>/<model_name>/<version>.")
+
+
+class PipelineConfig(_Strict):
+    name: str = Field(pattern=_NAME)
+    description: str = ""
+    data: DataConfig
+    features: FeaturesConfig
+    label: LabelConfig
+    model: ModelConfig = ModelConfig()
+    evaluation: EvaluationConfig
+    serving: ServingConfig
+    schema_file: str = Field(description="Committed, reviewed TFDV schema (schema.pbtxt), relative to this file.")
+    enable_cache: bool = Field(default=False, description="TFX caching; off so that every run really retrains.")
+
+    # Set by load_pipeline_config: where the file came from, for resolving relative paths.
+    source: Path | None = Field(default=None, exclude=True)
+
+    @model_validator(mode="after")
+    def _label_not_a_feature(self) -> PipelineConfig:
+        if self.label.column in self.features.all:
+            raise ValueError(f"the label column '{self.label.column}' is also listed as a feature")
+        return self
+
+    @property
+    def schema_path(self) -> Path:
+        base = self.source.parent if self.source else Path.cwd()
+        return (base / self.schema_file).resolve()
+
+    def with_overrides(self, overrides: dict[str, object]) -> PipelineConfig:
+        """A copy with dotted-key overrides (``{"model.train_steps": 50}``), validated again."""
+        data = self.model_dump()
+        for dotted, value in overrides.items():
+            target = data
+            *parents, leaf = dotted.split(".")
+            for key in parents:
+                if not isinstance(target.get(key), dict):
+                    raise ConfigError(f"unknown configuration key '{dotted}'")
+                target = target[key]
+            if leaf not in target:
+                raise ConfigError(f"unknown configuration key '{dotted}'")
+            target[leaf] = value
+        try:
+            return PipelineConfig.model_validate({**data, "source": self.source})
+        except ValidationError as err:
+            raise ConfigError(f"override makes the configuration invalid:\n{_explain(err)}") from None
+
+
+def _explain(err: ValidationError) -> str:
+    lines = []
+    for item in err.errors():
+        where = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        lines.append(f"  - {where}: {item['msg']}")
+    return "\n".join(lines)
+
+
+def load_pipeline_config(path: str | Path, *, require_schema: bool = True) -> PipelineConfig:
+    """Read and validate a pipeline configuration file.
+
+    Args:
+        path: the YAML file.
+        require_schema: check that the committed schema exists (off only while regenerating it).
+
+    Raises:
+        ConfigError: the file is missing, is not YAML, or does not match the schema; the message lists every
+            offending key.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"pipeline configuration {path} does not exist")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path} is not valid YAML: {err}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path} must hold a mapping at the top level")
+    try:
+        config = PipelineConfig.model_validate({**raw, "source": path.resolve()})
+    except ValidationError as err:
+        raise ConfigError(f"{path} is not a valid pipeline configuration:\n{_explain(err)}") from None
+    if require_schema and not config.schema_path.is_file():
+        raise ConfigError(
+            f"{path}: schema_file {config.schema_path} does not exist; "
+            f"generate it with `runway schema {config.name}` and review it"
+        )
+    return config
+
+
+def find_pipeline_configs(config_dir: Path) -> dict[str, Path]:
+    """Pipeline name -> configuration file, for every ``*.yaml`` directly in ``config_dir``."""
+    found: dict[str, Path] = {}
+    for path in sorted(config_dir.glob("*.yaml")):
+        raw = yaml.safe_load(path.read_text())
+        if isinstance(raw, dict) and "name" in raw:
+            found[str(raw["name"])] = path
+    return found

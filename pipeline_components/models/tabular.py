@@ -1,0 +1,174 @@
+"""A tabular classifier for any dataset described by a pipeline configuration.
+
+Transform calls ``preprocessing_fn`` and Trainer calls ``run_fn``; both read the feature lists, the label and
+the hyperparameters from ``custom_config`` (compiled from the pipeline configuration), so a new tabular
+dataset needs a configuration file and no new model code.
+
+The exported SavedModel has two signatures:
+  - ``serving_default``: one named input per raw feature (a 1-D batch of values), JSON-friendly for TF Serving's
+    REST ``predict`` in row or columnar form, with the Transform graph inside;
+  - ``serving_tf_example``: serialized ``tf.Example`` records; Evaluator (TFMA) is pinned to it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import tensorflow as tf
+import tensorflow_transform as tft
+import tf_keras as keras
+from tfx import v1 as tfx
+from tfx_bsl.public import tfxio
+
+LABEL_KEY = "label_xf"
+NUM_OOV_BUCKETS = 1
+
+
+def transformed_name(name: str) -> str:
+    return f"{name}_xf"
+
+
+def _dense(value: Any) -> tf.Tensor:
+    """Raw features arrive as [batch, 1] dense tensors (fixed-shape schema) or as sparse ones; flatten to [batch]."""
+    if isinstance(value, tf.SparseTensor):
+        default = "" if value.dtype == tf.string else tf.cast(0, value.dtype)
+        value = tf.sparse.to_dense(tf.sparse.reset_shape(value, [value.dense_shape[0], 1]), default_value=default)
+    return tf.reshape(value, [-1])
+
+
+def preprocessing_fn(inputs: dict[str, Any], custom_config: dict[str, Any]) -> dict[str, tf.Tensor]:
+    """tf.Transform: z-scores for numeric features, vocabularies for categorical ones, the label as int64."""
+    outputs: dict[str, tf.Tensor] = {}
+    for name in custom_config["numeric"]:
+        outputs[transformed_name(name)] = tft.scale_to_z_score(tf.cast(_dense(inputs[name]), tf.float32))
+    for name in custom_config["categorical"]:
+        value = _dense(inputs[name])
+        if value.dtype != tf.string:
+            value = tf.strings.as_string(value)
+        outputs[transformed_name(name)] = tft.compute_and_apply_vocabulary(
+            value, num_oov_buckets=NUM_OOV_BUCKETS, vocab_filename=name
+        )
+    # The label column holds 0/1 (binary) or the class index (multiclass): see LabelConfig.
+    label = _dense(inputs[custom_config["label"]])
+    outputs[LABEL_KEY] = tf.cast(label, tf.int64)
+    return outputs
+
+
+def build_keras_model(
+    *,
+    numeric: list[str],
+    categorical_sizes: dict[str, int],
+    num_classes: int,
+    hidden_units: list[int],
+    embedding_dim: int,
+    learning_rate: float,
+) -> keras.Model:
+    """The classifier over transformed features: embeddings for categoricals, a small MLP, sigmoid or softmax."""
+    inputs: dict[str, keras.Input] = {}
+    parts = []
+    for name in numeric:
+        key = transformed_name(name)
+        inputs[key] = keras.Input(shape=(), name=key, dtype=tf.float32)
+        parts.append(keras.layers.Reshape((1,))(inputs[key]))
+    for name, size in categorical_sizes.items():
+        key = transformed_name(name)
+        inputs[key] = keras.Input(shape=(), name=key, dtype=tf.int64)
+        embedded = keras.layers.Embedding(size, embedding_dim, name=f"{name}_embedding")(inputs[key])
+        parts.append(embedded)
+    x = keras.layers.Concatenate()(parts) if len(parts) > 1 else parts[0]
+    for units in hidden_units:
+        x = keras.layers.Dense(units, activation="relu")(x)
+    if num_classes == 2:
+        output = keras.layers.Dense(1, activation="sigmoid", name="probabilities")(x)
+        loss = keras.losses.BinaryCrossentropy()
+        metrics = [keras.metrics.AUC(name="auc"), keras.metrics.BinaryAccuracy(name="binary_accuracy")]
+    else:
+        output = keras.layers.Dense(num_classes, activation="softmax", name="probabilities")(x)
+        loss = keras.losses.SparseCategoricalCrossentropy()
+        metrics = [keras.metrics.SparseCategoricalAccuracy(name="sparse_categorical_accuracy")]
+    model = keras.Model(inputs=inputs, outputs=output)
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss, metrics=metrics)
+    return model
+
+
+def _input_fn(
+    file_pattern: list[str],
+    data_accessor: tfx.components.DataAccessor,
+    tf_transform_output: tft.TFTransformOutput,
+    batch_size: int,
+) -> tf.data.Dataset:
+    return data_accessor.tf_dataset_factory(
+        file_pattern,
+        tfxio.TensorFlowDatasetOptions(batch_size=batch_size, label_key=LABEL_KEY),
+        tf_transform_output.transformed_metadata.schema,
+    ).repeat()
+
+
+def _raw_feature_spec(tf_transform_output: tft.TFTransformOutput, label: str) -> dict[str, Any]:
+    spec = dict(tf_transform_output.raw_feature_spec())
+    spec.pop(label, None)
+    return spec
+
+
+def _serving_signatures(
+    model: keras.Model, tf_transform_output: tft.TFTransformOutput, label: str
+) -> dict[str, Any]:
+    model.tft_layer = tf_transform_output.transform_features_layer()
+    raw_spec = _raw_feature_spec(tf_transform_output, label)
+
+    def predict(raw_features: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        transformed = model.tft_layer(raw_features)
+        transformed.pop(LABEL_KEY, None)
+        return {"probabilities": model(transformed)}
+
+    @tf.function(input_signature=[tf.TensorSpec(shape=[None], dtype=tf.string, name="examples")])
+    def serve_tf_examples(serialized: tf.Tensor) -> dict[str, tf.Tensor]:
+        return predict(tf.io.parse_example(serialized, raw_spec))
+
+    raw_signature = {
+        name: tf.TensorSpec(shape=[None], dtype=feature.dtype, name=name) for name, feature in raw_spec.items()
+    }
+
+    @tf.function(input_signature=[raw_signature])
+    def serve_raw(features: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        batch = {}
+        for name, value in features.items():
+            shape = raw_spec[name].shape
+            batch[name] = tf.reshape(value, [-1, *shape]) if shape else value
+        return predict(batch)
+
+    return {
+        "serving_default": serve_raw.get_concrete_function(),
+        "serving_tf_example": serve_tf_examples.get_concrete_function(),
+    }
+
+
+def run_fn(fn_args: tfx.components.FnArgs) -> None:
+    """TFX Trainer entry point: train on the window's train split, validate on its eval split, export."""
+    config = fn_args.custom_config
+    tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
+    batch_size = config["batch_size"]
+    train = _input_fn(fn_args.train_files, fn_args.data_accessor, tf_transform_output, batch_size)
+    evaluation = _input_fn(fn_args.eval_files, fn_args.data_accessor, tf_transform_output, batch_size)
+    model = build_keras_model(
+        numeric=config["numeric"],
+        categorical_sizes={
+            name: tf_transform_output.vocabulary_size_by_name(name) + NUM_OOV_BUCKETS
+            for name in config["categorical"]
+        },
+        num_classes=config["num_classes"],
+        hidden_units=config["hidden_units"],
+        embedding_dim=config["embedding_dim"],
+        learning_rate=config["learning_rate"],
+    )
+    epochs = max(1, config.get("epochs", 1))
+    model.fit(
+        train,
+        steps_per_epoch=max(1, fn_args.train_steps // epochs),
+        epochs=epochs,
+        validation_data=evaluation,
+        validation_steps=fn_args.eval_steps,
+        verbose=2,
+    )
+    signatures = _serving_signatures(model, tf_transform_output, config["label"])
+    model.save(fn_args.serving_model_dir, save_format="tf", signatures=signatures)

@@ -1,0 +1,173 @@
+"""The retraining pipeline as a pure factory: every path and knob is an argument, nothing is read or written.
+
+One run ingests one span (the newest the data folder holds) and retrains on a rolling window of the newest
+ingested spans:
+
+    CsvExampleGen (newest span) ─┬─ StatisticsGen ─ ExampleValidator ◄─ ImportSchemaGen (committed schema)
+                                 │                        │ (ordering: validation before training)
+                                 │          rolling window of spans ─► Transform ─► Trainer
+                                 │                                                    │
+                                 └─────────────── eval split ─► Evaluator ◄───────────┘
+                                                                 ▲ baseline: latest blessed model (Resolver)
+                                                                 └─► Pusher (only when blessed)
+
+ExampleGen takes one span per execution (TFX refuses multi-span ranges there), so the window is built the way
+TFX intends: from the Examples artifacts that earlier runs recorded in ML Metadata.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import tensorflow_model_analysis as tfma
+from tfx import v1 as tfx
+from tfx.dsl.input_resolution.canned_resolver_functions import rolling_range
+
+from pipeline_components.config import PipelineConfig
+
+LATEST_BLESSED_MODEL_RESOLVER = "latest_blessed_model_resolver"
+# Evaluator (TFMA) reads serialized tf.Examples: it is pinned to this signature (see models/tabular.py).
+EVAL_SIGNATURE = "serving_tf_example"
+
+
+def model_custom_config(config: PipelineConfig) -> dict[str, object]:
+    """What Transform's preprocessing_fn and Trainer's run_fn read from the configuration."""
+    return {
+        "numeric": list(config.features.numeric),
+        "categorical": list(config.features.categorical),
+        "label": config.label.column,
+        "label_kind": config.label.kind,
+        "num_classes": config.label.num_classes,
+        "hidden_units": list(config.model.hidden_units),
+        "embedding_dim": config.model.embedding_dim,
+        "learning_rate": config.model.learning_rate,
+        "batch_size": config.model.batch_size,
+    }
+
+
+def eval_config(config: PipelineConfig) -> tfma.EvalConfig:
+    """TFMA config with the value threshold and the change threshold against the baseline."""
+    metric = config.evaluation.metric
+    if config.label.kind == "binary":
+        metrics = [
+            tfma.MetricConfig(class_name="AUC", config='{"name": "auc"}'),
+            tfma.MetricConfig(class_name="BinaryAccuracy", config='{"name": "binary_accuracy"}'),
+            tfma.MetricConfig(class_name="ExampleCount"),
+        ]
+    else:
+        metrics = [
+            tfma.MetricConfig(class_name="SparseCategoricalAccuracy"),
+            tfma.MetricConfig(class_name="ExampleCount"),
+        ]
+    for metric_config in metrics:
+        name = metric_config.class_name
+        short = {"AUC": "auc", "BinaryAccuracy": "binary_accuracy",
+                 "SparseCategoricalAccuracy": "sparse_categorical_accuracy"}.get(name)
+        if short == metric:
+            metric_config.threshold.CopyFrom(
+                tfma.MetricThreshold(
+                    value_threshold=tfma.GenericValueThreshold(lower_bound={"value": config.evaluation.lower_bound}),
+                    change_threshold=tfma.GenericChangeThreshold(
+                        direction=tfma.MetricDirection.HIGHER_IS_BETTER,
+                        absolute={"value": -config.evaluation.max_regression},
+                    ),
+                )
+            )
+    return tfma.EvalConfig(
+        model_specs=[tfma.ModelSpec(signature_name=EVAL_SIGNATURE, label_key=config.label.column)],
+        slicing_specs=[tfma.SlicingSpec()],
+        metrics_specs=[tfma.MetricsSpec(metrics=metrics)],
+    )
+
+
+def create_pipeline(
+    *,
+    config: PipelineConfig,
+    data_root: str | Path,
+    pipeline_root: str | Path,
+    metadata_path: str | Path,
+    serving_model_dir: str | Path,
+    beam_pipeline_args: list[str] | None = None,
+) -> tfx.dsl.Pipeline:
+    """Build the TFX pipeline for one configuration.
+
+    Args:
+        config: the validated pipeline configuration.
+        data_root: the dataset folder holding the span folders.
+        pipeline_root: where TFX writes artifacts.
+        metadata_path: the ML Metadata SQLite file.
+        serving_model_dir: the TF Serving model base path (``<store>/<model_name>``); Pusher writes
+            ``<serving_model_dir>/<version>/saved_model.pb``.
+        beam_pipeline_args: Beam options for the data components (runner, parallelism).
+
+    Returns:
+        The logical pipeline, ready for TFX's compiler.
+    """
+    example_gen = tfx.components.CsvExampleGen(
+        input_base=str(data_root),
+        input_config=tfx.proto.Input(
+            splits=[tfx.proto.Input.Split(name="single_split", pattern=config.data.span_pattern)]
+        ),
+        output_config=tfx.proto.Output(
+            split_config=tfx.proto.SplitConfig(
+                splits=[
+                    tfx.proto.SplitConfig.Split(name="train", hash_buckets=config.data.train_buckets),
+                    tfx.proto.SplitConfig.Split(name="eval", hash_buckets=config.data.eval_buckets),
+                ]
+            )
+        ),
+    )
+    statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
+    schema_gen = tfx.components.ImportSchemaGen(schema_file=str(config.schema_path))
+    example_validator = tfx.components.ExampleValidator(
+        statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"]
+    )
+
+    window = rolling_range(example_gen.outputs["examples"], num_spans=config.data.window_spans, min_spans=1)
+    custom_config = model_custom_config(config)
+    transform = tfx.components.Transform(
+        examples=window,
+        schema=schema_gen.outputs["schema"],
+        preprocessing_fn=f"{config.model.module}.preprocessing_fn",
+        custom_config=custom_config,
+    )
+    transform.add_upstream_node(example_validator)
+    trainer = tfx.components.Trainer(
+        run_fn=f"{config.model.module}.run_fn",
+        examples=transform.outputs["transformed_examples"],
+        transform_graph=transform.outputs["transform_graph"],
+        schema=schema_gen.outputs["schema"],
+        train_args=tfx.proto.TrainArgs(num_steps=config.model.train_steps),
+        eval_args=tfx.proto.EvalArgs(num_steps=config.model.eval_steps),
+        custom_config=custom_config,
+    )
+    model_resolver = tfx.dsl.Resolver(
+        strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,
+        model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
+        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+    ).with_id(LATEST_BLESSED_MODEL_RESOLVER)
+    evaluator = tfx.components.Evaluator(
+        examples=example_gen.outputs["examples"],
+        example_splits=["eval"],
+        model=trainer.outputs["model"],
+        baseline_model=model_resolver.outputs["model"],
+        eval_config=eval_config(config),
+    )
+    pusher = tfx.components.Pusher(
+        model=trainer.outputs["model"],
+        model_blessing=evaluator.outputs["blessing"],
+        push_destination=tfx.proto.PushDestination(
+            filesystem=tfx.proto.PushDestination.Filesystem(base_directory=str(serving_model_dir))
+        ),
+    )
+    return tfx.dsl.Pipeline(
+        pipeline_name=config.name,
+        pipeline_root=str(pipeline_root),
+        components=[
+            example_gen, statistics_gen, schema_gen, example_validator, transform, trainer,
+            model_resolver, evaluator, pusher,
+        ],
+        enable_cache=config.enable_cache,
+        metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(str(metadata_path)),
+        beam_pipeline_args=beam_pipeline_args or [],
+    )

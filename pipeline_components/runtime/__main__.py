@@ -1,0 +1,123 @@
+"""Entry point of the pipeline runtime environment: ``python -m pipeline_components.runtime COMMAND``.
+
+People use the ``runway`` command, which runs in the orchestrator environment and calls this one; Airflow
+tasks call ``run-node`` directly. Every command reads the same settings (environment variables, see
+``pipeline_components/settings.py``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+from pipeline_components.config import load_pipeline_config
+from pipeline_components.errors import RunwayError
+from pipeline_components.settings import Settings
+
+
+def _config(args: argparse.Namespace, settings: Settings, *, require_schema: bool = True):  # type: ignore[no-untyped-def]
+    path = Path(args.config) if args.config.endswith((".yaml", ".yml")) else settings.config_dir / f"{args.config}.yaml"
+    config = load_pipeline_config(path, require_schema=require_schema)
+    overrides = json.loads(args.overrides) if getattr(args, "overrides", None) else {}
+    return config.with_overrides(overrides) if overrides else config
+
+
+def cmd_compile(args: argparse.Namespace, settings: Settings) -> None:
+    from pipeline_components.runtime.compile import compile_pipeline, write_ir
+
+    config = _config(args, settings)
+    ir = compile_pipeline(config, settings)
+    out = Path(args.out) if args.out else settings.ir_path(config.name)
+    write_ir(ir, out, config_path=config.source)
+    print(json.dumps({"pipeline": config.name, "ir": str(out), "nodes": [n.pipeline_node.node_info.id for n in ir.nodes]}))
+
+
+def cmd_run_node(args: argparse.Namespace, settings: Settings) -> None:
+    from pipeline_components.runtime.node import print_result, run_node
+
+    print_result(run_node(Path(args.ir), args.node, args.run_id))
+
+
+def cmd_prepare_data(args: argparse.Namespace, settings: Settings) -> None:
+    from pipeline_components.data import prepare_dataset
+
+    config = _config(args, settings, require_schema=False)
+    options: dict[str, object] = {}
+    if args.spans:
+        key = "months" if config.data.preparer == "nycflights13" else "years"
+        options[key] = [int(s) for s in args.spans.split(",")]
+    if args.sample_fraction is not None:
+        options["sample_fraction"] = args.sample_fraction
+    reports = prepare_dataset(config.data.preparer, settings.data_dir / config.data.folder, **options)
+    print(json.dumps([r.as_dict() for r in reports]))
+
+
+def cmd_schema(args: argparse.Namespace, settings: Settings) -> None:
+    from pipeline_components.runtime.schema import regenerate
+
+    config = _config(args, settings, require_schema=False)
+    print(json.dumps({"pipeline": config.name, "schema": str(regenerate(config, settings.data_dir))}))
+
+
+def cmd_report(args: argparse.Namespace, settings: Settings) -> None:
+    from pipeline_components.runtime.report import run_report
+
+    config = _config(args, settings)
+    print(json.dumps(run_report(config, settings, args.run_id), sort_keys=True))
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m pipeline_components.runtime")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def with_config(name: str, help_text: str) -> argparse.ArgumentParser:
+        s = sub.add_parser(name, help=help_text)
+        s.add_argument("config", help="pipeline name (configs/NAME.yaml) or a path to a configuration file")
+        s.add_argument("--overrides", help="JSON object of dotted-key overrides, e.g. '{\"model.train_steps\": 50}'")
+        return s
+
+    s = with_config("compile", "compile a pipeline to TFX IR (JSON)")
+    s.add_argument("--out", help="IR file (default: $RUNWAY_IR_DIR/NAME.json)")
+    s.set_defaults(func=cmd_compile)
+
+    s = sub.add_parser("run-node", help="run one node of a compiled pipeline")
+    s.add_argument("--ir", required=True)
+    s.add_argument("--node", required=True)
+    s.add_argument("--run-id", required=True)
+    s.set_defaults(func=cmd_run_node)
+
+    s = with_config("prepare-data", "write the dataset's spans")
+    s.add_argument("--spans", help="comma-separated span numbers (months 1-12 for flights, years for penguins)")
+    s.add_argument("--sample-fraction", type=float)
+    s.set_defaults(func=cmd_prepare_data)
+
+    s = with_config("schema", "regenerate the committed schema from the prepared spans")
+    s.set_defaults(func=cmd_schema)
+
+    s = with_config("report", "ML Metadata summary of one pipeline run (JSON)")
+    s.add_argument("--run-id", required=True)
+    s.set_defaults(func=cmd_report)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    logging.basicConfig(
+        level=os.environ.get("RUNWAY_LOG_LEVEL", "INFO"),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        args.func(args, Settings.from_env())
+    except RunwayError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

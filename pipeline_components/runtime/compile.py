@@ -1,0 +1,53 @@
+"""Compile a pipeline configuration to TFX IR (``pipeline_pb2.Pipeline``), written as JSON.
+
+The IR is the contract between the two environments: the DAG file reads node ids and upstream nodes from it
+as plain JSON; each Airflow task hands it back to ``runtime.node`` to run one node.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from google.protobuf import json_format
+from tfx.dsl.compiler import compiler
+from tfx.proto.orchestration import pipeline_pb2
+
+from pipeline_components.config import PipelineConfig
+from pipeline_components.pipeline import create_pipeline
+from pipeline_components.settings import Settings
+
+# Beam on one machine: the in-memory DirectRunner. Users point this at Flink/Spark/Dataflow in their settings.
+DEFAULT_BEAM_ARGS = ["--direct_running_mode=in_memory", "--direct_num_workers=1"]
+
+
+def compile_pipeline(config: PipelineConfig, settings: Settings) -> pipeline_pb2.Pipeline:
+    logical = create_pipeline(
+        config=config,
+        data_root=settings.data_dir / config.data.folder,
+        pipeline_root=settings.pipeline_root(config.name),
+        metadata_path=settings.metadata_path(config.name),
+        serving_model_dir=settings.model_store / config.serving.model_name,
+        beam_pipeline_args=DEFAULT_BEAM_ARGS,
+    )
+    return compiler.Compiler().compile(logical)
+
+
+def write_ir(ir: pipeline_pb2.Pipeline, path: Path, *, config_path: Path | None) -> None:
+    """Write the IR as JSON, atomically (a DAG parser never reads half a file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    document = json.loads(json_format.MessageToJson(ir, preserving_proto_field_name=False))
+    # Not part of TFX's IR: where it came from, for the DAG's description and for humans.
+    document_with_origin = {"runway": {"config": str(config_path) if config_path else None}, **document}
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(document_with_origin, handle, indent=1)
+    os.replace(tmp, path)
+
+
+def read_ir(path: Path) -> pipeline_pb2.Pipeline:
+    document = json.loads(path.read_text())
+    document.pop("runway", None)
+    return json_format.ParseDict(document, pipeline_pb2.Pipeline())

@@ -1,0 +1,45 @@
+"""Regenerate a pipeline's committed TFDV schema from its prepared spans, on purpose.
+
+The pipeline never re-infers its schema: ImportSchemaGen imports the reviewed ``schema.pbtxt``. This module is
+what ``runway schema NAME`` runs when a person decides the schema should change; review the diff before
+committing it.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import tensorflow_data_validation as tfdv
+
+from pipeline_components.config import PipelineConfig
+from pipeline_components.errors import DataError
+
+
+def all_spans_glob(config: PipelineConfig, data_dir: Path) -> str:
+    """A glob matching every span's files, checked to match at least one."""
+    pattern = re.sub(r"\{SPAN(:\d+)?\}", "*", config.data.span_pattern)
+    if not list((data_dir / config.data.folder).glob(pattern)):
+        raise DataError(
+            f"no span files match {data_dir / config.data.folder / pattern}; "
+            f"run `runway data prepare {config.name}` first"
+        )
+    return str(data_dir / config.data.folder / pattern)
+
+
+def infer_schema(config: PipelineConfig, data_dir: Path) -> tfdv.types.Schema:  # type: ignore[name-defined]
+    stats = tfdv.generate_statistics_from_csv(data_location=all_spans_glob(config, data_dir))
+    schema = tfdv.infer_schema(stats, infer_feature_shape=True)
+    missing = [name for name in (*config.features.all, config.label.column)
+               if name not in {feature.name for feature in schema.feature}]
+    if missing:
+        raise DataError(f"the spans have no column(s) {missing} that the configuration names")
+    return schema
+
+
+def regenerate(config: PipelineConfig, data_dir: Path) -> Path:
+    schema = infer_schema(config, data_dir)
+    path = config.schema_path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tfdv.write_schema_text(schema, str(path))
+    return path
