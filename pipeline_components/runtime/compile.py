@@ -19,8 +19,9 @@ from pipeline_components.config import PipelineConfig
 from pipeline_components.pipeline import create_pipeline
 from pipeline_components.settings import Settings
 
-# Beam on one machine: the in-memory DirectRunner. Users point this at Flink/Spark/Dataflow in their settings.
-DEFAULT_BEAM_ARGS = ["--direct_running_mode=in_memory", "--direct_num_workers=1"]
+# Beam on one machine: the in-process FnApiRunner (DirectRunner would first try to download the Prism runner
+# binary). Users point this at Flink, Spark or Dataflow with their own arguments.
+DEFAULT_BEAM_ARGS = ["--runner=FnApiRunner", "--direct_running_mode=in_memory", "--direct_num_workers=1"]
 
 
 def compile_pipeline(config: PipelineConfig, settings: Settings) -> pipeline_pb2.Pipeline:

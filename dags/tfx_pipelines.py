@@ -1,0 +1,24 @@
+"""One Airflow DAG per compiled pipeline: ``<name>_pipeline`` for each ``configs/<name>.yaml``.
+
+The DAGs are built from the TFX IR that `runway compile` writes (``$RUNWAY_IR_DIR/<name>.json``); a pipeline
+that has not been compiled yet has no DAG, and a warning in the DAG processor's log says how to compile it.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from pipeline_components.config import find_pipeline_configs, load_pipeline_config
+from pipeline_components.orchestration.dag_factory import build_pipeline_dag, dag_id_for
+from pipeline_components.settings import Settings
+
+log = logging.getLogger(__name__)
+settings = Settings.from_env()
+
+for name, config_path in find_pipeline_configs(settings.config_dir).items():
+    ir_path = settings.ir_path(name)
+    if not ir_path.is_file():
+        log.warning("pipeline %s is not compiled (%s missing): run `runway compile %s`", name, ir_path, name)
+        continue
+    description = load_pipeline_config(config_path).description
+    globals()[dag_id_for(name)] = build_pipeline_dag(ir_path=ir_path, description=description)

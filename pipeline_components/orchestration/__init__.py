@@ -1,0 +1,1 @@
+"""The orchestrator side: light modules that DAG files and the CLI import (no TensorFlow, no TFX)."""
