@@ -19,9 +19,12 @@ from pipeline_components.errors import RunwayError
 from pipeline_components.settings import Settings
 
 
+def _config_path(name: str, settings: Settings) -> Path:
+    return Path(name) if name.endswith((".yaml", ".yml")) else settings.config_dir / f"{name}.yaml"
+
+
 def _config(args: argparse.Namespace, settings: Settings, *, require_schema: bool = True):  # type: ignore[no-untyped-def]
-    path = Path(args.config) if args.config.endswith((".yaml", ".yml")) else settings.config_dir / f"{args.config}.yaml"
-    config = load_pipeline_config(path, require_schema=require_schema)
+    config = load_pipeline_config(_config_path(args.config, settings), require_schema=require_schema)
     overrides = json.loads(args.overrides) if getattr(args, "overrides", None) else {}
     return config.with_overrides(overrides) if overrides else config
 
@@ -29,11 +32,16 @@ def _config(args: argparse.Namespace, settings: Settings, *, require_schema: boo
 def cmd_compile(args: argparse.Namespace, settings: Settings) -> None:
     from pipeline_components.runtime.compile import compile_pipeline, write_ir
 
-    config = _config(args, settings)
-    ir = compile_pipeline(config, settings)
-    out = Path(args.out) if args.out else settings.ir_path(config.name)
-    write_ir(ir, out, config_path=config.source)
-    print(json.dumps({"pipeline": config.name, "ir": str(out), "nodes": [n.pipeline_node.node_info.id for n in ir.nodes]}))
+    overrides = json.loads(args.overrides) if args.overrides else {}
+    results = []
+    for name in args.configs:  # several in one process: TFX's imports are paid once
+        config = load_pipeline_config(_config_path(name, settings))
+        config = config.with_overrides(overrides) if overrides else config
+        ir = compile_pipeline(config, settings)
+        out = settings.ir_path(config.name)
+        write_ir(ir, out, config_path=config.source, overrides=overrides)
+        results.append({"pipeline": config.name, "ir": str(out), "nodes": [n.pipeline_node.node_info.id for n in ir.nodes]})
+    print(json.dumps(results))
 
 
 def cmd_run_node(args: argparse.Namespace, settings: Settings) -> None:
@@ -70,6 +78,13 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> None:
     print(json.dumps(run_report(config, settings, args.run_id), sort_keys=True))
 
 
+def cmd_predict(args: argparse.Namespace, settings: Settings) -> None:
+    from pipeline_components.runtime.predict import predict
+
+    config = _config(args, settings)
+    print(json.dumps(predict(config, settings, count=args.count, version=args.version)))
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m pipeline_components.runtime")
     sub = p.add_subparsers(dest="command", required=True)
@@ -80,8 +95,9 @@ def parser() -> argparse.ArgumentParser:
         s.add_argument("--overrides", help="JSON object of dotted-key overrides, e.g. '{\"model.train_steps\": 50}'")
         return s
 
-    s = with_config("compile", "compile a pipeline to TFX IR (JSON)")
-    s.add_argument("--out", help="IR file (default: $RUNWAY_IR_DIR/NAME.json)")
+    s = sub.add_parser("compile", help="compile pipelines to TFX IR (JSON) under $RUNWAY_IR_DIR")
+    s.add_argument("configs", nargs="+", help="pipeline names or configuration files")
+    s.add_argument("--overrides", help="JSON object of dotted-key overrides, recorded in the IR file")
     s.set_defaults(func=cmd_compile)
 
     s = sub.add_parser("run-node", help="run one node of a compiled pipeline")
@@ -101,6 +117,11 @@ def parser() -> argparse.ArgumentParser:
     s = with_config("report", "ML Metadata summary of one pipeline run (JSON)")
     s.add_argument("--run-id", required=True)
     s.set_defaults(func=cmd_report)
+
+    s = with_config("predict", "predict with a pushed model for real rows of the newest span (JSON)")
+    s.add_argument("--count", type=int, default=5)
+    s.add_argument("--version")
+    s.set_defaults(func=cmd_predict)
     return p
 
 
@@ -111,6 +132,8 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    # Beam logs one line per unsupported type hint at import: noise in every task log.
+    logging.getLogger("apache_beam.typehints").setLevel(logging.WARNING)
     try:
         args.func(args, Settings.from_env())
     except RunwayError as err:

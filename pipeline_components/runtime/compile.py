@@ -36,12 +36,15 @@ def compile_pipeline(config: PipelineConfig, settings: Settings) -> pipeline_pb2
     return compiler.Compiler().compile(logical)
 
 
-def write_ir(ir: pipeline_pb2.Pipeline, path: Path, *, config_path: Path | None) -> None:
+def write_ir(
+    ir: pipeline_pb2.Pipeline, path: Path, *, config_path: Path | None, overrides: dict[str, object] | None = None
+) -> None:
     """Write the IR as JSON, atomically (a DAG parser never reads half a file)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     document = json.loads(json_format.MessageToJson(ir, preserving_proto_field_name=False))
     # Not part of TFX's IR: where it came from, for the DAG's description and for humans.
-    document_with_origin = {"runway": {"config": str(config_path) if config_path else None}, **document}
+    origin = {"config": str(config_path) if config_path else None, "overrides": overrides or {}}
+    document_with_origin = {"runway": origin, **document}
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     with os.fdopen(fd, "w") as handle:
         json.dump(document_with_origin, handle, indent=1)

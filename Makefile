@@ -1,0 +1,41 @@
+# The two commands a newcomer needs (see README.md):
+#   make run    set up both environments, prepare the real data, run the flights pipeline through Airflow
+#   make test   run the test suite (what CI runs)
+SHELL := /bin/bash
+PYTHON ?= python3
+RUNWAY := .venv/bin/runway
+PYTEST := .venv/bin/pytest
+PIPELINE ?= flights
+
+.PHONY: help setup run test test-fast lint typecheck lock compile clean
+
+help:
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 14
+
+setup: ## install both environments (idempotent; seconds when nothing changed)
+	$(PYTHON) scripts/bootstrap.py
+
+run: setup ## set up, then run the flights pipeline end to end through Airflow (PIPELINE=penguins for the other)
+	$(RUNWAY) run $(PIPELINE)
+
+test: setup ## the whole test suite, end-to-end runs included (CI)
+	$(PYTEST) -p no:cacheprovider tests
+
+test-fast: setup ## unit and DAG tests only (no runtime environment needed beyond setup, seconds)
+	$(PYTEST) -p no:cacheprovider -m "not runtime and not e2e" tests
+
+lint: setup ## ruff and mypy
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+	.venv/bin/mypy
+
+compile: setup ## compile every pipeline to TFX IR
+	$(RUNWAY) compile
+
+lock: ## re-resolve both lock files (uv.lock and infra/runtime/requirements.txt)
+	uv lock
+	uv pip compile infra/runtime/requirements.in --python-version 3.11 \
+	  --python-platform x86_64-manylinux_2_39 --generate-hashes --no-header -o infra/runtime/requirements.txt
+
+clean: ## remove everything the runs wrote (var/): data, artifacts, metadata, models, Airflow database
+	rm -rf var

