@@ -4,7 +4,8 @@
 SHELL := /bin/bash
 PYTHON ?= python3
 RUNWAY := .venv/bin/runway
-PYTEST := .venv/bin/pytest
+PYTEST := .venv/bin/pytest -p no:cacheprovider
+RUNTIME_PYTEST := .venv-runtime/bin/python -m pytest -p no:cacheprovider
 PIPELINE ?= flights
 
 .PHONY: help setup run test test-fast lint typecheck lock compile clean
@@ -18,11 +19,12 @@ setup: ## install both environments (idempotent; seconds when nothing changed)
 run: setup ## set up, then run the flights pipeline end to end through Airflow (PIPELINE=penguins for the other)
 	$(RUNWAY) run $(PIPELINE)
 
-test: setup ## the whole test suite, end-to-end runs included (CI)
-	$(PYTEST) -p no:cacheprovider tests
+test: setup ## the whole test suite in both environments, end-to-end runs included (CI runs this)
+	$(RUNTIME_PYTEST) tests/runtime
+	$(PYTEST) tests
 
-test-fast: setup ## unit and DAG tests only (no runtime environment needed beyond setup, seconds)
-	$(PYTEST) -p no:cacheprovider -m "not runtime and not e2e" tests
+test-fast: setup ## unit tests only (seconds)
+	$(PYTEST) -m "not runtime and not e2e" tests
 
 lint: setup ## ruff and mypy
 	.venv/bin/ruff check .

@@ -20,7 +20,7 @@ from typing import Any
 from pipeline_components.errors import RunwayError
 from pipeline_components.settings import CHECKOUT, Settings
 
-_RUN_CREATED = re.compile(r"DagRun (?P<dag>\S+) @ [^:]+:[^:]+:[^:]+: (?P<run_id>\S+?), state:")
+_RUN_CREATED = re.compile(r"<DagRun (?P<dag>\S+) @ .*?: (?P<run_id>[a-z_]+__\S+?), state:")
 _TASK_STARTED = re.compile(r"\[DAG TEST\] running task <TaskInstance: (?P<dag>[^.\s]+)\.(?P<task>\S+) ")
 _TASK_ENDED = re.compile(r"Task instance state updated .*new_state=(?P<state>\w+)")
 

@@ -1,0 +1,52 @@
+"""Helpers for tests that drive the real runtime environment and Airflow (slow; marked)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from pipeline_components.settings import CHECKOUT, Settings
+
+RUNWAY = [sys.executable, "-m", "pipeline_components.cli"]
+
+
+def runtime_available(settings: Settings) -> bool:
+    return settings.runtime_python.exists()
+
+
+def runway(settings: Settings, *args: str, timeout: float = 1800) -> subprocess.CompletedProcess[str]:
+    """Run the `runway` CLI as a user would, with ``settings`` as its environment."""
+    env = {**os.environ, **settings.as_env()}
+    return subprocess.run(
+        [*RUNWAY, *args], env=env, cwd=CHECKOUT, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def check(result: subprocess.CompletedProcess[str]) -> str:
+    assert result.returncode == 0, f"exit {result.returncode}\nstdout:\n{result.stdout[-6000:]}\nstderr:\n{result.stderr[-6000:]}"
+    return result.stdout
+
+
+def latest_summary(settings: Settings, pipeline: str) -> dict[str, Any]:
+    runs = sorted((settings.home / "runs" / pipeline).glob("*.json"))
+    assert runs, f"no run summary under {settings.home / 'runs' / pipeline}"
+    return json.loads(runs[-1].read_text())
+
+
+def runtime_json(settings: Settings, *args: str) -> Any:
+    env = {**os.environ, **settings.as_env(), "TF_CPP_MIN_LOG_LEVEL": "2", "RUNWAY_LOG_LEVEL": "WARNING"}
+    result = subprocess.run(
+        [str(settings.runtime_python), "-m", "pipeline_components.runtime", *args],
+        env=env, capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def model_store_versions(settings: Settings, model_name: str) -> list[Path]:
+    base = settings.model_store / model_name
+    return sorted(p for p in base.iterdir() if p.name.isdigit()) if base.is_dir() else []
