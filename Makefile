@@ -19,7 +19,7 @@ setup: ## install both environments (idempotent; seconds when nothing changed)
 run: setup ## set up, then run the flights pipeline end to end through Airflow (PIPELINE=penguins for the other)
 	$(RUNWAY) run $(PIPELINE)
 
-test: setup ## the whole test suite in both environments, end-to-end runs included (CI runs this)
+test: setup lint ## lint, then the whole test suite in both environments, end-to-end runs included (CI runs this)
 	$(RUNTIME_PYTEST) tests/runtime
 	$(PYTEST) tests
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline_components.config import find_pipeline_configs, load_pipeline_config
-from pipeline_components.errors import ConfigError, RunwayError, RuntimeEnvironmentError
+from pipeline_components.errors import ConfigError, RuntimeEnvironmentError, RunwayError
 from pipeline_components.orchestration import airflow_local
 from pipeline_components.orchestration.dag_factory import dag_id_for
 from pipeline_components.orchestration.runner import RUNTIME_ENV
@@ -53,7 +53,10 @@ def runtime(settings: Settings, *args: str, verbose: bool = False) -> Any:
         env.setdefault("RUNWAY_LOG_LEVEL", "WARNING")
     result = subprocess.run(
         [str(python), "-m", "pipeline_components.runtime", *args],
-        env=env, stdout=subprocess.PIPE, stderr=None if verbose else subprocess.PIPE, text=True,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=None if verbose else subprocess.PIPE,
+        text=True,
     )
     if result.returncode != 0:
         detail = (result.stderr or "").strip().splitlines()
@@ -176,7 +179,9 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> None:
     say(f"\nsummary saved to {out}")
     failed = [t["task_id"] for t in summary["tasks"] if t["state"] != "success"]
     if result.returncode != 0 or failed:
-        raise RunwayError(f"run {result.run_id} did not succeed (tasks not successful: {failed}); log: {result.log_path}")
+        raise RunwayError(
+            f"run {result.run_id} did not succeed (tasks not successful: {failed}); log: {result.log_path}"
+        )
 
 
 def collect_summary(settings: Settings, name: str, run_id: str) -> dict[str, Any]:
@@ -242,7 +247,9 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> None:
 def cmd_predict(args: argparse.Namespace, settings: Settings) -> None:
     extra = ["--count", str(args.count)] + (["--version", args.version] if args.version else [])
     result = runtime(settings, "predict", str(config_path(settings, args.pipeline)), *extra)
-    say(f"model {result['model_dir']} (signature serving_default), {len(result['rows'])} real rows of {result['span']}:")
+    say(
+        f"model {result['model_dir']} (signature serving_default), {len(result['rows'])} real rows of {result['span']}:"
+    )
     for row in result["rows"]:
         features = ", ".join(f"{k}={v}" for k, v in row["features"].items())
         say(f"  predicted {row['prediction']}  actual {row['label']}  | {textwrap.shorten(features, 90)}")
@@ -266,7 +273,9 @@ def build_parser() -> argparse.ArgumentParser:
     data = sub.add_parser("data", help="prepare datasets into spans", description="Prepare datasets into spans.")
     data_sub = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")
     prepare = data_sub.add_parser(
-        "prepare", help="write a pipeline's spans from its real dataset", formatter_class=formatter,
+        "prepare",
+        help="write a pipeline's spans from its real dataset",
+        formatter_class=formatter,
         description=textwrap.dedent("""\
             Write a pipeline's spans from its real dataset, one folder per span, each with a CSV file and a
             _manifest.json (rows, rows dropped and why, label counts). A span is replaced atomically.
@@ -283,7 +292,9 @@ def build_parser() -> argparse.ArgumentParser:
     prepare.set_defaults(func=cmd_data_prepare)
 
     schema = sub.add_parser(
-        "schema", help="regenerate a pipeline's committed TFDV schema, on purpose", formatter_class=formatter,
+        "schema",
+        help="regenerate a pipeline's committed TFDV schema, on purpose",
+        formatter_class=formatter,
         description="Infer the schema from every prepared span and overwrite the committed schema file.\n"
         "The pipeline itself never re-infers it (ImportSchemaGen). Review `git diff` before committing.",
     )
@@ -291,7 +302,9 @@ def build_parser() -> argparse.ArgumentParser:
     schema.set_defaults(func=cmd_schema)
 
     comp = sub.add_parser(
-        "compile", help="compile pipelines to TFX IR (what the DAGs read)", formatter_class=formatter,
+        "compile",
+        help="compile pipelines to TFX IR (what the DAGs read)",
+        formatter_class=formatter,
         description="Compile pipeline configurations to TFX IR JSON under $RUNWAY_IR_DIR (default var/ir).\n"
         "The Airflow DAG of each pipeline is built from this file.",
     )
@@ -300,7 +313,9 @@ def build_parser() -> argparse.ArgumentParser:
     comp.set_defaults(func=cmd_compile)
 
     run = sub.add_parser(
-        "run", help="run a pipeline end to end through Airflow and print a summary", formatter_class=formatter,
+        "run",
+        help="run a pipeline end to end through Airflow and print a summary",
+        formatter_class=formatter,
         description=textwrap.dedent("""\
             Run a pipeline's DAG through Airflow 3 (`airflow dags test`: a real DAG run in Airflow's database,
             tasks executed one after another in this process's children), then print each task's state and
@@ -326,7 +341,8 @@ def build_parser() -> argparse.ArgumentParser:
     predict.set_defaults(func=cmd_predict)
 
     af = sub.add_parser(
-        "airflow", help="any airflow command with this project's settings (e.g. `runway airflow standalone`)",
+        "airflow",
+        help="any airflow command with this project's settings (e.g. `runway airflow standalone`)",
         add_help=False,
     )
     af.add_argument("airflow_args", nargs=argparse.REMAINDER)

@@ -95,7 +95,8 @@ class EvaluationConfig(_Strict):
     metric: str = Field(description="Keras metric gated on: 'auc' (binary) or 'sparse_categorical_accuracy'.")
     lower_bound: float = Field(description="Value threshold: the candidate must reach at least this.")
     max_regression: float = Field(
-        ge=0, description="Change threshold: how much worse than the current blessed model the candidate may be."
+        ge=0,
+        description="Change threshold: how much worse than the current blessed model the candidate may be.",
     )
 
 

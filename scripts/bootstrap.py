@@ -113,13 +113,32 @@ def setup_runtime(uv: str) -> None:
         run([uv, "venv", "--quiet", "--python", host_python(), str(RUNTIME_VENV)])
     say(f"pipeline runtime environment ({RUNTIME_VENV.name}): installing TFX 1.21 for {RUNTIME_PLATFORM}")
     run(
-        [uv, "pip", "sync", "--python", str(python), "--python-platform", RUNTIME_PLATFORM, str(RUNTIME_LOCK)],
+        [
+            uv,
+            "pip",
+            "sync",
+            "--python",
+            str(python),
+            "--python-platform",
+            RUNTIME_PLATFORM,
+            str(RUNTIME_LOCK),
+        ],
         cwd=ROOT,
     )
     # The project's own package, without dependencies: they are all in the lock already.
     run(
-        [uv, "pip", "install", "--python", str(python), "--python-platform", RUNTIME_PLATFORM,
-         "--no-deps", "--editable", str(ROOT)],
+        [
+            uv,
+            "pip",
+            "install",
+            "--python",
+            str(python),
+            "--python-platform",
+            RUNTIME_PLATFORM,
+            "--no-deps",
+            "--editable",
+            str(ROOT),
+        ],
         cwd=ROOT,
     )
     stamp.write_text(value)
@@ -155,11 +174,16 @@ def fetch_compat_libraries(dest: Path) -> Path:
         keyring = "/usr/share/keyrings/debian-archive-keyring.gpg"
         (work / "sources.list").write_text(f"deb [signed-by={keyring}] {debian_mirror()} {COMPAT_SUITE} main\n")
         apt = [
-            "apt-get", "-q",
-            "-o", f"Dir::Etc::SourceList={work / 'sources.list'}",
-            "-o", "Dir::Etc::SourceParts=/dev/null",
-            "-o", f"Dir::State::Lists={work / 'lists'}",
-            "-o", "APT::Sandbox::User=root",
+            "apt-get",
+            "-q",
+            "-o",
+            f"Dir::Etc::SourceList={work / 'sources.list'}",
+            "-o",
+            "Dir::Etc::SourceParts=/dev/null",
+            "-o",
+            f"Dir::State::Lists={work / 'lists'}",
+            "-o",
+            "APT::Sandbox::User=root",
         ]
         run([*apt, "update"], stdout=subprocess.DEVNULL)
         run([*apt, "download", *COMPAT_PACKAGES], cwd=work, stdout=subprocess.DEVNULL)
@@ -182,7 +206,7 @@ def setup_compat(uv: str) -> None:
     compat = RUNTIME_VENV / "compat"
     stamp = compat / ".runway-stamp"
     base_python = Path(os.path.realpath(host_python()))
-    value = fingerprint(str(base_python), base_python.read_bytes()[:1 << 20], *COMPAT_PACKAGES, COMPAT_SUITE)
+    value = fingerprint(str(base_python), base_python.read_bytes()[: 1 << 20], *COMPAT_PACKAGES, COMPAT_SUITE)
     venv_python = RUNTIME_VENV / "bin" / "python"
     if stamp_matches(stamp, value) and venv_python.is_file() and not venv_python.is_symlink():
         say(f"compat runtime: up to date (host glibc {major}.{minor}; Debian 13 libraries in {compat})")
@@ -198,11 +222,21 @@ def setup_compat(uv: str) -> None:
     # stays the venv's python so that every subprocess (TFX, Beam workers) inherits them.
     patched = RUNTIME_VENV / "bin" / "python.patched"
     shutil.copy2(base_python, patched)
-    run([
-        str(patchelf), "--set-interpreter", str(libs / "ld-linux-x86-64.so.2"),
-        "--force-rpath", "--set-rpath", f"{libs}:{libpython_dir}",
-        "--add-needed", "libstdc++.so.6", "--add-needed", "libgcc_s.so.1", str(patched),
-    ])
+    run(
+        [
+            str(patchelf),
+            "--set-interpreter",
+            str(libs / "ld-linux-x86-64.so.2"),
+            "--force-rpath",
+            "--set-rpath",
+            f"{libs}:{libpython_dir}",
+            "--add-needed",
+            "libstdc++.so.6",
+            "--add-needed",
+            "libgcc_s.so.1",
+            str(patched),
+        ]
+    )
     for name in ("python", "python3", "python3.11"):
         link = RUNTIME_VENV / "bin" / name
         if link.is_symlink() or link.exists():
@@ -212,7 +246,8 @@ def setup_compat(uv: str) -> None:
         (RUNTIME_VENV / "bin" / name).symlink_to("python")
     check = subprocess.run(
         [str(venv_python), "-c", "import ml_metadata, tensorflow_data_validation"],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
     if check.returncode != 0:
         sys.exit(f"[setup] error: the patched interpreter still cannot load ml-metadata/TFDV:\n{check.stderr[-2000:]}")

@@ -28,7 +28,13 @@ elif importlib.util.find_spec("airflow") is None:
 def isolated_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
     """Settings whose every writable location is under a temporary folder."""
     monkeypatch.setenv("RUNWAY_HOME", str(tmp_path / "home"))
-    for name in ("RUNWAY_DATA_DIR", "RUNWAY_PIPELINES_DIR", "RUNWAY_METADATA_DIR", "RUNWAY_IR_DIR",
-                 "RUNWAY_MODEL_STORE", "RUNWAY_CONFIG_DIR"):
+    for name in (
+        "RUNWAY_DATA_DIR",
+        "RUNWAY_PIPELINES_DIR",
+        "RUNWAY_METADATA_DIR",
+        "RUNWAY_IR_DIR",
+        "RUNWAY_MODEL_STORE",
+        "RUNWAY_CONFIG_DIR",
+    ):
         monkeypatch.delenv(name, raising=False)
     return Settings.from_env()

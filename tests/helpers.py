@@ -21,13 +21,13 @@ def runtime_available(settings: Settings) -> bool:
 def runway(settings: Settings, *args: str, timeout: float = 1800) -> subprocess.CompletedProcess[str]:
     """Run the `runway` CLI as a user would, with ``settings`` as its environment."""
     env = {**os.environ, **settings.as_env()}
-    return subprocess.run(
-        [*RUNWAY, *args], env=env, cwd=CHECKOUT, capture_output=True, text=True, timeout=timeout
-    )
+    return subprocess.run([*RUNWAY, *args], env=env, cwd=CHECKOUT, capture_output=True, text=True, timeout=timeout)
 
 
 def check(result: subprocess.CompletedProcess[str]) -> str:
-    assert result.returncode == 0, f"exit {result.returncode}\nstdout:\n{result.stdout[-6000:]}\nstderr:\n{result.stderr[-6000:]}"
+    assert result.returncode == 0, (
+        f"exit {result.returncode}\nstdout:\n{result.stdout[-6000:]}\nstderr:\n{result.stderr[-6000:]}"
+    )
     return result.stdout
 
 
@@ -41,7 +41,10 @@ def runtime_json(settings: Settings, *args: str) -> Any:
     env = {**os.environ, **settings.as_env(), "TF_CPP_MIN_LOG_LEVEL": "2", "RUNWAY_LOG_LEVEL": "WARNING"}
     result = subprocess.run(
         [str(settings.runtime_python), "-m", "pipeline_components.runtime", *args],
-        env=env, capture_output=True, text=True, timeout=600,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert result.returncode == 0, result.stderr[-4000:]
     return json.loads(result.stdout.strip().splitlines()[-1])

@@ -44,8 +44,16 @@ DROPPED_COLUMNS: dict[str, str] = {
 
 WEATHER_FEATURES = ("temp", "dewp", "humid", "wind_speed", "precip", "pressure", "visib")
 NUMERIC_FEATURES = (
-    "distance", "sched_dep_hour", "sched_arr_hour", "day_of_week", "day",
-    *WEATHER_FEATURES, "plane_year", "plane_seats", "weather_known", "plane_known",
+    "distance",
+    "sched_dep_hour",
+    "sched_arr_hour",
+    "day_of_week",
+    "day",
+    *WEATHER_FEATURES,
+    "plane_year",
+    "plane_seats",
+    "weather_known",
+    "plane_known",
 )
 CATEGORICAL_FEATURES = ("carrier", "origin", "dest", "month_name")
 FEATURES = (*NUMERIC_FEATURES, *CATEGORICAL_FEATURES)
@@ -54,7 +62,13 @@ COLUMNS = (*FEATURES, LABEL)
 
 # Stand-ins for a missing weather observation or an unknown plane; the *_known flags tell the model.
 _WEATHER_DEFAULTS = {
-    "temp": 55.0, "dewp": 40.0, "humid": 60.0, "wind_speed": 9.0, "precip": 0.0, "pressure": 1017.0, "visib": 10.0,
+    "temp": 55.0,
+    "dewp": 40.0,
+    "humid": 60.0,
+    "wind_speed": 9.0,
+    "precip": 0.0,
+    "pressure": 1017.0,
+    "visib": 10.0,
 }
 _MONTH_NAMES = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
 

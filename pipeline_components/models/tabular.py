@@ -110,9 +110,7 @@ def _raw_feature_spec(tf_transform_output: tft.TFTransformOutput, label: str) ->
     return spec
 
 
-def _serving_signatures(
-    model: keras.Model, tf_transform_output: tft.TFTransformOutput, label: str
-) -> dict[str, Any]:
+def _serving_signatures(model: keras.Model, tf_transform_output: tft.TFTransformOutput, label: str) -> dict[str, Any]:
     model.tft_layer = tf_transform_output.transform_features_layer()
     raw_spec = _raw_feature_spec(tf_transform_output, label)
 
@@ -153,8 +151,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     model = build_keras_model(
         numeric=config["numeric"],
         categorical_sizes={
-            name: tf_transform_output.vocabulary_size_by_name(name) + NUM_OOV_BUCKETS
-            for name in config["categorical"]
+            name: tf_transform_output.vocabulary_size_by_name(name) + NUM_OOV_BUCKETS for name in config["categorical"]
         },
         num_classes=config["num_classes"],
         hidden_units=config["hidden_units"],

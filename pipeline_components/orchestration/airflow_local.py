@@ -50,9 +50,7 @@ def ensure_database(settings: Settings) -> None:
     if (home / "airflow.db").is_file() and (home / ".migrated").is_file():
         return
     home.mkdir(parents=True, exist_ok=True)
-    result = subprocess.run(
-        [airflow_bin(), "db", "migrate"], env=airflow_env(settings), capture_output=True, text=True
-    )
+    result = subprocess.run([airflow_bin(), "db", "migrate"], env=airflow_env(settings), capture_output=True, text=True)
     if result.returncode != 0:
         raise RunwayError(f"`airflow db migrate` failed:\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}")
     (home / ".migrated").write_text(datetime.now().isoformat())
@@ -66,7 +64,11 @@ class DagTestResult:
 
 
 def dags_test(
-    settings: Settings, dag_id: str, *, conf: dict[str, Any] | None, log_path: Path,
+    settings: Settings,
+    dag_id: str,
+    *,
+    conf: dict[str, Any] | None,
+    log_path: Path,
     progress: Callable[[str], None],
 ) -> DagTestResult:
     """Run a whole DAG through Airflow (``airflow dags test``), full log to a file, progress to ``progress``."""
@@ -77,9 +79,17 @@ def dags_test(
     run_id = None
     current: str | None = None
     started_at = datetime.now()
-    with log_path.open("w") as log, subprocess.Popen(
-        argv, env=airflow_env(settings), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
-    ) as process:
+    with (
+        log_path.open("w") as log,
+        subprocess.Popen(
+            argv,
+            env=airflow_env(settings),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            bufsize=1,
+        ) as process,
+    ):
         assert process.stdout is not None
         for line in process.stdout:
             log.write(line)
@@ -102,7 +112,9 @@ def task_states(settings: Settings, dag_id: str, run_id: str) -> list[dict[str, 
     """Each task's state, start and end, from Airflow's database."""
     result = subprocess.run(
         [airflow_bin(), "tasks", "states-for-dag-run", dag_id, run_id, "-o", "json"],
-        env=airflow_env(settings), capture_output=True, text=True,
+        env=airflow_env(settings),
+        capture_output=True,
+        text=True,
     )
     if result.returncode != 0:
         raise RunwayError(f"cannot read task states of {dag_id} {run_id}:\n{result.stderr[-1500:]}")
@@ -111,7 +123,8 @@ def task_states(settings: Settings, dag_id: str, run_id: str) -> list[dict[str, 
         start, end = row.get("start_date"), row.get("end_date")
         row["seconds"] = (
             round((datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds(), 1)
-            if start and end else None
+            if start and end
+            else None
         )
     return rows
 
@@ -128,4 +141,4 @@ def _lines_from(text: str, start: str) -> Iterator[str]:
     if text.startswith(start):
         yield text
     elif index >= 0:
-        yield text[index + 1:]
+        yield text[index + 1 :]

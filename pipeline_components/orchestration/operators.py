@@ -18,9 +18,16 @@ node_log = logging.getLogger("runway.tfx_node")
 
 # One colour per TFX stage, so the graph view reads at a glance.
 UI_COLORS = {
-    "CsvExampleGen": "#d6eaf8", "StatisticsGen": "#d1f2eb", "ImportSchemaGen": "#d1f2eb",
-    "SchemaGen": "#d1f2eb", "ExampleValidator": "#d1f2eb", "Transform": "#fdebd0", "Trainer": "#fadbd8",
-    "Resolver": "#e8daef", "Evaluator": "#fcf3cf", "Pusher": "#d5f5e3",
+    "CsvExampleGen": "#d6eaf8",
+    "StatisticsGen": "#d1f2eb",
+    "ImportSchemaGen": "#d1f2eb",
+    "SchemaGen": "#d1f2eb",
+    "ExampleValidator": "#d1f2eb",
+    "Transform": "#fdebd0",
+    "Trainer": "#fadbd8",
+    "Resolver": "#e8daef",
+    "Evaluator": "#fcf3cf",
+    "Pusher": "#d5f5e3",
 }
 
 
@@ -62,7 +69,9 @@ class TfxNodeOperator(BaseOperator):
         except RuntimeEnvironmentError as err:
             raise AirflowException(str(err)) from None
         if outcome.returncode != 0:
-            raise AirflowException(node_failure_message(self.tfx_node_id, outcome)) from NodeFailedError(self.tfx_node_id)
+            raise AirflowException(node_failure_message(self.tfx_node_id, outcome)) from NodeFailedError(
+                self.tfx_node_id
+            )
         result = outcome.result or {}
         self.log.info("%s", summarize(result))
         return result

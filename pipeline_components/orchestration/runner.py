@@ -42,8 +42,16 @@ class NodeCommand:
     def for_node(cls, *, settings: Settings, ir_path: Path, node_id: str, run_id: str) -> NodeCommand:
         return cls(
             argv=[
-                str(settings.runtime_python), "-m", "pipeline_components.runtime", "run-node",
-                "--ir", str(ir_path), "--node", node_id, "--run-id", run_id,
+                str(settings.runtime_python),
+                "-m",
+                "pipeline_components.runtime",
+                "run-node",
+                "--ir",
+                str(ir_path),
+                "--node",
+                node_id,
+                "--run-id",
+                run_id,
             ],
             env={**settings.as_env(), **RUNTIME_ENV},
         )
@@ -85,7 +93,7 @@ class LocalNodeRunner:
         for raw_line in self._process.stdout:
             line = raw_line.rstrip("\n")
             if line.startswith(RESULT_PREFIX):
-                result = json.loads(line[len(RESULT_PREFIX):])
+                result = json.loads(line[len(RESULT_PREFIX) :])
                 continue
             tail.append(line)
             log(line)

@@ -61,8 +61,11 @@ def eval_config(config: PipelineConfig) -> tfma.EvalConfig:
         ]
     for metric_config in metrics:
         name = metric_config.class_name
-        short = {"AUC": "auc", "BinaryAccuracy": "binary_accuracy",
-                 "SparseCategoricalAccuracy": "sparse_categorical_accuracy"}.get(name)
+        short = {
+            "AUC": "auc",
+            "BinaryAccuracy": "binary_accuracy",
+            "SparseCategoricalAccuracy": "sparse_categorical_accuracy",
+        }.get(name)
         if short == metric:
             metric_config.threshold.CopyFrom(
                 tfma.MetricThreshold(
@@ -164,8 +167,15 @@ def create_pipeline(
         pipeline_name=config.name,
         pipeline_root=str(pipeline_root),
         components=[
-            example_gen, statistics_gen, schema_gen, example_validator, transform, trainer,
-            model_resolver, evaluator, pusher,
+            example_gen,
+            statistics_gen,
+            schema_gen,
+            example_validator,
+            transform,
+            trainer,
+            model_resolver,
+            evaluator,
+            pusher,
         ],
         enable_cache=config.enable_cache,
         metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(str(metadata_path)),

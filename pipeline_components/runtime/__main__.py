@@ -23,7 +23,7 @@ def _config_path(name: str, settings: Settings) -> Path:
     return Path(name) if name.endswith((".yaml", ".yml")) else settings.config_dir / f"{name}.yaml"
 
 
-def _config(args: argparse.Namespace, settings: Settings, *, require_schema: bool = True):  # type: ignore[no-untyped-def]
+def _config(args: argparse.Namespace, settings: Settings, *, require_schema: bool = True):
     config = load_pipeline_config(_config_path(args.config, settings), require_schema=require_schema)
     overrides = json.loads(args.overrides) if getattr(args, "overrides", None) else {}
     return config.with_overrides(overrides) if overrides else config
@@ -40,7 +40,13 @@ def cmd_compile(args: argparse.Namespace, settings: Settings) -> None:
         ir = compile_pipeline(config, settings)
         out = settings.ir_path(config.name)
         write_ir(ir, out, config_path=config.source, overrides=overrides)
-        results.append({"pipeline": config.name, "ir": str(out), "nodes": [n.pipeline_node.node_info.id for n in ir.nodes]})
+        results.append(
+            {
+                "pipeline": config.name,
+                "ir": str(out),
+                "nodes": [n.pipeline_node.node_info.id for n in ir.nodes],
+            }
+        )
     print(json.dumps(results))
 
 

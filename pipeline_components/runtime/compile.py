@@ -37,7 +37,11 @@ def compile_pipeline(config: PipelineConfig, settings: Settings) -> pipeline_pb2
 
 
 def write_ir(
-    ir: pipeline_pb2.Pipeline, path: Path, *, config_path: Path | None, overrides: dict[str, object] | None = None
+    ir: pipeline_pb2.Pipeline,
+    path: Path,
+    *,
+    config_path: Path | None,
+    overrides: dict[str, object] | None = None,
 ) -> None:
     """Write the IR as JSON, atomically (a DAG parser never reads half a file)."""
     path.parent.mkdir(parents=True, exist_ok=True)

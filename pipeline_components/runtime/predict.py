@@ -19,8 +19,10 @@ def model_versions(settings: Settings, config: PipelineConfig) -> list[Path]:
     base = settings.model_store / config.serving.model_name
     if not base.is_dir():
         return []
-    return sorted((p for p in base.iterdir() if p.name.isdigit() and (p / "saved_model.pb").is_file()),
-                  key=lambda p: int(p.name))
+    return sorted(
+        (p for p in base.iterdir() if p.name.isdigit() and (p / "saved_model.pb").is_file()),
+        key=lambda p: int(p.name),
+    )
 
 
 def newest_span_rows(settings: Settings, config: PipelineConfig, count: int) -> tuple[str, list[dict[str, str]]]:

@@ -84,13 +84,15 @@ class RunReader:
             seen.add(current)
             artifact = self.store.get_artifacts_by_id([current])[0]
             execution_id = self.producer(current)
-            chain.append({
-                "artifact_id": current,
-                "type": self.store.get_artifact_types_by_id([artifact.type_id])[0].name,
-                "uri": artifact.uri,
-                "node": self.node_of(execution_id) if execution_id else None,
-                "run_id": self.run_of(execution_id) if execution_id else None,
-            })
+            chain.append(
+                {
+                    "artifact_id": current,
+                    "type": self.store.get_artifact_types_by_id([artifact.type_id])[0].name,
+                    "uri": artifact.uri,
+                    "node": self.node_of(execution_id) if execution_id else None,
+                    "run_id": self.run_of(execution_id) if execution_id else None,
+                }
+            )
             if execution_id:
                 for artifacts in self.events(execution_id, metadata_store_pb2.Event.INPUT).values():
                     frontier.extend(a.id for a in artifacts)

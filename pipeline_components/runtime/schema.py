@@ -27,11 +27,14 @@ def all_spans_glob(config: PipelineConfig, data_dir: Path) -> str:
     return str(data_dir / config.data.folder / pattern)
 
 
-def infer_schema(config: PipelineConfig, data_dir: Path) -> tfdv.types.Schema:  # type: ignore[name-defined]
+def infer_schema(config: PipelineConfig, data_dir: Path) -> tfdv.types.Schema:
     stats = tfdv.generate_statistics_from_csv(data_location=all_spans_glob(config, data_dir))
     schema = tfdv.infer_schema(stats, infer_feature_shape=True)
-    missing = [name for name in (*config.features.all, config.label.column)
-               if name not in {feature.name for feature in schema.feature}]
+    missing = [
+        name
+        for name in (*config.features.all, config.label.column)
+        if name not in {feature.name for feature in schema.feature}
+    ]
     if missing:
         raise DataError(f"the spans have no column(s) {missing} that the configuration names")
     return schema

@@ -19,8 +19,15 @@ from tests.helpers import check, runtime_available, runway
 pytestmark = pytest.mark.runtime
 PARSE_BUDGET_SECONDS = 2.0
 EXPECTED_NODES = {
-    "CsvExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator", "Transform", "Trainer",
-    "latest_blessed_model_resolver", "Evaluator", "Pusher",
+    "CsvExampleGen",
+    "StatisticsGen",
+    "ImportSchemaGen",
+    "ExampleValidator",
+    "Transform",
+    "Trainer",
+    "latest_blessed_model_resolver",
+    "Evaluator",
+    "Pusher",
 }
 
 

@@ -17,14 +17,27 @@ from tests.helpers import check, latest_summary, model_store_versions, runtime_j
 pytestmark = pytest.mark.e2e
 
 FAST = [
-    "--set", "model.train_steps=150", "--set", "model.eval_steps=5",
+    "--set",
+    "model.train_steps=150",
+    "--set",
+    "model.eval_steps=5",
     # A model trained for 150 steps on a sample: gate on a reachable value, and accept any change vs the
     # baseline so that the second run's push does not depend on sampling noise.
-    "--set", "evaluation.lower_bound=0.55", "--set", "evaluation.max_regression=1.0",
+    "--set",
+    "evaluation.lower_bound=0.55",
+    "--set",
+    "evaluation.max_regression=1.0",
 ]
 ALL_NODES = {
-    "CsvExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator", "Transform", "Trainer",
-    "latest_blessed_model_resolver", "Evaluator", "Pusher",
+    "CsvExampleGen",
+    "StatisticsGen",
+    "ImportSchemaGen",
+    "ExampleValidator",
+    "Transform",
+    "Trainer",
+    "latest_blessed_model_resolver",
+    "Evaluator",
+    "Pusher",
 }
 
 
@@ -65,7 +78,9 @@ def test_every_task_succeeds_and_the_model_is_pushed(
     )
 
 
-def test_a_new_month_is_ingested_and_the_window_rolls(two_monthly_runs: tuple[dict[str, Any], dict[str, Any]]) -> None:
+def test_a_new_month_is_ingested_and_the_window_rolls(
+    two_monthly_runs: tuple[dict[str, Any], dict[str, Any]],
+) -> None:
     first, second = two_monthly_runs
     assert first["metadata"]["spans"] == {"ingested": [1], "training_window": [1]}
     assert second["metadata"]["spans"] == {"ingested": [2], "training_window": [1, 2]}
@@ -91,9 +106,15 @@ def test_lineage_from_examples_to_pushed_model_under_the_airflow_run_id(
     by_node = {(item["node"], item["type"], item["run_id"]) for item in lineage}
     run_id = second["run_id"]
     assert run_id.startswith("manual__")  # Airflow's run id, used as the TFX pipeline run id
-    for node, kind in [("Pusher", "PushedModel"), ("Evaluator", "ModelBlessing"), ("Trainer", "Model"),
-                       ("Transform", "TransformGraph"), ("Transform", "Examples"), ("CsvExampleGen", "Examples"),
-                       ("ImportSchemaGen", "Schema")]:
+    for node, kind in [
+        ("Pusher", "PushedModel"),
+        ("Evaluator", "ModelBlessing"),
+        ("Trainer", "Model"),
+        ("Transform", "TransformGraph"),
+        ("Transform", "Examples"),
+        ("CsvExampleGen", "Examples"),
+        ("ImportSchemaGen", "Schema"),
+    ]:
         assert (node, kind, run_id) in by_node, f"{kind} from {node} of run {run_id} missing from the lineage"
     # The training window reaches back to January's examples, ingested by the first run.
     assert ("CsvExampleGen", "Examples", first["run_id"]) in by_node

@@ -1,6 +1,6 @@
 """Tests of runtime-side code (pandas, TensorFlow, TFX). Run in the pipeline runtime environment:
 
-    .venv-runtime/bin/python -m pytest tests/runtime
+.venv-runtime/bin/python -m pytest tests/runtime
 """
 
 from __future__ import annotations

@@ -33,7 +33,7 @@ def test_one_span_per_month_with_every_arrived_flight(flights_spans: Spans, flig
 
 
 def test_label_is_arrival_delay_over_15_minutes(flights_spans: Spans, flights_source) -> None:  # type: ignore[no-untyped-def]
-    out, reports = flights_spans
+    _, reports = flights_spans
     source = flights_source[0]
     arrived = source[source["arr_delay"].notna()]
     delayed = int((arrived["arr_delay"] > 15).sum())

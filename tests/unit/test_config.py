@@ -69,7 +69,7 @@ def test_missing_file_and_bad_yaml(tmp_path: Path) -> None:
 def test_overrides_are_validated() -> None:
     config = load_pipeline_config(CONFIGS / "flights.yaml")
     assert config.with_overrides({"model.train_steps": 50}).model.train_steps == 50
-    with pytest.raises(ConfigError, match="unknown configuration key 'model.nope'"):
+    with pytest.raises(ConfigError, match=r"unknown configuration key 'model\.nope'"):
         config.with_overrides({"model.nope": 1})
-    with pytest.raises(ConfigError, match="model.train_steps"):
+    with pytest.raises(ConfigError, match=r"model\.train_steps"):
         config.with_overrides({"model.train_steps": -1})

@@ -29,7 +29,9 @@ def test_run_id_task_and_state_are_read_from_the_log() -> None:
     assert ended and ended.group("state") == "success"
 
 
-def test_airflow_env_points_at_this_checkouts_dags_and_an_embedded_database(isolated_settings: Settings) -> None:
+def test_airflow_env_points_at_this_checkouts_dags_and_an_embedded_database(
+    isolated_settings: Settings,
+) -> None:
     env = airflow_local.airflow_env(isolated_settings)
     assert env["AIRFLOW_HOME"] == str(isolated_settings.home / "airflow")
     assert env["AIRFLOW__CORE__DAGS_FOLDER"].endswith("/dags")

@@ -15,8 +15,12 @@ def write_ir(path: Path, nodes: list[tuple[str, str, list[str]]], name: str = "d
         "runway": {"config": "/configs/demo.yaml", "overrides": {}},
         "pipelineInfo": {"id": name},
         "nodes": [
-            {"pipelineNode": {"nodeInfo": {"id": node_id, "type": {"name": f"tfx.components.{kind}"}},
-                              **({"upstreamNodes": upstream} if upstream else {})}}
+            {
+                "pipelineNode": {
+                    "nodeInfo": {"id": node_id, "type": {"name": f"tfx.components.{kind}"}},
+                    **({"upstreamNodes": upstream} if upstream else {}),
+                }
+            }
             for node_id, kind, upstream in nodes
         ],
     }

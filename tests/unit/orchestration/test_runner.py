@@ -26,8 +26,15 @@ def test_node_command_runs_the_runtime_module_with_the_run_id(isolated_settings:
     )
     assert command.argv[0] == str(isolated_settings.runtime_python)
     assert command.argv[1:] == [
-        "-m", "pipeline_components.runtime", "run-node",
-        "--ir", "/ir/flights.json", "--node", "Trainer", "--run-id", "manual__1",
+        "-m",
+        "pipeline_components.runtime",
+        "run-node",
+        "--ir",
+        "/ir/flights.json",
+        "--node",
+        "Trainer",
+        "--run-id",
+        "manual__1",
     ]
     assert command.env["TF_USE_LEGACY_KERAS"] == "1"
     assert command.env["RUNWAY_HOME"] == str(isolated_settings.home)
