@@ -25,3 +25,20 @@ class RuntimeEnvironmentError(RunwayError):
 
 class NodeFailedError(RunwayError):
     """A TFX node exited with an error."""
+
+
+class ServerFlagError(RunwayError):
+    """The model server's command line has an unknown or unsupported flag, or a flag with a bad value."""
+
+
+class ServingError(RunwayError):
+    """A model server request or lifecycle operation failed, with TF Serving's status code.
+
+    ``code`` is the canonical (gRPC) status code name TF Serving would answer with, e.g. ``NOT_FOUND`` or
+    ``INVALID_ARGUMENT``; the REST API maps it to an HTTP status the way TF Serving does.
+    """
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message

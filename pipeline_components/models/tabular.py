@@ -7,7 +7,13 @@ dataset needs a configuration file and no new model code.
 The exported SavedModel has two signatures:
   - ``serving_default``: one named input per raw feature (a 1-D batch of values), JSON-friendly for TF Serving's
     REST ``predict`` in row or columnar form, with the Transform graph inside;
-  - ``serving_tf_example``: serialized ``tf.Example`` records; Evaluator (TFMA) is pinned to it.
+  - ``serving_tf_example``: serialized ``tf.Example`` records; Evaluator (TFMA) is pinned to it;
+  - ``serving_classify``: TF Serving's classification contract over serialized ``tf.Example`` records (input
+    ``inputs``; outputs ``classes``, the class indices as strings, and ``scores``, one probability per class), for
+    its ``Classify`` API;
+  - ``serving_regress``: TF Serving's regression contract (input ``inputs``; output ``outputs``, one float per
+    example), for its ``Regress`` API: the probability of the positive class for a binary label, the probability of
+    the most likely class (the model's confidence) for a multi-class one.
 """
 
 from __future__ import annotations
@@ -135,10 +141,45 @@ def _serving_signatures(model: keras.Model, tf_transform_output: tft.TFTransform
             batch[name] = tf.reshape(value, [-1, *shape]) if shape else value
         return predict(batch)
 
+    classify, regress = _classify_regress_signatures(serve_tf_examples)
     return {
         "serving_default": serve_raw.get_concrete_function(),
         "serving_tf_example": serve_tf_examples.get_concrete_function(),
+        "serving_classify": classify,
+        "serving_regress": regress,
     }
+
+
+def _class_scores(probabilities: tf.Tensor) -> tf.Tensor:
+    """[batch, num_classes] scores: a sigmoid's single column becomes the two columns [1 - p, p]."""
+    if probabilities.shape[-1] == 1:
+        return tf.concat([1.0 - probabilities, probabilities], axis=1)
+    return probabilities
+
+
+def _classify_regress_signatures(serve_tf_examples: Any) -> tuple[Any, Any]:
+    """TF Serving's Classify and Regress contracts over the tf.Example signature.
+
+    TF Serving finds the input under ``inputs`` and the outputs under ``classes``/``scores`` (classify) or
+    ``outputs`` (regress); it checks the signature's method name only with ``--enable_signature_method_name_check``
+    (off by default; tensorflow_serving/servables/tensorflow/classifier.cc, regressor.cc).
+    """
+
+    @tf.function(input_signature=[tf.TensorSpec(shape=[None], dtype=tf.string, name="inputs")])
+    def classify(inputs: tf.Tensor) -> dict[str, tf.Tensor]:
+        scores = _class_scores(serve_tf_examples(inputs)["probabilities"])
+        names = tf.strings.as_string(tf.range(tf.shape(scores)[1]))
+        classes = tf.tile(tf.expand_dims(names, 0), [tf.shape(scores)[0], 1])
+        return {"classes": classes, "scores": scores}
+
+    @tf.function(input_signature=[tf.TensorSpec(shape=[None], dtype=tf.string, name="inputs")])
+    def regress(inputs: tf.Tensor) -> dict[str, tf.Tensor]:
+        probabilities = serve_tf_examples(inputs)["probabilities"]
+        if probabilities.shape[-1] == 1:
+            return {"outputs": probabilities}
+        return {"outputs": tf.reduce_max(probabilities, axis=1, keepdims=True)}
+
+    return classify.get_concrete_function(), regress.get_concrete_function()
 
 
 def run_fn(fn_args: tfx.components.FnArgs) -> None:

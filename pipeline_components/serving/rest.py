@@ -1,0 +1,323 @@
+"""TF Serving's REST API (api_rest.md) on the standard library's threading HTTP server.
+
+Paths, methods and error bodies follow tensorflow_serving/model_servers/http_rest_api_handler.cc and
+http_rest_api_util.cc: errors are ``{"error": "<message>"}`` with the HTTP status of the status code
+(``status.http_status``). The Prometheus endpoint, when the monitoring config enables it, is on this port too.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import threading
+import time
+import urllib.parse
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from google.protobuf import json_format
+from tensorflow_serving.apis import get_model_metadata_pb2, get_model_status_pb2
+
+from pipeline_components.errors import ServingError
+from pipeline_components.serving import inference, json_tensors, status
+from pipeline_components.serving.core import ServingCore
+from pipeline_components.serving.metrics import Metrics
+from pipeline_components.serving.servable import Servable
+
+log = logging.getLogger(__name__)
+
+PREDICTION_API = re.compile(
+    r"(?i)/v1/models/([^/:]+)(?:(?:/versions/(\d+))|(?:/labels/([^/:]+)))?:(classify|regress|predict)"
+)
+MODEL_STATUS_API = re.compile(
+    r"(?i)/v1/models(?:/([^/:]+))?(?:(?:/versions/(\d+))|(?:/labels/([^/:]+)))?(?:\/(metadata))?"
+)
+REST_API = re.compile(r"(?i)/v1/.*")
+_DRAIN_LIMIT = 1 << 30  # a body over the size limit is read and dropped up to this size, else the connection closes
+
+
+class RestServer:
+    """The REST API of one model server.
+
+    Args:
+        core: the serving APIs.
+        metrics: where requests are counted.
+        port: the port to listen on (0 picks one).
+        host: the address to bind.
+        max_body_bytes: larger request bodies get 413 and are not parsed.
+        prometheus_path: the metrics path, None when monitoring is off.
+    """
+
+    def __init__(
+        self,
+        *,
+        core: ServingCore,
+        metrics: Metrics,
+        port: int,
+        host: str = "0.0.0.0",
+        max_body_bytes: int,
+        prometheus_path: str | None,
+        refresh_gauges: Callable[[], None] | None = None,
+    ) -> None:
+        handler = type("Handler", (_Handler,), {"server_state": self})
+        self.core = core
+        self.metrics = metrics
+        self.max_body_bytes = max_body_bytes
+        self.prometheus_path = prometheus_path
+        self.refresh_gauges = refresh_gauges
+        self.httpd = ThreadingHTTPServer((host, port), handler)
+        self.httpd.daemon_threads = True
+        self.port = int(self.httpd.server_address[1])
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Serve in a background thread."""
+        self._thread = threading.Thread(target=self.httpd.serve_forever, name="rest", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop serving and close the socket."""
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server_state: RestServer
+    protocol_version = "HTTP/1.1"
+    server_version = "runway-model-server"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("%s " + format, self.address_string(), *args)
+
+    # --- transport -------------------------------------------------------------------------------------------------
+
+    def _send(self, code: int, body: bytes, content_type: str = "application/json", close: bool = False) -> None:
+        self.send_response(code)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        if close:
+            self.send_header("Connection", "close")
+            self.close_connection = True
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _send_error_json(self, error: ServingError, close: bool = False) -> None:
+        body = json.dumps({"error": error.message}, indent=1).encode()
+        self._send(status.http_status(error.code), body, close=close)
+
+    def handle_expect_100(self) -> bool:
+        if self._declared_length() > self.server_state.max_body_bytes:
+            self._send_error_json(self._too_large(), close=True)
+            return False
+        return super().handle_expect_100()
+
+    def _declared_length(self) -> int:
+        try:
+            return int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            return 0
+
+    def _too_large(self) -> ServingError:
+        limit = self.server_state.max_body_bytes
+        return ServingError(status.RESOURCE_EXHAUSTED, f"Request body is larger than the limit of {limit} bytes")
+
+    def _read_body(self) -> bytes | None:
+        """The body, or None after answering 413 for one over the limit."""
+        limit = self.server_state.max_body_bytes
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            return self._read_chunked(limit)
+        length = self._declared_length()
+        if length <= limit:
+            return self.rfile.read(length) if length else b""
+        drained, close = 0, length > _DRAIN_LIMIT
+        while not close and drained < length:
+            chunk = self.rfile.read(min(1 << 20, length - drained))
+            if not chunk:
+                break
+            drained += len(chunk)
+        self._respond_too_large(close)
+        return None
+
+    def _read_chunked(self, limit: int) -> bytes | None:
+        parts, total = [], 0
+        while True:
+            line = self.rfile.readline(1024)
+            try:
+                size = int(line.split(b";")[0].strip() or b"0", 16)
+            except ValueError:
+                self._send_error_json(status.invalid_argument("Malformed chunked request body"), close=True)
+                return None
+            if size == 0:
+                self.rfile.readline(1024)
+                break
+            total += size
+            if total > limit:
+                self._respond_too_large(True)
+                return None
+            parts.append(self.rfile.read(size))
+            self.rfile.readline(1024)
+        return b"".join(parts)
+
+    def _respond_too_large(self, close: bool) -> None:
+        error = self._too_large()
+        body = json.dumps({"error": error.message}, indent=1).encode()
+        self._send(413, body, close=close)
+        self.server_state.metrics.record_request(
+            model_name="", version=None, api="", entrypoint="REST", code=error.code, seconds=0.0
+        )
+
+    # --- dispatch --------------------------------------------------------------------------------------------------
+
+    def do_GET(self) -> None:
+        self._dispatch("GET")
+
+    def do_POST(self) -> None:
+        self._dispatch("POST")
+
+    def do_PUT(self) -> None:
+        self._dispatch("PUT")
+
+    def do_DELETE(self) -> None:
+        self._dispatch("DELETE")
+
+    def _dispatch(self, method: str) -> None:
+        path = urllib.parse.urlsplit(self.path).path
+        state = self.server_state
+        if state.prometheus_path is not None and path == state.prometheus_path and method == "GET":
+            self._read_body()
+            if state.refresh_gauges is not None:
+                state.refresh_gauges()
+            self._send(200, state.metrics.render().encode(), content_type="text/plain; version=0.0.4")
+            return
+        body = self._read_body()
+        if body is None:
+            return
+        if not REST_API.fullmatch(path):
+            self._send(
+                404,
+                b"<HTML><HEAD>\n<TITLE>404 Not Found</TITLE>\n</HEAD><BODY>\n<H1>Not Found</H1>\n</BODY></HTML>\n",
+                content_type="text/html",
+            )
+            return
+        started = time.monotonic()
+        model_name, api, version = "", "", None
+        error: ServingError | None = None
+        try:
+            model_name, api, version, payload = self._process(method, path, body)
+        except ServingError as failure:
+            error = failure
+        # Counted before the reply, as TF Serving does, so a client that has its answer sees it counted.
+        state.metrics.record_request(
+            model_name=model_name,
+            version=version,
+            api=api,
+            entrypoint="REST",
+            code=error.code if error else status.OK,
+            seconds=time.monotonic() - started,
+        )
+        if error is not None:
+            self._send_error_json(error)
+        else:
+            self._send(200, payload)
+
+    def _process(self, method: str, path: str, body: bytes) -> tuple[str, str, int | None, bytes]:
+        malformed = status.invalid_argument(f"Malformed request: {method} {path}")
+        if method == "POST":
+            match = PREDICTION_API.fullmatch(path)
+            if match is None:
+                raise malformed
+            name, version_text, label_text, api = match.groups()
+            name, version, label = self._model_ref(name, version_text, label_text)
+            api = api.lower()
+            # As in TF Serving, the body is parsed before the model is looked up: bad JSON is a 400 whatever the
+            # model.
+            document = json_tensors.parse_body(body)
+            servable = self.server_state.core.servable(name, version, label)
+            handler = {"predict": _predict, "classify": _classify, "regress": _regress}[api]
+            return name, api, servable.version, json.dumps(handler(servable, document), indent=1).encode()
+        if method == "GET":
+            match = MODEL_STATUS_API.fullmatch(path)
+            if match is None:
+                raise malformed
+            name, version_text, label_text, subresource = match.groups()
+            if not name:
+                raise status.invalid_argument("Missing model name in request.")
+            name, version, label = self._model_ref(name, version_text, label_text)
+            if subresource:
+                return name, "GetModelMetadata", *self._metadata(name, version, label)
+            return name, "GetModelStatus", None, self._status(name, version, label)
+        raise malformed
+
+    @staticmethod
+    def _model_ref(name: str, version_text: str | None, label_text: str | None) -> tuple[str, int | None, str | None]:
+        version = None
+        if version_text:
+            try:
+                version = int(version_text)
+            except ValueError:
+                raise status.invalid_argument(f"Failed to convert version: {version_text} to numeric.") from None
+            if version >= 2**63:
+                raise status.invalid_argument(f"Failed to convert version: {version_text} to numeric.")
+        label = urllib.parse.unquote(label_text) if label_text else None
+        return urllib.parse.unquote(name), version, label
+
+    def _status(self, name: str, version: int | None, label: str | None) -> bytes:
+        request = get_model_status_pb2.GetModelStatusRequest()
+        request.model_spec.name = name
+        if version is not None:
+            request.model_spec.version.value = version
+        elif label is not None:
+            request.model_spec.version_label = label
+        response = self.server_state.core.get_model_status(request)
+        return json_format.MessageToJson(response, always_print_fields_with_no_presence=True, indent=1).encode()
+
+    def _metadata(self, name: str, version: int | None, label: str | None) -> tuple[int, bytes]:
+        request = get_model_metadata_pb2.GetModelMetadataRequest(metadata_field=["signature_def"])
+        request.model_spec.name = name
+        if version is not None:
+            request.model_spec.version.value = version
+        elif label is not None:
+            request.model_spec.version_label = label
+        response = self.server_state.core.get_model_metadata(request)
+        signature_map = get_model_metadata_pb2.SignatureDefMap()
+        response.metadata["signature_def"].Unpack(signature_map)
+        options: dict[str, Any] = {"always_print_fields_with_no_presence": True, "preserving_proto_field_name": True}
+        # The shape TF Serving writes (ToJsonString in http_rest_api_util.cc): the model spec, then the signature
+        # def map under metadata.signature_def.
+        document = {
+            "model_spec": json_format.MessageToDict(response.model_spec, **options),
+            "metadata": {"signature_def": json_format.MessageToDict(signature_map, **options)},
+        }
+        return response.model_spec.version.value, json.dumps(document, indent=1).encode()
+
+
+def _predict(servable: Servable, document: dict[str, Any]) -> dict[str, Any]:
+    signature_name = json_tensors.signature_name_of(document)
+    key = signature_name or "serving_default"
+    signature = servable.signature_defs.get(key)
+    if signature is None:
+        raise status.invalid_argument(f'Serving signature name: "{key}" not found in signature def')
+    input_types = {alias: info.dtype for alias, info in signature.inputs.items()}
+    inputs, form = json_tensors.predict_inputs(document, input_types)
+    result = inference.predict(servable, key, inputs)
+    return json_tensors.predict_response(result.outputs or {}, form)
+
+
+def _examples(document: dict[str, Any]) -> list[bytes]:
+    examples, context = json_tensors.classify_regress_examples(document)
+    prefix = context.SerializeToString() if context is not None else b""
+    return [prefix + example.SerializeToString() for example in examples]
+
+
+def _classify(servable: Servable, document: dict[str, Any]) -> dict[str, Any]:
+    signature_name = json_tensors.signature_name_of(document)
+    result = inference.classify(servable, signature_name, _examples(document))
+    return {"results": [[[label, score] for label, score in row] for row in result.classes or []]}
+
+
+def _regress(servable: Servable, document: dict[str, Any]) -> dict[str, Any]:
+    signature_name = json_tensors.signature_name_of(document)
+    result = inference.regress(servable, signature_name, _examples(document))
+    return {"results": result.values or []}

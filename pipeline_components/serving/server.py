@@ -1,0 +1,172 @@
+"""The model server process: flags, the model manager, the gRPC and REST endpoints, polling, shutdown."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from pipeline_components.errors import ServingError
+from pipeline_components.serving import model_config
+from pipeline_components.serving.core import ServingCore
+from pipeline_components.serving.flags import ServerFlags, parse_command_line
+from pipeline_components.serving.grpc_api import make_grpc_server
+from pipeline_components.serving.manager import LoadOptions, ModelManager
+from pipeline_components.serving.metrics import Metrics
+from pipeline_components.serving.rest import RestServer
+from pipeline_components.serving.servable import Servable
+from pipeline_components.serving.warmup import warmup
+
+log = logging.getLogger("runway.model_server")
+
+
+class ModelServer:
+    """A running server built from parsed flags.
+
+    Args:
+        flags: the command line.
+    """
+
+    def __init__(self, flags: ServerFlags) -> None:
+        self.flags = flags
+        self.metrics = Metrics()
+        self.manager = ModelManager(
+            loader=self._load,
+            options=LoadOptions(
+                max_num_load_retries=flags.max_num_load_retries,
+                load_retry_interval_s=flags.load_retry_interval_micros / 1e6,
+                allow_version_labels_for_unavailable_models=flags.allow_version_labels_for_unavailable_models,
+            ),
+            on_load=lambda name, version, path, ok, seconds: self.metrics.record_load(
+                model_name=name, version=version, path=str(path), ok=ok, seconds=seconds
+            ),
+        )
+        self.core = ServingCore(self.manager)
+        self._stopped = threading.Event()
+        self._config_text: str | None = None
+        self.grpc_port = 0
+        self.rest_port = 0
+        self._rest: RestServer | None = None
+
+    def _load(self, name: str, version: int, path: Path) -> Servable:
+        servable = Servable.load(name=name, version=version, path=path)
+        if self.flags.enable_model_warmup:
+            replayed = warmup(servable)
+            if replayed:
+                log.info(
+                    "Finished reading warmup data for model at %s. Number of warmup records read: %d.", path, replayed
+                )
+        return servable
+
+    def _initial_config(self) -> model_config.ModelServerConfig:
+        if self.flags.model_config_file:
+            if self.flags.model_base_path:
+                log.warning("--model_config_file is given: --model_base_path is not used (as in TF Serving)")
+            self._config_text = Path(self.flags.model_config_file).read_text()
+            return model_config.read_model_server_config(self.flags.model_config_file)
+        return model_config.single_model_config(self.flags.model_name, self.flags.model_base_path)
+
+    def start(self) -> None:
+        """Load the initial models, then open the gRPC and REST ports, then start polling.
+
+        Raises:
+            ServingError: the initial config is invalid or refused, or a port cannot be bound.
+        """
+        monitoring = (
+            model_config.read_monitoring_config(self.flags.monitoring_config_file)
+            if self.flags.monitoring_config_file
+            else model_config.MonitoringConfig()
+        )
+        self.manager.reload_config(self._initial_config())
+        self._grpc, self.grpc_port = make_grpc_server(
+            core=self.core,
+            metrics=self.metrics,
+            port=self.flags.port,
+            max_message_bytes=self.flags.runway_max_request_bytes,
+        )
+        self._grpc.start()
+        print(f"Running gRPC ModelServer at 0.0.0.0:{self.grpc_port} ...", flush=True)
+        if self.flags.rest_api_port:
+            prometheus = monitoring.prometheus_config
+            path = (prometheus.path or model_config.DEFAULT_PROMETHEUS_PATH) if prometheus.enable else None
+            self._rest = RestServer(
+                core=self.core,
+                metrics=self.metrics,
+                port=self.flags.rest_api_port,
+                max_body_bytes=self.flags.runway_max_request_bytes,
+                prometheus_path=path,
+                refresh_gauges=self._refresh_gauges,
+            )
+            self._rest.start()
+            self.rest_port = self._rest.port
+            print(f"Exporting HTTP/REST API at:localhost:{self.rest_port} ...", flush=True)
+        self.manager.start_polling(self.flags.file_system_poll_wait_seconds)
+        if self.flags.model_config_file and self.flags.model_config_file_poll_wait_seconds > 0:
+            threading.Thread(target=self._poll_config_file, name="config-poller", daemon=True).start()
+
+    def _refresh_gauges(self) -> None:
+        counts: dict[str, int] = {}
+        for servable in self.manager.available():
+            counts[servable.name] = counts.get(servable.name, 0) + 1
+        self.metrics.set_available_versions(counts)
+
+    def _poll_config_file(self) -> None:
+        while not self._stopped.wait(self.flags.model_config_file_poll_wait_seconds):
+            try:
+                text = Path(self.flags.model_config_file).read_text()
+                if text == self._config_text:
+                    continue
+                self._config_text = text
+                config = model_config.parse_model_server_config(text, source=self.flags.model_config_file)
+                self.manager.reload_config(config)
+                log.info("Reloaded model config file %s", self.flags.model_config_file)
+            except (OSError, ServingError) as error:
+                log.error("Reloading model config file %s failed: %s", self.flags.model_config_file, error)
+
+    def wait(self) -> None:
+        """Block until ``stop`` (SIGTERM or SIGINT in ``main``)."""
+        self._stopped.wait()
+
+    def stop(self) -> None:
+        """Stop polling, close both ports."""
+        self._stopped.set()
+        self.manager.stop()
+        if self._rest is not None:
+            self._rest.stop()
+        grpc_server = getattr(self, "_grpc", None)
+        if grpc_server is not None:
+            grpc_server.stop(grace=1).wait(2)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the server until SIGTERM/SIGINT.
+
+    Args:
+        argv: the arguments (``sys.argv[1:]`` when None).
+
+    Returns:
+        The exit status: 0 after a clean stop, 1 when the server cannot start, 2 for a bad command line.
+    """
+    flags = parse_command_line(sys.argv[1:] if argv is None else argv)
+    if isinstance(flags, int):
+        return flags
+    return run(flags)
+
+
+def run(flags: ServerFlags) -> int:
+    """Start a server from parsed flags and serve until SIGTERM/SIGINT; the exit status."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    server = ModelServer(flags)
+    try:
+        server.start()
+    except (ServingError, OSError) as error:
+        print(f"runway-model-server: cannot start: {error}", file=sys.stderr)
+        server.stop()
+        return 1
+    signal.signal(signal.SIGTERM, lambda *_: server._stopped.set())
+    signal.signal(signal.SIGINT, lambda *_: server._stopped.set())
+    server.wait()
+    server.stop()
+    return 0
