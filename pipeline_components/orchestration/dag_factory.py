@@ -1,63 +1,165 @@
-"""Build an Airflow DAG from a compiled TFX pipeline: one task per TFX node, the IR's edges as dependencies.
+"""Build the Airflow DAGs of a compiled TFX pipeline. Parse-time cost: one JSON and one YAML file.
 
-Parse-time cost is reading one JSON file; nothing here imports TensorFlow or TFX.
+For each pipeline ``<name>``:
+
+- ``<name>_pipeline``: ``check_params`` then one task per TFX node, with the IR's edges. Typed run parameters
+  (``orchestration/params.py``) appear in the trigger form. Scheduled by the configuration: a cron schedule,
+  an Asset (a new span landed), or both.
+- ``<name>_data``: prepares the next span of the dataset and emits the pipeline's Asset, so that retraining
+  starts when new data arrives. Outside producers emit the same Asset through Airflow's REST API.
+
+Nothing here imports TensorFlow or TFX.
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pendulum
-from airflow.sdk import DAG
+from airflow.sdk import DAG, Asset, AssetOrTimeSchedule, CronTriggerTimetable, Param
 
+from pipeline_components.config import PipelineConfig
+from pipeline_components.orchestration import params as run_params
+from pipeline_components.orchestration.backends import ContainerSettings, NodeBackend, container_node_task
 from pipeline_components.orchestration.ir import PipelineGraph, read_pipeline_graph
-from pipeline_components.orchestration.operators import TfxNodeOperator
+from pipeline_components.orchestration.operators import (
+    CheckRunParametersOperator,
+    RuntimeCommandOperator,
+    TfxNodeOperator,
+)
+from pipeline_components.settings import Settings
+
+CHECK_PARAMS_TASK = "check_params"
+START_DATE = pendulum.datetime(2024, 1, 1, tz="UTC")
+# Transient failures (a lost worker, a locked metadata database) are retried with backoff; gates are not.
+DEFAULT_ARGS: dict[str, Any] = {
+    "retries": 2,
+    "retry_delay": timedelta(seconds=20),
+    "retry_exponential_backoff": 2.0,
+    "max_retry_delay": timedelta(minutes=5),
+    "execution_timeout": timedelta(hours=2),
+}
 
 
 def dag_id_for(pipeline_name: str) -> str:
     return f"{pipeline_name}_pipeline"
 
 
-def task_id_for(node_id: str) -> str:
-    return node_id
+def data_dag_id_for(pipeline_name: str) -> str:
+    return f"{pipeline_name}_data"
 
 
-def build_pipeline_dag(*, ir_path: Path, description: str = "") -> DAG:
+def spans_asset(config: PipelineConfig, settings: Settings) -> Asset:
+    """The Asset that stands for "a new span of this pipeline's data landed"."""
+    return Asset(name=f"{config.name}_spans", uri=(settings.data_dir / config.data.folder).as_uri())
+
+
+def airflow_params(config: PipelineConfig) -> dict[str, Param]:
+    """The trigger form: every run parameter with its JSON-schema type, default and description."""
+    form: dict[str, Param] = {}
+    for parameter in run_params.PARAMETERS:
+        schema = {k: v for k, v in parameter.schema.items()}
+        form[parameter.name] = Param(
+            parameter.default(config), description=parameter.description, section=parameter.section, **schema
+        )
+    return form
+
+
+def schedule_for(config: PipelineConfig, settings: Settings) -> Any:
+    cron, on_new_span = config.schedule.cron, config.schedule.on_new_span
+    if cron and on_new_span:
+        return AssetOrTimeSchedule(
+            timetable=CronTriggerTimetable(cron, timezone="UTC"), assets=spans_asset(config, settings)
+        )
+    if cron:
+        return CronTriggerTimetable(cron, timezone="UTC")
+    if on_new_span:
+        return [spans_asset(config, settings)]
+    return None
+
+
+def build_pipeline_dag(
+    *, ir_path: Path, config: PipelineConfig, settings: Settings, container: ContainerSettings | None = None
+) -> DAG:
     """The DAG that runs every node of the compiled pipeline at ``ir_path``."""
-    graph = read_pipeline_graph(ir_path)
-    return dag_from_graph(graph, description=description)
+    return dag_from_graph(read_pipeline_graph(ir_path), config=config, settings=settings, container=container)
 
 
-def dag_from_graph(graph: PipelineGraph, *, description: str = "") -> DAG:
+def dag_from_graph(
+    graph: PipelineGraph,
+    *,
+    config: PipelineConfig,
+    settings: Settings,
+    container: ContainerSettings | None = None,
+) -> DAG:
+    container = container or ContainerSettings.from_env()
     doc = (
-        f"### TFX pipeline `{graph.name}`\n\n{description}\n\n"
+        f"### TFX pipeline `{graph.name}`\n\n{config.description}\n\n"
         f"Compiled IR: `{graph.ir_path}`"
         + (f" from `{graph.config_path}`" if graph.config_path else "")
-        + "\n\nEach task runs one TFX node in the pipeline runtime environment with TFX's portable launcher; "
-        "the Airflow run id is the TFX pipeline run id in ML Metadata."
+        + f"\n\nNodes run on the **{container.backend.value}** backend, each with TFX's portable launcher; the "
+        "Airflow run id is the TFX pipeline run id in ML Metadata. `check_params` validates the run parameters "
+        "first. A data-validation failure fails its task without retries; a model that is not blessed skips "
+        "the Pusher with the reason in its log; `dry_run` skips the push."
     )
     with DAG(
         dag_id=dag_id_for(graph.name),
-        description=description or f"TFX pipeline {graph.name}",
+        description=config.description or f"TFX pipeline {graph.name}",
         doc_md=doc,
-        schedule=None,
-        start_date=pendulum.datetime(2024, 1, 1, tz="UTC"),
+        schedule=schedule_for(config, settings),
+        start_date=START_DATE,
         catchup=False,
-        max_active_runs=1,
+        max_active_runs=1,  # runs of one pipeline share one ML Metadata store and one model store
         tags=["tfx", graph.name],
-        default_args={"retries": 0, "execution_timeout": timedelta(hours=2)},
+        params=airflow_params(config),
+        default_args=DEFAULT_ARGS,
     ) as dag:
-        tasks = {
-            node.id: TfxNodeOperator(
-                task_id=task_id_for(node.id),
-                ir_path=str(graph.ir_path),
-                node_id=node.id,
-                component_type=node.component_type,
-            )
-            for node in graph.nodes
-        }
+        check = CheckRunParametersOperator(
+            task_id=CHECK_PARAMS_TASK,
+            config_path=str(config.source),
+            check_data=container.backend is NodeBackend.LOCAL,
+            retries=0,
+        )
+        tasks: dict[str, Any] = {}
         for node in graph.nodes:
+            if container.backend is NodeBackend.LOCAL:
+                tasks[node.id] = TfxNodeOperator(
+                    task_id=node.id, ir_path=str(graph.ir_path), node_id=node.id, component_type=node.component_type
+                )
+            else:
+                tasks[node.id] = container_node_task(
+                    container=container, task_id=node.id, pipeline_name=graph.name, node_id=node.id
+                )
+        for node in graph.nodes:
+            if not node.upstream:
+                check >> tasks[node.id]
             for upstream in node.upstream:
                 tasks[upstream] >> tasks[node.id]
+    return dag
+
+
+def build_data_dag(*, config: PipelineConfig, settings: Settings) -> DAG:
+    """Prepare the next span of the dataset ("a new month arrives") and emit the pipeline's Asset."""
+    with DAG(
+        dag_id=data_dag_id_for(config.name),
+        description=f"Prepare the next span of {config.name}'s data; retraining follows (Asset)",
+        doc_md=(
+            f"Writes the next span of `{config.data.preparer}` into `{settings.data_dir / config.data.folder}` "
+            f"and updates the Asset `{config.name}_spans`, which triggers `{dag_id_for(config.name)}` when its "
+            "configuration has `schedule.on_new_span`. An outside producer emits the same Asset event through "
+            "Airflow's REST API (`POST /api/v2/assets/events`)."
+        ),
+        schedule=None,
+        start_date=START_DATE,
+        catchup=False,
+        max_active_runs=1,
+        tags=["data", config.name],
+    ) as dag:
+        RuntimeCommandOperator(
+            task_id="prepare_next_span",
+            runtime_args=["prepare-data", str(config.source), "--next"],
+            outlets=[spans_asset(config, settings)],
+        )
     return dag

@@ -1,17 +1,27 @@
-"""The Airflow operator that runs one TFX node."""
+"""Airflow operators: run one TFX node, and check a run's parameters before any node runs."""
 
 from __future__ import annotations
 
+import json
 import logging
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from airflow.sdk import BaseOperator
-from airflow.sdk.exceptions import AirflowException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
 
-from pipeline_components.errors import NodeFailedError, RuntimeEnvironmentError
-from pipeline_components.orchestration.runner import LocalNodeRunner, NodeCommand, node_failure_message
+from pipeline_components.config import load_pipeline_config
+from pipeline_components.errors import ConfigError, RuntimeEnvironmentError
+from pipeline_components.orchestration import params as run_params
+from pipeline_components.orchestration.runner import (
+    EXIT_GATE_FAILED,
+    EXIT_SKIPPED,
+    RUNTIME_ENV,
+    LocalNodeRunner,
+    NodeCommand,
+    node_failure_message,
+)
 from pipeline_components.settings import Settings
 
 node_log = logging.getLogger("runway.tfx_node")
@@ -31,12 +41,48 @@ UI_COLORS = {
 }
 
 
+def _plain(values: Any) -> dict[str, Any]:
+    """Airflow's ParamsDict (or a plain dict) as a JSON-ready dict of values."""
+    return {key: values[key] for key in values} if values else {}
+
+
+class CheckRunParametersOperator(BaseOperator):
+    """First task of every run: validate the run parameters against the configuration and the data.
+
+    An invalid value fails the run here, before any node, with a message that names the parameter; the
+    trigger form has already checked each value's type and range.
+    """
+
+    ui_color = "#eaecee"
+
+    def __init__(self, *, config_path: str, check_data: bool = True, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.config_path = config_path
+        self.check_data = check_data
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        config = load_pipeline_config(self.config_path)
+        try:
+            resolved = run_params.validate(_plain(context["params"]), config)
+            if self.check_data:
+                spans = run_params.check_against_data(resolved, config, Settings.from_env().data_dir)
+                self.log.info("spans present: %s", spans)
+        except ConfigError as err:
+            raise AirflowFailException(str(err)) from None
+        for name, value in sorted(resolved.items()):
+            self.log.info("run parameter %-22s = %r", name, value)
+        return resolved
+
+
 class TfxNodeOperator(BaseOperator):
     """Run one node of a compiled TFX pipeline in the pipeline runtime environment.
 
     The node runs with TFX's portable launcher against the pipeline's ML Metadata store; the Airflow run id
-    is the TFX pipeline run id. The node's output streams into this task's log; a failing node fails the task
-    with the node's error. The node's execution summary (artifacts in and out) is the task's XCom.
+    is the TFX pipeline run id, and the run's parameters are applied to the node before it runs. The node's
+    output streams into this task's log. Its exit code decides the task's state: a gate that refused the run
+    fails the task without retries (``AirflowFailException``); "nothing to do" (dry run, model not blessed)
+    skips it with the reason; any other failure fails it and Airflow retries it with backoff. The node's key
+    figures (rows, anomalies, metrics, pushed version) are the task's XComs, one key each.
 
     Args:
         ir_path: the compiled pipeline (JSON IR).
@@ -51,8 +97,7 @@ class TfxNodeOperator(BaseOperator):
         self.ir_path = ir_path
         self.tfx_node_id = node_id
         self.component_type = component_type
-        short = component_type.rsplit(".", 1)[-1]
-        self.ui_color = UI_COLORS.get(short, "#ffffff")
+        self.ui_color = UI_COLORS.get(component_type.rsplit(".", 1)[-1], "#ffffff")
 
     @cached_property
     def runner(self) -> LocalNodeRunner:
@@ -61,33 +106,120 @@ class TfxNodeOperator(BaseOperator):
     def execute(self, context: Any) -> dict[str, Any]:
         run_id = context["run_id"]
         command = NodeCommand.for_node(
-            settings=Settings.from_env(), ir_path=Path(self.ir_path), node_id=self.tfx_node_id, run_id=run_id
+            settings=Settings.from_env(),
+            ir_path=Path(self.ir_path),
+            node_id=self.tfx_node_id,
+            run_id=run_id,
+            params=_plain(context.get("params")),
         )
         self.log.info("TFX node %s, pipeline run id %s: %s", self.tfx_node_id, run_id, " ".join(command.argv))
         try:
             outcome = self.runner.run(command, log=node_log.info)
         except RuntimeEnvironmentError as err:
-            raise AirflowException(str(err)) from None
-        if outcome.returncode != 0:
-            raise AirflowException(node_failure_message(self.tfx_node_id, outcome)) from NodeFailedError(
-                self.tfx_node_id
-            )
+            raise AirflowFailException(str(err)) from None
         result = outcome.result or {}
+        if outcome.returncode == EXIT_SKIPPED:
+            reason = result.get("reason", "nothing to do")
+            reason += self._evaluation_reason(context) if "not blessed" in reason else ""
+            self.log.info("%s", summarize(result))
+            raise AirflowSkipException(f"{self.tfx_node_id} skipped: {reason}")
+        if outcome.returncode == EXIT_GATE_FAILED:
+            self.log.error("%s", summarize(result))
+            raise AirflowFailException(result.get("reason") or node_failure_message(self.tfx_node_id, outcome))
+        if outcome.returncode != 0:
+            raise AirflowException(node_failure_message(self.tfx_node_id, outcome))
+        for key, value in sorted(result.get("figures", {}).items()):
+            context["ti"].xcom_push(key=key, value=value)
         self.log.info("%s", summarize(result))
         return result
+
+    def _evaluation_reason(self, context: Any) -> str:
+        """Why the Evaluator did not bless, from its XComs (same run)."""
+        try:
+            failures = context["ti"].xcom_pull(task_ids="Evaluator", key="failures")
+        except Exception:  # the XCom is a convenience for the message only
+            return ""
+        return f" ({'; '.join(failures)})" if failures else ""
 
     def on_kill(self) -> None:
         self.runner.kill()
 
 
 def summarize(result: dict[str, Any]) -> str:
-    """One readable paragraph for the end of the task log."""
+    """A short paragraph for the end of the task log: what ran, what changed, the key figures."""
     if not result:
         return "node finished (no result summary)"
-    if not result.get("executed", True):
-        return f"{result.get('node')}: not executed (inputs not ready or skipped)"
-    lines = [f"{result['node']} finished in {result.get('seconds', '?')} s (execution {result.get('execution_id')})"]
+    lines = [f"=== {result.get('node')} summary ==="]
+    if result.get("status"):
+        lines.append(f"status: {result['status']}: {result.get('reason', '')}")
+    elif not result.get("executed", True):
+        lines.append("not executed (inputs not ready or skipped by TFX)")
+    else:
+        lines.append(f"finished in {result.get('seconds', '?')} s (ML Metadata execution {result.get('execution_id')})")
+    for change in result.get("parameters_applied", []):
+        lines.append(f"parameter: {change}")
+    figures = result.get("figures", {})
+    if "rows" in figures:
+        lines.append("rows: " + ", ".join(f"{split} {count}" for split, count in figures["rows"].items()))
+    if "anomaly_count" in figures:
+        lines.append(f"anomalies: {figures['anomaly_count']}")
+        lines.extend(f"  - {a['feature']}: {a['short']}" for a in figures["anomalies"][:20])
+    if "metrics" in figures:
+        metrics = figures["metrics"]
+        for name in sorted(k for k in metrics if not k.endswith("_diff")):
+            diff = metrics.get(f"{name}_diff")
+            lines.append(
+                f"metric {name}: {metrics[name]:.4f}" + (f" ({diff:+.4f} vs baseline)" if diff is not None else "")
+            )
+        lines.append(f"blessed: {figures.get('blessed')}")
+        lines.extend(f"  threshold failed: {f}" for f in figures.get("failures", []))
+    if figures.get("pushed"):
+        lines.append(f"pushed version {figures['version']} to {figures['destination']}")
+    if "span" in figures:
+        lines.append(f"span ingested: {figures['span']}")
     for key, artifacts in sorted(result.get("outputs", {}).items()):
         for artifact in artifacts:
-            lines.append(f"  out {key}: {artifact['type']} {artifact['uri']}")
+            lines.append(f"artifact {key}: {artifact['type']} {artifact['uri']}")
     return "\n".join(lines)
+
+
+class RuntimeCommandOperator(BaseOperator):
+    """Run ``python -m pipeline_components.runtime ARGS`` in the runtime environment (locally), logging its output.
+
+    Used for work around the pipeline that needs TensorFlow or pandas, such as preparing the next span.
+    """
+
+    template_fields = ("runtime_args",)
+
+    def __init__(self, *, runtime_args: list[str], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.runtime_args = runtime_args
+
+    @cached_property
+    def runner(self) -> LocalNodeRunner:
+        return LocalNodeRunner()
+
+    def execute(self, context: Any) -> Any:
+        settings = Settings.from_env()
+        command = NodeCommand(
+            argv=[str(settings.runtime_python), "-m", "pipeline_components.runtime", *self.runtime_args],
+            env={**settings.as_env(), **RUNTIME_ENV},
+        )
+        lines: list[str] = []
+
+        def log(line: str) -> None:
+            lines.append(line)
+            node_log.info(line)
+
+        try:
+            outcome = self.runner.run(command, log=log)
+        except RuntimeEnvironmentError as err:
+            raise AirflowFailException(str(err)) from None
+        if outcome.returncode != 0:
+            errors = [line[7:] for line in lines if line.startswith("error: ")]
+            raise AirflowFailException(errors[-1] if errors else node_failure_message(self.task_id, outcome))
+        payload = [line for line in lines if line.startswith(("[", "{"))]
+        return json.loads(payload[-1]) if payload else None
+
+    def on_kill(self) -> None:
+        self.runner.kill()

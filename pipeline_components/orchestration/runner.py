@@ -22,6 +22,8 @@ from pipeline_components.errors import NodeFailedError, RuntimeEnvironmentError
 from pipeline_components.settings import Settings
 
 RESULT_PREFIX = "RUNWAY_RESULT "  # printed by pipeline_components.runtime.node
+EXIT_GATE_FAILED = 3  # a data or model gate refused the run: fail, do not retry
+EXIT_SKIPPED = 99  # nothing to do (dry run, not blessed): skip the task
 TAIL_LINES = 40
 
 # The runtime environment's process settings: legacy Keras 2 for TFX/tfmot, TensorFlow's C++ logs kept to
@@ -33,26 +35,31 @@ RUNTIME_ENV = {
 }
 
 
+def node_argv(*, python: str, ir_path: str, node_id: str, run_id: str, params_json: str) -> list[str]:
+    """The one command every backend (subprocess, container, pod) runs for a node."""
+    return [
+        python, "-m", "pipeline_components.runtime", "run-node",
+        "--ir", ir_path, "--node", node_id, "--run-id", run_id, "--params", params_json,
+    ]  # fmt: skip
+
+
 @dataclass(frozen=True, kw_only=True)
 class NodeCommand:
     argv: list[str]
     env: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def for_node(cls, *, settings: Settings, ir_path: Path, node_id: str, run_id: str) -> NodeCommand:
+    def for_node(
+        cls, *, settings: Settings, ir_path: Path, node_id: str, run_id: str, params: dict[str, Any] | None = None
+    ) -> NodeCommand:
         return cls(
-            argv=[
-                str(settings.runtime_python),
-                "-m",
-                "pipeline_components.runtime",
-                "run-node",
-                "--ir",
-                str(ir_path),
-                "--node",
-                node_id,
-                "--run-id",
-                run_id,
-            ],
+            argv=node_argv(
+                python=str(settings.runtime_python),
+                ir_path=str(ir_path),
+                node_id=node_id,
+                run_id=run_id,
+                params_json=json.dumps(params or {}, sort_keys=True),
+            ),
             env={**settings.as_env(), **RUNTIME_ENV},
         )
 

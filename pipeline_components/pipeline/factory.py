@@ -126,7 +126,12 @@ def create_pipeline(
         statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"]
     )
 
-    window = rolling_range(example_gen.outputs["examples"], num_spans=config.data.window_spans, min_spans=1)
+    # Every span this pipeline has ingested, in any run: a plain Channel (unlike example_gen.outputs[...], which
+    # the compiler scopes to the current pipeline run) queries ML Metadata across runs.
+    ingested_spans = tfx.dsl.Channel(
+        type=tfx.types.standard_artifacts.Examples, producer_component_id=example_gen.id, output_key="examples"
+    )
+    window = rolling_range(ingested_spans, num_spans=config.data.window_spans, min_spans=1)
     custom_config = model_custom_config(config)
     transform = tfx.components.Transform(
         examples=window,
@@ -134,6 +139,9 @@ def create_pipeline(
         preprocessing_fn=f"{config.model.module}.preprocessing_fn",
         custom_config=custom_config,
     )
+    # The window's channel does not carry its producer: order Transform after this run's ingestion explicitly,
+    # and after data validation.
+    transform.add_upstream_node(example_gen)
     transform.add_upstream_node(example_validator)
     trainer = tfx.components.Trainer(
         run_fn=f"{config.model.module}.run_fn",

@@ -50,17 +50,34 @@ def cmd_compile(args: argparse.Namespace, settings: Settings) -> None:
     print(json.dumps(results))
 
 
-def cmd_run_node(args: argparse.Namespace, settings: Settings) -> None:
-    from pipeline_components.runtime.node import print_result, run_node
+EXIT_GATE_FAILED = 3  # same values as pipeline_components.orchestration.backends
+EXIT_SKIPPED = 99
 
-    print_result(run_node(Path(args.ir), args.node, args.run_id))
+
+def cmd_run_node(args: argparse.Namespace, settings: Settings) -> int:
+    from pipeline_components.runtime.node import GateFailed, NodeSkipped, print_result, run_node
+
+    params = json.loads(args.params) if args.params else {}
+    try:
+        print_result(run_node(Path(args.ir), args.node, args.run_id, params))
+    except GateFailed as gate:
+        print_result({**gate.result, "status": "gate_failed", "reason": str(gate)})
+        print(f"error: {gate}", file=sys.stderr)
+        return EXIT_GATE_FAILED
+    except NodeSkipped as skipped:
+        print_result({**skipped.result, "status": "skipped", "reason": str(skipped)})
+        return EXIT_SKIPPED
+    return 0
 
 
 def cmd_prepare_data(args: argparse.Namespace, settings: Settings) -> None:
-    from pipeline_components.data import prepare_dataset
+    from pipeline_components.data import next_span, prepare_dataset
+    from pipeline_components.orchestration.params import available_spans
 
     config = _config(args, settings, require_schema=False)
     options: dict[str, object] = {}
+    if args.next:
+        args.spans = str(next_span(config.data.preparer, available_spans(config, settings.data_dir)))
     if args.spans:
         key = "months" if config.data.preparer == "nycflights13" else "years"
         options[key] = [int(s) for s in args.spans.split(",")]
@@ -110,11 +127,13 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--ir", required=True)
     s.add_argument("--node", required=True)
     s.add_argument("--run-id", required=True)
+    s.add_argument("--params", help="JSON object of run parameters (validated by the orchestrator)")
     s.set_defaults(func=cmd_run_node)
 
     s = with_config("prepare-data", "write the dataset's spans")
     s.add_argument("--spans", help="comma-separated span numbers (months 1-12 for flights, years for penguins)")
     s.add_argument("--sample-fraction", type=float)
+    s.add_argument("--next", action="store_true", help="prepare the first span not prepared yet")
     s.set_defaults(func=cmd_prepare_data)
 
     s = with_config("schema", "regenerate the committed schema from the prepared spans")
@@ -141,11 +160,11 @@ def main(argv: list[str] | None = None) -> int:
     # Beam logs one line per unsupported type hint at import: noise in every task log.
     logging.getLogger("apache_beam.typehints").setLevel(logging.WARNING)
     try:
-        args.func(args, Settings.from_env())
+        code = args.func(args, Settings.from_env())
     except RunwayError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    return 0
+    return code or 0
 
 
 if __name__ == "__main__":

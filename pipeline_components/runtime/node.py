@@ -7,25 +7,30 @@ This is what an Airflow task executes in the runtime environment:
 The Airflow run id becomes the TFX pipeline run id, so every node of one DAG run shares one pipeline-run
 context in ML Metadata: inputs resolve from upstream tasks' outputs, and lineage and caching work across
 tasks and runs. The last line on stdout is a JSON summary of the execution (prefixed ``RUNWAY_RESULT``) that
-the orchestrator side reads.
+the orchestrator side reads. Exit codes: 0 done, 3 a gate refused the run (``GateFailed``: not retried), 99
+nothing to do (``NodeSkipped``: the task is skipped), anything else a failure that may be transient (retried).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from pathlib import Path
 from typing import Any
 
+from ml_metadata.proto import metadata_store_pb2
 from tfx.dsl.compiler import constants
 from tfx.orchestration import metadata
 from tfx.orchestration.local import runner_utils
 from tfx.orchestration.portable import launcher, runtime_parameter_utils
 from tfx.proto.orchestration import pipeline_pb2
 
-from pipeline_components.errors import ConfigError
+from pipeline_components.errors import ConfigError, RunwayError
 from pipeline_components.runtime.compile import read_ir
+from pipeline_components.runtime.figures import node_figures
+from pipeline_components.runtime.overrides import apply_run_parameters
 
 RESULT_PREFIX = "RUNWAY_RESULT "
 log = logging.getLogger("runway.node")
@@ -39,26 +44,101 @@ def find_node(ir: pipeline_pb2.Pipeline, node_id: str) -> pipeline_pb2.PipelineN
     raise ConfigError(f"node '{node_id}' is not in pipeline '{ir.pipeline_info.id}'; its nodes are: {known}")
 
 
+class GateFailed(RunwayError):
+    """A data or model gate refused the run: not transient, not retried (exit code 3)."""
+
+    def __init__(self, message: str, result: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.result = result or {}
+
+
+class NodeSkipped(RunwayError):
+    """Nothing for this node to do in this run (dry run, model not blessed): exit code 99."""
+
+    def __init__(self, message: str, result: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.result = result or {}
+
+
 def _artifact_summary(artifacts: dict[str, list[Any]]) -> dict[str, list[dict[str, Any]]]:
     summary: dict[str, list[dict[str, Any]]] = {}
     for key, items in artifacts.items():
-        summary[key] = [
-            {
-                "id": artifact.id,
-                "type": artifact.type_name,
-                "uri": artifact.uri,
-                **({"span": artifact.span} if artifact.has_property("span") else {}),
-            }
-            for artifact in items
-        ]
+        summary[key] = [{"type": artifact.type_name, "uri": artifact.uri} for artifact in items]
     return summary
 
 
-def run_node(ir_path: Path, node_id: str, run_id: str) -> dict[str, Any]:
-    """Launch one node; return a summary of the execution (inputs, outputs, whether it ran)."""
+def _component(node: pipeline_pb2.PipelineNode) -> str:
+    return node.node_info.type.name.rsplit(".", 1)[-1]
+
+
+def _check_example_gen_input(node: pipeline_pb2.PipelineNode) -> None:
+    """Refuse a missing input before TFX does, with a message that says what to do (not retried)."""
+    parameters = node.parameters.parameters
+    if "input_base" not in parameters or "input_config" not in parameters:
+        return
+    base = Path(parameters["input_base"].field_value.string_value)
+    config = json.loads(parameters["input_config"].field_value.string_value)
+    range_config = (
+        json.loads(parameters["range_config"].field_value.string_value) if "range_config" in parameters else {}
+    )
+    span = range_config.get("static_range", {}).get("start_span_number")
+    for split in config.get("splits", []):
+
+        def fill(match: re.Match[str]) -> str:
+            if span is None:
+                return "*"
+            return f"{span:0{int(match.group(1))}d}" if match.group(1) else str(span)
+
+        pattern = re.sub(r"\{SPAN(?::(\d+))?\}", fill, split["pattern"])
+        if not list(base.glob(pattern)):
+            raise GateFailed(
+                f"no input files match {base / pattern}: the span is missing or has no CSV file; "
+                f"prepare it (`runway data prepare`) or pick another span"
+            )
+
+
+def _promote_span_and_version(connection_config: Any, execution_id: int) -> None:
+    """Copy ExampleGen's span/version from custom properties into the artifact type's properties.
+
+    TFX 1.21's ExampleGen driver records them as custom properties, but the span-based resolver ops
+    (``rolling_range``, ``LatestSpan``) read the typed properties: without this every ingested span reads as
+    span 0 and a rolling window collapses to the newest artifact.
+    """
+    with metadata.Metadata(connection_config) as handle:
+        store = handle.store
+        events = store.get_events_by_execution_ids([execution_id])
+        outputs = [e.artifact_id for e in events if e.type == metadata_store_pb2.Event.OUTPUT]
+        changed = []
+        for artifact in store.get_artifacts_by_id(outputs):
+            for key in ("span", "version"):
+                if key in artifact.custom_properties and key not in artifact.properties:
+                    artifact.properties[key].int_value = artifact.custom_properties[key].int_value
+                    changed.append(artifact)
+        if changed:
+            store.put_artifacts(list({a.id: a for a in changed}.values()))
+
+
+def run_node(ir_path: Path, node_id: str, run_id: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Launch one node with the run's parameters applied; return a summary with its key figures.
+
+    Raises:
+        GateFailed: a gate refused the run (missing input, anomalies in the data).
+        NodeSkipped: nothing to do (dry run, or the model was not blessed).
+    """
     ir = read_ir(ir_path)
     runtime_parameter_utils.substitute_runtime_parameter(ir, {constants.PIPELINE_RUN_ID_PARAMETER_NAME: run_id})
     node = find_node(ir, node_id)
+    component = _component(node)
+    result: dict[str, Any] = {"pipeline": ir.pipeline_info.id, "node": node_id, "run_id": run_id}
+    params = params or {}
+    result["parameters_applied"] = apply_run_parameters(node, params)
+    for change in result["parameters_applied"]:
+        log.info("run parameter applied to %s: %s", node_id, change)
+    if component == "Pusher" and params.get("dry_run"):
+        raise NodeSkipped("dry run: the model is not pushed (run parameter dry_run=true)", result)
+    if component.endswith("ExampleGen"):
+        _check_example_gen_input(node)
+
     deployment_config = runner_utils.extract_local_deployment_config(ir)
     connection = deployment_config.metadata_connection_config
     connection_config = getattr(connection, connection.WhichOneof("connection_config"))
@@ -77,19 +157,32 @@ def run_node(ir_path: Path, node_id: str, run_id: str) -> dict[str, Any]:
     started = time.monotonic()
     log.info("running node %s of pipeline %s, run id %s", node_id, ir.pipeline_info.id, run_id)
     execution_info = component_launcher.launch()
-    result: dict[str, Any] = {
-        "pipeline": ir.pipeline_info.id,
-        "node": node_id,
-        "run_id": run_id,
-        "seconds": round(time.monotonic() - started, 2),
-        "executed": execution_info is not None,
-    }
-    if execution_info is not None:
-        result["execution_id"] = execution_info.execution_id
-        result["inputs"] = _artifact_summary(execution_info.input_dict or {})
-        result["outputs"] = _artifact_summary(execution_info.output_dict or {})
+    result["seconds"] = round(time.monotonic() - started, 2)
+    result["executed"] = execution_info is not None
+    if execution_info is None:
+        return result
+    result["execution_id"] = execution_info.execution_id
+    if component.endswith("ExampleGen"):
+        _promote_span_and_version(connection_config, execution_info.execution_id)
+    outputs = execution_info.output_dict or {}
+    result["inputs"] = _artifact_summary(execution_info.input_dict or {})
+    result["outputs"] = _artifact_summary(outputs)
+    figures = node_figures(component, outputs)
+    result["figures"] = figures
+
+    if component == "ExampleValidator" and figures.get("anomaly_count"):
+        listing = "\n".join(
+            f"  - [{a['split']}] {a['feature']}: {a['short']} ({a['description']})" for a in figures["anomalies"]
+        )
+        raise GateFailed(
+            f"data validation failed: {figures['anomaly_count']} anomalies against the committed schema\n"
+            f"{listing}\nreport: {figures['report']}",
+            result,
+        )
+    if component == "Pusher" and not figures.get("pushed"):
+        raise NodeSkipped("the model was not blessed by the Evaluator: nothing pushed", result)
     return result
 
 
 def print_result(result: dict[str, Any]) -> None:
-    print(RESULT_PREFIX + json.dumps(result, sort_keys=True), flush=True)
+    print(RESULT_PREFIX + json.dumps(result, sort_keys=True, default=str), flush=True)

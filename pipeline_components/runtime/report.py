@@ -17,6 +17,15 @@ from pipeline_components.errors import RunwayError
 from pipeline_components.settings import Settings
 
 _STATES = {v: k for k, v in metadata_store_pb2.Execution.State.items()}
+_RECORDED_PROPERTIES = {
+    "span",
+    "range_config",
+    "train_args",
+    "eval_args",
+    "custom_config",
+    "eval_config",
+    "push_destination",
+}
 
 
 def _value(prop: metadata_store_pb2.Value) -> Any:
@@ -99,7 +108,7 @@ class RunReader:
         return chain
 
 
-def _evaluation(uri: str) -> dict[str, Any]:
+def evaluation_summary(uri: str) -> dict[str, Any]:
     import tensorflow_model_analysis as tfma
 
     metrics: dict[str, float] = {}
@@ -132,6 +141,10 @@ def run_report(config: PipelineConfig, settings: Settings, run_id: str) -> dict[
         report["nodes"][node] = {
             "execution_id": execution.id,
             "state": _STATES.get(execution.last_known_state, "UNKNOWN"),
+            # The execution parameters ML Metadata recorded: the run parameters as the node saw them.
+            "properties": {
+                key: _value(value) for key, value in execution.custom_properties.items() if key in _RECORDED_PROPERTIES
+            },
         }
 
     examples = outputs_by_node.get("CsvExampleGen", {}).get("examples", [])
@@ -154,7 +167,7 @@ def run_report(config: PipelineConfig, settings: Settings, run_id: str) -> dict[
     }
     evaluator_outputs = outputs_by_node.get("Evaluator", {})
     if evaluator_outputs.get("evaluation"):
-        evaluation.update(_evaluation(evaluator_outputs["evaluation"][0].uri))
+        evaluation.update(evaluation_summary(evaluator_outputs["evaluation"][0].uri))
     if evaluator_outputs.get("blessing"):
         evaluation["blessed"] = bool(_custom(evaluator_outputs["blessing"][0], "blessed"))
     report["evaluation"] = evaluation

@@ -79,15 +79,17 @@ def test_each_pipeline_has_a_dag_mirroring_its_ir(compiled: Settings) -> None:
     probe = _parse_in_fresh_interpreter(CHECKOUT / "dags" / "tfx_pipelines.py", compiled)
     dags = probe["dags"]
     assert isinstance(dags, dict)
-    assert set(dags) == {"flights_pipeline", "penguins_pipeline"}
+    assert set(dags) == {"flights_pipeline", "penguins_pipeline", "flights_data", "penguins_data"}
     for pipeline in ("flights", "penguins"):
         ir = json.loads(compiled.ir_path(pipeline).read_text())
         expected = {
             node["pipelineNode"]["nodeInfo"]["id"]: sorted(node["pipelineNode"].get("upstreamNodes", []))
+            or ["check_params"]  # the IR's roots wait for the parameter check
             for node in ir["nodes"]
         }
         assert set(expected) == EXPECTED_NODES
-        assert dags[f"{pipeline}_pipeline"] == expected
+        assert dags[f"{pipeline}_pipeline"] == {"check_params": [], **expected}
+        assert dags[f"{pipeline}_data"] == {"prepare_next_span": []}
     # Data validation is ordered before training, and the push waits for the evaluation.
     flights = dags["flights_pipeline"]
     assert "ExampleValidator" in flights["Transform"]

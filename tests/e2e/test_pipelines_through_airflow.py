@@ -28,7 +28,8 @@ FAST = [
     "--set",
     "evaluation.max_regression=1.0",
 ]
-ALL_NODES = {
+ALL_TASKS = {
+    "check_params",
     "CsvExampleGen",
     "StatisticsGen",
     "ImportSchemaGen",
@@ -67,7 +68,7 @@ def test_every_task_succeeds_and_the_model_is_pushed(
 ) -> None:
     first, second = two_monthly_runs
     for summary in (first, second):
-        assert _states(summary) == {node: "success" for node in ALL_NODES}
+        assert _states(summary) == {task: "success" for task in ALL_TASKS}
         push = summary["metadata"]["push"]
         assert push["pushed"] is True
         assert Path(push["destination"], "saved_model.pb").is_file()
@@ -134,10 +135,10 @@ def test_pushed_model_predicts_for_real_flights(
 
 
 def test_penguins_run_through_the_same_dag_code(home: Settings) -> None:
-    check(runway(home, "run", "penguins", "--set", "model.train_steps=200"))
+    check(runway(home, "run", "penguins", "--param", "train_steps=200"))
     summary = latest_summary(home, "penguins")
     assert summary["dag_id"] == "penguins_pipeline"
-    assert _states(summary) == {node: "success" for node in ALL_NODES}
+    assert _states(summary) == {task: "success" for task in ALL_TASKS}
     meta = summary["metadata"]
     assert meta["spans"] == {"ingested": [2009], "training_window": [2009]}
     assert meta["push"]["pushed"] is True
@@ -158,5 +159,36 @@ def test_a_failing_node_fails_its_task_with_the_nodes_error(tmp_path: Path) -> N
     assert states["CsvExampleGen"] == "failed"
     assert states["Pusher"] in {"upstream_failed", None}
     assert not model_store_versions(settings, "flights_delay")
-    log_text = Path(next(iter((settings.home / "logs").glob("flights_pipeline-*.log")))).read_text()
-    assert "TFX node CsvExampleGen failed with exit code" in log_text
+    log_text = _latest_log(settings).read_text()
+    assert "no input files match" in log_text and "span-2013-*/*.csv" in log_text
+    assert log_text.count("running task <TaskInstance: flights_pipeline.CsvExampleGen") == 1  # a gate: no retry
+
+
+def test_anomalies_in_a_new_span_stop_the_run_before_training(tmp_path: Path) -> None:
+    """A month with an unseen carrier: ExampleValidator fails (not retried), nothing downstream runs."""
+    settings = Settings.from_env({"RUNWAY_HOME": str(tmp_path)})
+    check(runway(settings, "data", "prepare", "flights", "--spans", "3", "--sample-fraction", "0.05"))
+    csv_path = settings.data_dir / "flights" / "span-2013-03" / "flights.csv"
+    lines = csv_path.read_text().splitlines()
+    header = lines[0].split(",")
+    carrier = header.index("carrier")
+    corrupted = [lines[0]]
+    for i, line in enumerate(lines[1:]):
+        cells = line.split(",")
+        if i % 10 == 0:
+            cells[carrier] = "ZZ"  # no such carrier in the committed schema
+        corrupted.append(",".join(cells))
+    csv_path.write_text("\n".join(corrupted) + "\n")
+    result = runway(settings, "run", "flights", *FAST)
+    assert result.returncode != 0
+    states = _states(latest_summary(settings, "flights"))
+    assert states["ExampleValidator"] == "failed"
+    assert states["Transform"] == "upstream_failed" and states["Trainer"] == "upstream_failed"
+    assert not model_store_versions(settings, "flights_delay")
+    log_text = _latest_log(settings).read_text()
+    assert "data validation failed" in log_text and "carrier" in log_text
+    assert log_text.count("running task <TaskInstance: flights_pipeline.ExampleValidator") == 1
+
+
+def _latest_log(settings: Settings) -> Path:
+    return sorted((settings.home / "logs").glob("flights_pipeline-*.log"))[-1]

@@ -12,8 +12,14 @@ from pipeline_components.settings import CHECKOUT
 def test_compose_services_images_and_builds() -> None:
     compose = yaml.safe_load((CHECKOUT / "docker-compose.yml").read_text())
     services = compose["services"]
-    for name in ("postgres", "airflow-init", "airflow-apiserver", "airflow-scheduler", "airflow-dag-processor",
-                 "airflow-triggerer"):
+    for name in (
+        "postgres",
+        "airflow-init",
+        "airflow-apiserver",
+        "airflow-scheduler",
+        "airflow-dag-processor",
+        "airflow-triggerer",
+    ):
         assert name in services, f"docker-compose.yml lacks {name}"
     for name, service in services.items():
         image = service.get("image", "")

@@ -22,7 +22,11 @@ def python_command(code: str) -> NodeCommand:
 
 def test_node_command_runs_the_runtime_module_with_the_run_id(isolated_settings: Settings) -> None:
     command = NodeCommand.for_node(
-        settings=isolated_settings, ir_path=Path("/ir/flights.json"), node_id="Trainer", run_id="manual__1"
+        settings=isolated_settings,
+        ir_path=Path("/ir/flights.json"),
+        node_id="Trainer",
+        run_id="manual__1",
+        params={"train_steps": 5},
     )
     assert command.argv[0] == str(isolated_settings.runtime_python)
     assert command.argv[1:] == [
@@ -35,6 +39,8 @@ def test_node_command_runs_the_runtime_module_with_the_run_id(isolated_settings:
         "Trainer",
         "--run-id",
         "manual__1",
+        "--params",
+        '{"train_steps": 5}',
     ]
     assert command.env["TF_USE_LEGACY_KERAS"] == "1"
     assert command.env["RUNWAY_HOME"] == str(isolated_settings.home)

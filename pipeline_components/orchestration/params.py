@@ -1,0 +1,180 @@
+"""Typed run parameters: what an operator may change per run, in Airflow's trigger form, without recompiling.
+
+Each parameter has a JSON-schema type, a default taken from the pipeline configuration, and a description; the
+DAG turns them into Airflow ``Param``s (validated by the trigger form), the ``check_params`` task validates them
+again against the data on disk, and each TFX node task passes them to the runtime, which applies them to the
+node in the compiled IR just before TFX's launcher runs it (``pipeline_components.runtime.overrides``). TFX's
+own ``RuntimeParameter`` cannot reach inside ``TrainArgs``, ``custom_config`` or ``eval_config``, hence this
+mechanism; the values end up in the execution's properties in ML Metadata.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pipeline_components.config import PipelineConfig
+from pipeline_components.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class RunParameter:
+    name: str
+    schema: dict[str, Any]
+    description: str
+    section: str
+
+    def default(self, config: PipelineConfig) -> Any:
+        return _DEFAULTS[self.name](config)
+
+
+_NAME_PATTERN = r"^[a-z][a-z0-9_]*$"
+
+PARAMETERS: tuple[RunParameter, ...] = (
+    RunParameter(
+        "span",
+        {"type": ["null", "integer"], "minimum": 0},
+        "Span to ingest this run (the month, for flights). Empty: the newest span in the data folder.",
+        "Data",
+    ),
+    RunParameter(
+        "window_spans",
+        {"type": "integer", "minimum": 1, "maximum": 120},
+        "How many of the newest ingested spans Transform and Trainer see.",
+        "Data",
+    ),
+    RunParameter("train_steps", {"type": "integer", "minimum": 1}, "Training steps (batches).", "Training"),
+    RunParameter("eval_steps", {"type": "integer", "minimum": 1}, "Validation steps during training.", "Training"),
+    RunParameter(
+        "learning_rate", {"type": "number", "exclusiveMinimum": 0, "maximum": 1}, "Adam learning rate.", "Training"
+    ),
+    RunParameter(
+        "eval_lower_bound",
+        {"type": "number", "minimum": 0, "maximum": 1},
+        "Value threshold: the candidate's metric must reach at least this to be blessed.",
+        "Evaluation",
+    ),
+    RunParameter(
+        "eval_max_regression",
+        {"type": "number", "minimum": 0, "maximum": 1},
+        "Change threshold: how much worse than the current blessed model the candidate may be.",
+        "Evaluation",
+    ),
+    RunParameter(
+        "serving_model_name",
+        {"type": "string", "pattern": _NAME_PATTERN},
+        "Model name in the model store: the push goes to <store>/<name>/<version>.",
+        "Serving",
+    ),
+    RunParameter(
+        "dry_run",
+        {"type": "boolean"},
+        "Do everything except the push: Pusher is skipped, nothing is served.",
+        "Serving",
+    ),
+)
+
+_DEFAULTS = {
+    "span": lambda c: None,
+    "window_spans": lambda c: c.data.window_spans,
+    "train_steps": lambda c: c.model.train_steps,
+    "eval_steps": lambda c: c.model.eval_steps,
+    "learning_rate": lambda c: c.model.learning_rate,
+    "eval_lower_bound": lambda c: c.evaluation.lower_bound,
+    "eval_max_regression": lambda c: c.evaluation.max_regression,
+    "serving_model_name": lambda c: c.serving.model_name,
+    "dry_run": lambda c: False,
+}
+BY_NAME = {p.name: p for p in PARAMETERS}
+
+
+def defaults(config: PipelineConfig) -> dict[str, Any]:
+    return {p.name: p.default(config) for p in PARAMETERS}
+
+
+def _type_ok(value: Any, types: str | list[str]) -> bool:
+    allowed = [types] if isinstance(types, str) else types
+    checks = {
+        "null": value is None,
+        "integer": isinstance(value, int) and not isinstance(value, bool),
+        "number": isinstance(value, int | float) and not isinstance(value, bool),
+        "boolean": isinstance(value, bool),
+        "string": isinstance(value, str),
+    }
+    return any(checks[t] for t in allowed)
+
+
+def validate(values: dict[str, Any], config: PipelineConfig) -> dict[str, Any]:
+    """Check each value against its schema; return the full set (defaults filled in).
+
+    Raises:
+        ConfigError: naming the parameter, the value and what is allowed.
+    """
+    unknown = sorted(set(values) - set(BY_NAME))
+    if unknown:
+        raise ConfigError(f"unknown run parameter(s) {unknown}; known: {sorted(BY_NAME)}")
+    resolved = defaults(config) | values
+    for name, value in resolved.items():
+        schema = BY_NAME[name].schema
+        if not _type_ok(value, schema["type"]):
+            raise ConfigError(f"run parameter '{name}' = {value!r}: expected {schema['type']}")
+        if value is None:
+            continue
+        if "minimum" in schema and value < schema["minimum"]:
+            raise ConfigError(f"run parameter '{name}' = {value!r}: must be >= {schema['minimum']}")
+        if "exclusiveMinimum" in schema and value <= schema["exclusiveMinimum"]:
+            raise ConfigError(f"run parameter '{name}' = {value!r}: must be > {schema['exclusiveMinimum']}")
+        if "maximum" in schema and value > schema["maximum"]:
+            raise ConfigError(f"run parameter '{name}' = {value!r}: must be <= {schema['maximum']}")
+        if "pattern" in schema and not re.match(schema["pattern"], value):
+            raise ConfigError(f"run parameter '{name}' = {value!r}: must match {schema['pattern']}")
+    return resolved
+
+
+def span_folder_glob(config: PipelineConfig, span: int | None) -> str:
+    """The span pattern's folder part with ``{SPAN}`` filled in (or a wildcard for every span)."""
+
+    def fill(match: re.Match[str]) -> str:
+        if span is None:
+            return "*"
+        width = match.group(1)
+        return f"{span:0{int(width)}d}" if width else str(span)
+
+    folder_pattern = config.data.span_pattern.split("/")[0]
+    return re.sub(r"\{SPAN(?::(\d+))?\}", fill, folder_pattern)
+
+
+def available_spans(config: PipelineConfig, data_dir: Path) -> list[int]:
+    """Span numbers present in the data folder (folder names that match the pattern)."""
+    folder_pattern = config.data.span_pattern.split("/")[0]
+    regex = re.compile("^" + re.sub(r"\\\{SPAN(?::(\d+))?\\\}", r"(?P<span>\\d+)", re.escape(folder_pattern)) + "$")
+    root = data_dir / config.data.folder
+    spans = []
+    if root.is_dir():
+        for child in root.iterdir():
+            if child.is_dir() and (match := regex.match(child.name)):
+                spans.append(int(match.group("span")))
+    return sorted(spans)
+
+
+def check_against_data(resolved: dict[str, Any], config: PipelineConfig, data_dir: Path) -> list[int]:
+    """The span to ingest must exist; return the spans present.
+
+    Raises:
+        ConfigError: no span at all, or the requested one is missing.
+    """
+    spans = available_spans(config, data_dir)
+    root = data_dir / config.data.folder
+    if not spans:
+        raise ConfigError(
+            f"no spans under {root} (pattern {config.data.span_pattern}); run `runway data prepare {config.name}`"
+        )
+    span = resolved.get("span")
+    if span is not None and span not in spans:
+        raise ConfigError(
+            f"run parameter 'span' = {span}: no folder {span_folder_glob(config, span)} under {root}; "
+            f"prepared spans: {spans}"
+        )
+    return spans

@@ -1,0 +1,38 @@
+"""Gates that act before TFX's launcher: a missing span is refused, a dry run never reaches the Pusher."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pipeline_components.config import load_pipeline_config
+from pipeline_components.runtime.compile import compile_pipeline, write_ir
+from pipeline_components.runtime.node import GateFailed, NodeSkipped, run_node
+from pipeline_components.settings import Settings
+from tests.conftest import CONFIGS
+
+
+@pytest.fixture(scope="module")
+def compiled(tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, Path]:
+    settings = Settings.from_env({"RUNWAY_HOME": str(tmp_path_factory.mktemp("home"))})
+    config = load_pipeline_config(CONFIGS / "flights.yaml")
+    path = settings.ir_path("flights")
+    write_ir(compile_pipeline(config, settings), path, config_path=config.source)
+    return settings, path
+
+
+def test_dry_run_skips_the_pusher_before_anything_runs(compiled: tuple[Settings, Path]) -> None:
+    settings, ir = compiled
+    with pytest.raises(NodeSkipped, match="dry run"):
+        run_node(ir, "Pusher", "run-1", {"dry_run": True})
+    assert not settings.metadata_path("flights").exists()  # nothing was recorded, nothing pushed
+    assert not (settings.model_store / "flights_delay").exists()
+
+
+@pytest.mark.parametrize("params", [pytest.param({}, id="newest"), pytest.param({"span": 5}, id="pinned")])
+def test_missing_span_is_a_gate_not_a_crash(compiled: tuple[Settings, Path], params: dict[str, int]) -> None:
+    settings, ir = compiled
+    (settings.data_dir / "flights" / "span-2013-01").mkdir(parents=True, exist_ok=True)  # folder, no CSV
+    with pytest.raises(GateFailed, match="no input files match"):
+        run_node(ir, "CsvExampleGen", "run-1", params)

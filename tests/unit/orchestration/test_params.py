@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pipeline_components.config import load_pipeline_config
+from pipeline_components.errors import ConfigError
+from pipeline_components.orchestration import params
+from tests.conftest import CONFIGS
+
+
+@pytest.fixture
+def flights():  # type: ignore[no-untyped-def]
+    return load_pipeline_config(CONFIGS / "flights.yaml")
+
+
+def test_defaults_come_from_the_configuration(flights) -> None:  # type: ignore[no-untyped-def]
+    values = params.defaults(flights)
+    assert values["train_steps"] == flights.model.train_steps
+    assert values["window_spans"] == flights.data.window_spans
+    assert values["eval_lower_bound"] == flights.evaluation.lower_bound
+    assert values["serving_model_name"] == "flights_delay"
+    assert values["span"] is None and values["dry_run"] is False
+    assert all(p.description for p in params.PARAMETERS)
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        pytest.param({"train_steps": 0}, "'train_steps' = 0: must be >= 1", id="steps-zero"),
+        pytest.param({"train_steps": "many"}, "'train_steps' = 'many': expected integer", id="steps-text"),
+        pytest.param({"train_steps": True}, "'train_steps' = True: expected integer", id="steps-bool"),
+        pytest.param({"learning_rate": 0}, "'learning_rate' = 0: must be > 0", id="lr-zero"),
+        pytest.param({"eval_lower_bound": 1.5}, "'eval_lower_bound' = 1.5: must be <= 1", id="bound"),
+        pytest.param({"serving_model_name": "Bad Name"}, "'serving_model_name'", id="model-name"),
+        pytest.param({"dry_run": "yes"}, "'dry_run' = 'yes': expected boolean", id="dry-run-text"),
+        pytest.param({"epochs_typo": 3}, "unknown run parameter", id="unknown"),
+    ],
+)
+def test_invalid_values_name_the_parameter(flights, values: dict[str, object], message: str) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(ConfigError) as caught:
+        params.validate(values, flights)
+    assert message in str(caught.value)
+
+
+def test_valid_values_are_kept_and_defaults_filled(flights) -> None:  # type: ignore[no-untyped-def]
+    resolved = params.validate({"span": 4, "train_steps": 10, "dry_run": True}, flights)
+    assert resolved["span"] == 4 and resolved["train_steps"] == 10 and resolved["dry_run"] is True
+    assert resolved["learning_rate"] == flights.model.learning_rate
+
+
+def test_spans_are_read_from_the_data_folder(flights, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    for name in ("span-2013-01", "span-2013-02", "span-2013-11", ".span-2013-03.tmp", "notes"):
+        (tmp_path / "flights" / name).mkdir(parents=True)
+    assert params.available_spans(flights, tmp_path) == [1, 2, 11]
+    assert params.span_folder_glob(flights, 2) == "span-2013-02"
+    assert params.check_against_data(params.validate({"span": 11}, flights), flights, tmp_path) == [1, 2, 11]
+    with pytest.raises(ConfigError, match=r"'span' = 7: no folder span-2013-07 .* prepared spans: \[1, 2, 11\]"):
+        params.check_against_data(params.validate({"span": 7}, flights), flights, tmp_path)
+
+
+def test_no_data_at_all_says_how_to_prepare_it(flights, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(ConfigError, match="runway data prepare flights"):
+        params.check_against_data(params.defaults(flights), flights, tmp_path)
