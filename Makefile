@@ -8,7 +8,7 @@ PYTEST := .venv/bin/pytest -p no:cacheprovider
 RUNTIME_PYTEST := .venv-runtime/bin/python -m pytest -p no:cacheprovider
 PIPELINE ?= flights
 
-.PHONY: help setup run test test-fast lint typecheck lock compile clean
+.PHONY: help setup run test test-fast test-serving lint lock compile clean
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 14
@@ -20,11 +20,14 @@ run: setup ## set up, then run the flights pipeline end to end through Airflow (
 	$(RUNWAY) run $(PIPELINE)
 
 test: setup lint ## lint, then the whole test suite in both environments, end-to-end runs included (CI runs this)
-	$(RUNTIME_PYTEST) tests/runtime
+	$(RUNTIME_PYTEST) tests/runtime tests/conformance
 	$(PYTEST) tests
 
 test-fast: setup ## unit tests only (seconds)
 	$(PYTEST) -m "not runtime and not e2e" tests
+
+test-serving: setup ## the model server's conformance suite (RUNWAY_MODEL_SERVER_BIN picks another server)
+	$(RUNTIME_PYTEST) tests/conformance
 
 lint: setup ## ruff and mypy
 	.venv/bin/ruff check .

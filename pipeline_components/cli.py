@@ -33,6 +33,7 @@ Typical session (embedded defaults: SQLite, local files under var/):
   runway params flights              the run parameters (--param NAME=VALUE, or Airflow's trigger form)
   runway report flights              what the latest run did, from ML Metadata
   runway predict flights             ask the pushed model about real flights
+  runway serve flights               serve it over TF Serving's REST (8501) and gRPC (8500) APIs
   runway airflow standalone          the Airflow UI on http://localhost:8080 with the same settings
 
 `runway run` prepares data and compiles on its own when needed, so on a fresh checkout
@@ -278,6 +279,32 @@ def cmd_params(args: argparse.Namespace, settings: Settings) -> None:
         say(f"  {parameter.name:<22} {kind:<18} {default:<16} {parameter.description}")
 
 
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
+    """Serve a pipeline's pushed models with the TF Serving-compatible server (or tensorflow_model_server)."""
+    import shutil
+
+    from pipeline_components.settings import CHECKOUT
+
+    config = load_pipeline_config(config_path(settings, args.pipeline))
+    base = settings.model_store / config.serving.model_name
+    if not base.is_dir():
+        raise RunwayError(f"no pushed model under {base}; run `runway run {config.name}` first")
+    real = shutil.which("tensorflow_model_server")
+    binary = real if real and not args.runway_server else str(CHECKOUT / "scripts" / "runway-model-server")
+    argv = [
+        binary,
+        f"--port={args.port}",
+        f"--rest_api_port={args.rest_port}",
+        f"--model_name={config.serving.model_name}",
+        f"--model_base_path={base}",
+    ]
+    say(
+        f"serving {base} with {binary}: gRPC :{args.port}, REST http://localhost:{args.rest_port}"
+        f"/v1/models/{config.serving.model_name}"
+    )
+    os.execve(argv[0], argv, {**os.environ, **settings.as_env()})
+
+
 def cmd_airflow(args: argparse.Namespace, settings: Settings) -> None:
     airflow_local.ensure_database(settings)
     os.execve(airflow_local.airflow_bin(), ["airflow", *args.airflow_args], airflow_local.airflow_env(settings))
@@ -373,6 +400,22 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--count", type=int, default=5)
     predict.add_argument("--version", help="model version (default: the newest in the model store)")
     predict.set_defaults(func=cmd_predict)
+
+    serve = sub.add_parser(
+        "serve",
+        help="serve a pipeline's pushed models (TF Serving's REST and gRPC APIs)",
+        formatter_class=formatter,
+        description=textwrap.dedent("""\
+            Serve <model store>/<serving.model_name> the way TensorFlow Serving does: tensorflow_model_server when
+            it is on PATH, otherwise runway's TF Serving-compatible server (docs/serving.md). Then, for example:
+              curl http://localhost:8501/v1/models/flights_delay
+              curl -d '{"instances": [...]}' http://localhost:8501/v1/models/flights_delay:predict"""),
+    )
+    serve.add_argument("pipeline")
+    serve.add_argument("--port", type=int, default=8500, help="gRPC port (default 8500)")
+    serve.add_argument("--rest-port", type=int, default=8501, help="REST port (default 8501)")
+    serve.add_argument("--runway-server", action="store_true", help="use runway's server even if TF Serving is here")
+    serve.set_defaults(func=cmd_serve)
 
     af = sub.add_parser(
         "airflow",
