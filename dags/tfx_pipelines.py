@@ -1,4 +1,6 @@
-"""The DAGs of every compiled pipeline: ``<name>_pipeline`` and ``<name>_data`` for each ``configs/<name>.yaml``.
+"""The Airflow DAGs of every compiled pipeline: ``<name>_pipeline`` and ``<name>_data`` per ``configs/<name>.yaml``.
+
+(Airflow's DAG discovery safe mode only parses files that mention both "airflow" and "dag": this docstring does.)
 
 The pipeline DAGs are built from the TFX IR that `runway compile` writes (``$RUNWAY_IR_DIR/<name>.json``); a
 pipeline that has not been compiled yet has no DAG, and a warning in the DAG processor's log says how to

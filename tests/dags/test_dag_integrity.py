@@ -100,3 +100,19 @@ def test_uncompiled_pipeline_has_no_dag_and_no_import_error(tmp_path: Path) -> N
     settings = Settings.from_env({"RUNWAY_HOME": str(tmp_path)})
     probe = _parse_in_fresh_interpreter(CHECKOUT / "dags" / "tfx_pipelines.py", settings)
     assert probe["dags"] == {}
+
+
+def test_airflow_discovers_every_dag_without_import_errors(compiled: Settings) -> None:
+    """What the DAG processor does (DagBag, safe mode on), not just an import."""
+    probe = """
+import json
+from airflow.dag_processing.dagbag import DagBag
+bag = DagBag(dag_folder=%r)
+print(json.dumps({"dags": sorted(bag.dags), "errors": {k: str(v) for k, v in bag.import_errors.items()}}))
+""" % str(CHECKOUT / "dags")
+    env = {**os.environ, **compiled.as_env(), "AIRFLOW_HOME": str(compiled.home / "airflow")}
+    result = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    found = json.loads(result.stdout.strip().splitlines()[-1])
+    assert found["errors"] == {}
+    assert found["dags"] == ["flights_data", "flights_pipeline", "penguins_data", "penguins_pipeline"]
