@@ -104,12 +104,12 @@ def test_uncompiled_pipeline_has_no_dag_and_no_import_error(tmp_path: Path) -> N
 
 def test_airflow_discovers_every_dag_without_import_errors(compiled: Settings) -> None:
     """What the DAG processor does (DagBag, safe mode on), not just an import."""
-    probe = """
-import json
-from airflow.dag_processing.dagbag import DagBag
-bag = DagBag(dag_folder=%r)
-print(json.dumps({"dags": sorted(bag.dags), "errors": {k: str(v) for k, v in bag.import_errors.items()}}))
-""" % str(CHECKOUT / "dags")
+    probe = (
+        "import json\n"
+        "from airflow.dag_processing.dagbag import DagBag\n"
+        f"bag = DagBag(dag_folder={str(CHECKOUT / 'dags')!r})\n"
+        'print(json.dumps({"dags": sorted(bag.dags), "errors": {k: str(v) for k, v in bag.import_errors.items()}}))\n'
+    )
     env = {**os.environ, **compiled.as_env(), "AIRFLOW_HOME": str(compiled.home / "airflow")}
     result = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-3000:]
