@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import time
 from pathlib import Path
@@ -118,6 +119,23 @@ def _promote_span_and_version(connection_config: Any, execution_id: int) -> None
             store.put_artifacts(list({a.id: a for a in changed}.values()))
 
 
+def _maybe_inject_failure(node_id: str, run_id: str) -> None:
+    """Chaos hook for testing retries and alerting: ``RUNWAY_FAIL_ONCE=NodeA,NodeB`` makes the first attempt of
+    those nodes in each run fail as a transient error would (a marker under ``$RUNWAY_HOME/faults`` remembers it).
+    """
+    targets = {name.strip() for name in os.environ.get("RUNWAY_FAIL_ONCE", "").split(",") if name.strip()}
+    if node_id not in targets:
+        return
+    marker = (
+        Path(os.environ.get("RUNWAY_HOME", ".")) / "faults" / re.sub(r"[^A-Za-z0-9_.-]", "_", f"{run_id}.{node_id}")
+    )
+    if marker.exists():
+        return
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_text("failed once\n")
+    raise RuntimeError(f"injected transient failure of {node_id} (RUNWAY_FAIL_ONCE); the retry will pass")
+
+
 def run_node(ir_path: Path, node_id: str, run_id: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
     """Launch one node with the run's parameters applied; return a summary with its key figures.
 
@@ -138,6 +156,7 @@ def run_node(ir_path: Path, node_id: str, run_id: str, params: dict[str, Any] | 
         raise NodeSkipped("dry run: the model is not pushed (run parameter dry_run=true)", result)
     if component.endswith("ExampleGen"):
         _check_example_gen_input(node)
+    _maybe_inject_failure(node_id, run_id)
 
     deployment_config = runner_utils.extract_local_deployment_config(ir)
     connection = deployment_config.metadata_connection_config

@@ -1,0 +1,213 @@
+"""A real Airflow 3: API server, scheduler (LocalExecutor) and DAG processor, driven through the REST API.
+
+The run is triggered with non-default parameters, independent branches run at the same time, one node fails
+once on purpose (a transient failure) and is retried, and every node reports the parameter values it applied.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import portpicker
+import pytest
+
+from pipeline_components.orchestration import params as run_params
+from pipeline_components.orchestration.airflow_local import airflow_bin, airflow_env, ensure_database
+from pipeline_components.settings import Settings
+from tests.helpers import check, runway
+
+pytestmark = pytest.mark.e2e
+
+DAG_ID = "flights_pipeline"
+PARAMS = {
+    "span": 1,
+    "train_steps": 120,
+    "eval_steps": 5,
+    "learning_rate": 0.005,
+    "eval_lower_bound": 0.5,
+    "eval_max_regression": 1.0,
+}
+
+
+class Api:
+    def __init__(self, base: str) -> None:
+        self.base = base
+        self.token = ""
+
+    def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(self.base + path, data=data, method=method)
+        request.add_header("Content-Type", "application/json")
+        if self.token:
+            request.add_header("Authorization", f"Bearer {self.token}")
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return response.status, json.loads(response.read() or b"null")
+        except urllib.error.HTTPError as err:
+            return err.code, json.loads(err.read() or b"null")
+
+    def login(self) -> None:
+        status, body = self.call("GET", "/auth/token")
+        assert status in (200, 201), body
+        self.token = body["access_token"]
+
+
+def _wait(what: str, predicate: Any, timeout: float, every: float = 2.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            value = predicate()
+        except (urllib.error.URLError, ConnectionError, OSError):
+            value = None
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Settings, Api]]:
+    home = tmp_path_factory.mktemp("scheduler-home")
+    settings = Settings.from_env({"RUNWAY_HOME": str(home)})
+    check(runway(settings, "data", "prepare", "flights", "--spans", "1,2", "--sample-fraction", "0.1"))
+    check(runway(settings, "compile", "flights"))
+    ensure_database(settings)
+    port = portpicker.pick_unused_port()
+    env = {
+        **airflow_env(settings),
+        "AIRFLOW__API__PORT": str(port),
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://localhost:{port}/execution/",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
+        "AIRFLOW__CORE__PARALLELISM": "4",
+        "RUNWAY_FAIL_ONCE": "StatisticsGen",  # one transient failure, to see the retry
+    }
+    processes = []
+    for component in (["api-server", "--port", str(port)], ["scheduler"], ["dag-processor"]):
+        log = (home / f"airflow-{component[0]}.log").open("w")
+        processes.append(
+            subprocess.Popen(
+                [airflow_bin(), *component], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        )
+    api = Api(f"http://localhost:{port}")
+    try:
+        _wait("the API server", lambda: api.call("GET", "/api/v2/version")[0] == 200, timeout=120)
+        api.login()
+        _wait("the DAG to be parsed", lambda: api.call("GET", f"/api/v2/dags/{DAG_ID}")[0] == 200, timeout=180)
+        yield settings, api
+    finally:
+        for process in processes:
+            with _suppress():
+                os.killpg(process.pid, signal.SIGTERM)
+        for process in processes:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                with _suppress():
+                    os.killpg(process.pid, signal.SIGKILL)
+
+
+class _suppress:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> bool:
+        return True
+
+
+def test_trigger_form_lists_every_parameter_with_type_and_description(stack: tuple[Settings, Api]) -> None:
+    _, api = stack
+    status, details = api.call("GET", f"/api/v2/dags/{DAG_ID}/details")
+    assert status == 200
+    form = details["params"]
+    assert set(form) == {p.name for p in run_params.PARAMETERS}
+    for parameter in run_params.PARAMETERS:
+        entry = form[parameter.name]
+        assert entry["description"] == parameter.description
+        assert entry["schema"]["type"] == parameter.schema["type"]
+
+
+def test_an_invalid_parameter_is_refused_at_trigger_time(stack: tuple[Settings, Api]) -> None:
+    _, api = stack
+    status, body = api.call(
+        "POST", f"/api/v2/dags/{DAG_ID}/dagRuns", {"logical_date": None, "conf": {"train_steps": 0}}
+    )
+    assert status == 400, body
+    assert "train_steps" in json.dumps(body)
+
+
+@pytest.fixture(scope="module")
+def finished_run(stack: tuple[Settings, Api]) -> tuple[Settings, Api, str, list[dict[str, Any]]]:
+    settings, api = stack
+    api.call("PATCH", f"/api/v2/dags/{DAG_ID}", {"is_paused": False})
+    status, run = api.call("POST", f"/api/v2/dags/{DAG_ID}/dagRuns", {"logical_date": None, "conf": PARAMS})
+    assert status == 200, run
+    run_id = run["dag_run_id"]
+
+    def done() -> str | None:
+        state = api.call("GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}")[1]["state"]
+        return state if state in ("success", "failed") else None
+
+    state = _wait(f"run {run_id}", done, timeout=1500, every=5)
+    status, instances = api.call("GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances")
+    assert status == 200
+    tasks = instances["task_instances"]
+    assert state == "success", {t["task_id"]: t["state"] for t in tasks}
+    return settings, api, run_id, tasks
+
+
+def test_every_task_succeeds_and_independent_branches_overlap(
+    finished_run: tuple[Settings, Api, str, list[dict[str, Any]]],
+) -> None:
+    _, _, _, tasks = finished_run
+    assert {t["task_id"]: t["state"] for t in tasks} == {t["task_id"]: "success" for t in tasks}
+    assert len(tasks) == 10
+    spans = {
+        t["task_id"]: (datetime.fromisoformat(t["start_date"]), datetime.fromisoformat(t["end_date"])) for t in tasks
+    }
+    roots = ["CsvExampleGen", "ImportSchemaGen", "latest_blessed_model_resolver"]
+    overlapping = [
+        (a, b)
+        for i, a in enumerate(roots)
+        for b in roots[i + 1 :]
+        if spans[a][0] < spans[b][1] and spans[b][0] < spans[a][1]
+    ]
+    assert overlapping, f"the independent root nodes ran one after another: {[(r, spans[r]) for r in roots]}"
+
+
+def test_a_transient_failure_is_retried(finished_run: tuple[Settings, Api, str, list[dict[str, Any]]]) -> None:
+    _, _, _, tasks = finished_run
+    tries = {t["task_id"]: t["try_number"] for t in tasks}
+    assert tries["StatisticsGen"] == 2
+    assert tries["Trainer"] == 1
+
+
+def test_each_node_saw_the_run_parameters(finished_run: tuple[Settings, Api, str, list[dict[str, Any]]]) -> None:
+    settings, api, run_id, _ = finished_run
+
+    def applied(task_id: str) -> list[str]:
+        path = f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/return_value"
+        status, entry = api.call("GET", path)
+        assert status == 200, entry
+        value = entry["value"]
+        return (json.loads(value) if isinstance(value, str) else value)["parameters_applied"]
+
+    assert applied("CsvExampleGen") == ["range_config: span 1"]
+    assert "train_args.num_steps: 120" in applied("Trainer")
+    assert "custom_config.learning_rate: 0.005" in applied("Trainer")
+    assert applied("StatisticsGen") == []
+    report = json.loads(check(runway(settings, "report", "flights", "--run-id", run_id, "--json")))
+    trainer = report["metadata"]["nodes"]["Trainer"]["properties"]
+    assert json.loads(trainer["train_args"]) == {"num_steps": 120}
+    assert report["metadata"]["spans"]["ingested"] == [1]
+    assert Path(report["metadata"]["push"]["destination"], "saved_model.pb").is_file()
