@@ -10,7 +10,7 @@ a gate refused the run (the local operator fails without retrying; the container
 | variable | default | what |
 |---|---|---|
 | ``RUNWAY_NODE_BACKEND`` | ``local`` | ``local``, ``docker`` or ``kubernetes`` |
-| ``RUNWAY_PIPELINE_IMAGE`` | ``runway-pipeline:0.1.0`` | image with the runtime environment (infra/pipeline/Dockerfile) |
+| ``RUNWAY_PIPELINE_IMAGE`` | ``runway-pipeline:0.1.0`` | the runtime environment image (infra/pipeline/Dockerfile) |
 | ``RUNWAY_CONTAINER_HOME`` | ``/var/lib/runway`` | where the shared storage is mounted in the container |
 | ``RUNWAY_DOCKER_VOLUME`` | ``runway-data`` | Docker volume holding data, artifacts, metadata, models |
 | ``RUNWAY_DOCKER_URL`` | ``unix://var/run/docker.sock`` | Docker engine |

@@ -86,6 +86,7 @@ _DEFAULTS = {
     "eval_max_regression": lambda c: c.evaluation.max_regression,
     "serving_model_name": lambda c: c.serving.model_name,
     "dry_run": lambda c: False,
+    "repush": lambda c: False,
 }
 BY_NAME = {p.name: p for p in PARAMETERS}
 

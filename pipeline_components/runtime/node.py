@@ -136,6 +136,30 @@ def _maybe_inject_failure(node_id: str, run_id: str) -> None:
     raise RuntimeError(f"injected transient failure of {node_id} (RUNWAY_FAIL_ONCE); the retry will pass")
 
 
+def _already_pushed_for_this_span(ir: pipeline_pb2.Pipeline, run_id: str) -> dict[str, Any] | None:
+    """The version pushed by an earlier run that ingested the same span as this run, if any (idempotent re-runs)."""
+    from pipeline_components.runtime.report import RunReader
+
+    connection = runner_utils.extract_local_deployment_config(ir).metadata_connection_config
+    inner = getattr(connection, connection.WhichOneof("connection_config"))
+    if not inner.HasField("sqlite") or not Path(inner.sqlite.filename_uri).is_file():
+        return None
+    reader = RunReader(Path(inner.sqlite.filename_uri))
+    span = reader.ingested_span(run_id)
+    if span is None:
+        return None
+    for pushed in reader.pushed_models():
+        producer = reader.producer(pushed.id)
+        other_run = reader.run_of(producer) if producer else None
+        if other_run and other_run != run_id and reader.ingested_span(other_run) == span:
+            return {
+                "span": span,
+                "version": pushed.custom_properties["pushed_version"].string_value,
+                "run_id": other_run,
+            }
+    return None
+
+
 def run_node(ir_path: Path, node_id: str, run_id: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
     """Launch one node with the run's parameters applied; return a summary with its key figures.
 
@@ -154,6 +178,14 @@ def run_node(ir_path: Path, node_id: str, run_id: str, params: dict[str, Any] | 
         log.info("run parameter applied to %s: %s", node_id, change)
     if component == "Pusher" and params.get("dry_run"):
         raise NodeSkipped("dry run: the model is not pushed (run parameter dry_run=true)", result)
+    if component == "Pusher" and not params.get("repush"):
+        served = _already_pushed_for_this_span(ir, run_id)
+        if served:
+            raise NodeSkipped(
+                f"span {served['span']} is already served as version {served['version']} (run {served['run_id']}); "
+                "nothing new to push (run parameter repush=true pushes a retrained model for the same span)",
+                result,
+            )
     if component.endswith("ExampleGen"):
         _check_example_gen_input(node)
     _maybe_inject_failure(node_id, run_id)

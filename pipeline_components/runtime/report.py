@@ -81,6 +81,25 @@ class RunReader:
                 return event.execution_id
         return None
 
+    def ingested_span(self, run_id: str) -> int | None:
+        """The span the run's ExampleGen ingested."""
+        context = self.store.get_context_by_type_and_name("pipeline_run", run_id)
+        if context is None:
+            return None
+        for execution in self.store.get_executions_by_context(context.id):
+            if not self.node_of(execution.id).endswith("ExampleGen"):
+                continue
+            for artifacts in self.events(execution.id, metadata_store_pb2.Event.OUTPUT).values():
+                for artifact in artifacts:
+                    if "span" in artifact.custom_properties:
+                        return int(artifact.custom_properties["span"].int_value)
+        return None
+
+    def pushed_models(self) -> list[metadata_store_pb2.Artifact]:
+        """Every PushedModel that was really pushed, newest first."""
+        pushed = [a for a in self.store.get_artifacts_by_type("PushedModel") if _custom(a, "pushed")]
+        return sorted(pushed, key=lambda a: a.id, reverse=True)
+
     def lineage(self, artifact_id: int) -> list[dict[str, Any]]:
         """Every artifact upstream of ``artifact_id`` (breadth first), with the node and run that produced it."""
         seen: set[int] = set()
