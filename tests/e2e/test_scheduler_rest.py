@@ -211,3 +211,25 @@ def test_each_node_saw_the_run_parameters(finished_run: tuple[Settings, Api, str
     assert json.loads(trainer["train_args"]) == {"num_steps": 120}
     assert report["metadata"]["spans"]["ingested"] == [1]
     assert Path(report["metadata"]["push"]["destination"], "saved_model.pb").is_file()
+
+
+def test_a_new_span_triggers_retraining(finished_run: tuple[Settings, Api, str, list[dict[str, Any]]]) -> None:
+    """The data DAG prepares the next month and updates the Asset; the scheduler starts the pipeline."""
+    settings, api, first_run, _ = finished_run
+    api.call("PATCH", "/api/v2/dags/flights_data", {"is_paused": False})
+    status, run = api.call("POST", "/api/v2/dags/flights_data/dagRuns", {"logical_date": None, "conf": {}})
+    assert status == 200, run
+
+    def data_done() -> str | None:
+        state = api.call("GET", f"/api/v2/dags/flights_data/dagRuns/{run['dag_run_id']}")[1]["state"]
+        return state if state in ("success", "failed") else None
+
+    assert _wait("the data DAG", data_done, timeout=300, every=3) == "success"
+    assert (settings.data_dir / "flights" / "span-2013-03" / "flights.csv").is_file()
+
+    def triggered() -> list[dict[str, Any]]:
+        runs = api.call("GET", f"/api/v2/dags/{DAG_ID}/dagRuns")[1]["dag_runs"]
+        return [r for r in runs if r["run_type"] == "asset_triggered"]
+
+    runs = _wait("an asset-triggered run of the pipeline", triggered, timeout=180, every=3)
+    assert runs[0]["dag_run_id"] != first_run
