@@ -14,6 +14,7 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException, Airfl
 from pipeline_components.config import load_pipeline_config
 from pipeline_components.errors import ConfigError, RuntimeEnvironmentError
 from pipeline_components.orchestration import params as run_params
+from pipeline_components.orchestration.links import REPORT_XCOM_KEY, NodeReportLink, report_url
 from pipeline_components.orchestration.runner import (
     EXIT_GATE_FAILED,
     EXIT_SKIPPED,
@@ -91,6 +92,7 @@ class TfxNodeOperator(BaseOperator):
     """
 
     template_fields = ("ir_path", "tfx_node_id")
+    operator_extra_links = (NodeReportLink(),)
 
     def __init__(self, *, ir_path: str, node_id: str, component_type: str = "", **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -118,6 +120,10 @@ class TfxNodeOperator(BaseOperator):
         except RuntimeEnvironmentError as err:
             raise AirflowFailException(str(err)) from None
         result = outcome.result or {}
+        if result.get("report"):
+            # Before the state is decided: a failed gate's page is the one an operator needs most.
+            context["ti"].xcom_push(key=REPORT_XCOM_KEY, value=report_url(result["report"]))
+            self.log.info("report: %s (in the Airflow UI: the task's Report link)", report_url(result["report"]))
         if outcome.returncode == EXIT_SKIPPED:
             reason = result.get("reason", "nothing to do")
             reason += self._evaluation_reason(context) if "not blessed" in reason else ""

@@ -56,18 +56,25 @@ EXIT_SKIPPED = 99
 
 def cmd_run_node(args: argparse.Namespace, settings: Settings) -> int:
     from pipeline_components.runtime.node import GateFailed, NodeSkipped, print_result, run_node
+    from pipeline_components.runtime.reports import write_node_report
 
     params = json.loads(args.params) if args.params else {}
+    code = 0
     try:
-        print_result(run_node(Path(args.ir), args.node, args.run_id, params))
+        result = run_node(Path(args.ir), args.node, args.run_id, params)
     except GateFailed as gate:
-        print_result({**gate.result, "status": "gate_failed", "reason": str(gate)})
+        result = {**gate.result, "status": "gate_failed", "reason": str(gate)}
         print(f"error: {gate}", file=sys.stderr)
-        return EXIT_GATE_FAILED
+        code = EXIT_GATE_FAILED
     except NodeSkipped as skipped:
-        print_result({**skipped.result, "status": "skipped", "reason": str(skipped)})
-        return EXIT_SKIPPED
-    return 0
+        result = {**skipped.result, "status": "skipped", "reason": str(skipped)}
+        code = EXIT_SKIPPED
+    report = write_node_report(settings, result) if result.get("pipeline") else None
+    if report is not None:
+        result["report"] = str(report.relative_to(settings.home))
+        logging.getLogger("runway.node").info("report: %s", report)
+    print_result(result)
+    return code
 
 
 def cmd_prepare_data(args: argparse.Namespace, settings: Settings) -> None:

@@ -187,7 +187,10 @@ def run_node(ir_path: Path, node_id: str, run_id: str, params: dict[str, Any] | 
                 result,
             )
     if component.endswith("ExampleGen"):
-        _check_example_gen_input(node)
+        try:
+            _check_example_gen_input(node)
+        except GateFailed as gate:
+            raise GateFailed(str(gate), result) from None
     _maybe_inject_failure(node_id, run_id)
 
     deployment_config = runner_utils.extract_local_deployment_config(ir)

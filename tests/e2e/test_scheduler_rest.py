@@ -233,3 +233,17 @@ def test_a_new_span_triggers_retraining(finished_run: tuple[Settings, Api, str, 
 
     runs = _wait("an asset-triggered run of the pipeline", triggered, timeout=180, every=3)
     assert runs[0]["dag_run_id"] != first_run
+
+
+def test_the_evaluation_report_is_linked_from_its_task(
+    finished_run: tuple[Settings, Api, str, list[dict[str, Any]]],
+) -> None:
+    _, api, run_id, _ = finished_run
+    path = f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/Evaluator/links"
+    status, links = api.call("GET", path)
+    assert status == 200, links
+    url = links.get("Report") or links.get("extra_links", {}).get("Report")
+    assert url and url.startswith("/runway/reports/flights/"), links
+    with urllib.request.urlopen(api.base + url, timeout=30) as response:
+        page = response.read().decode()
+    assert "Evaluation" in page and "auc" in page
