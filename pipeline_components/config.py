@@ -121,6 +121,12 @@ class PipelineConfig(_Strict):
     schedule: ScheduleConfig = ScheduleConfig()
     schema_file: str = Field(description="Committed, reviewed TFDV schema (schema.pbtxt), relative to this file.")
     enable_cache: bool = Field(default=False, description="TFX caching; off so that every run really retrains.")
+    max_active_runs: int = Field(
+        default=1,
+        ge=1,
+        le=16,
+        description="Runs of this pipeline at once (backfilling months in parallel); they share ML Metadata.",
+    )
 
     # Set by load_pipeline_config: where the file came from, for resolving relative paths.
     source: Path | None = Field(default=None, exclude=True)

@@ -111,7 +111,7 @@ def dag_from_graph(
         schedule=schedule_for(config, settings),
         start_date=START_DATE,
         catchup=False,
-        max_active_runs=1,  # runs of one pipeline share one ML Metadata store and one model store
+        max_active_runs=config.max_active_runs,
         tags=["tfx", graph.name],
         params=airflow_params(config),
         default_args=DEFAULT_ARGS,

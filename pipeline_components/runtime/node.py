@@ -13,11 +13,14 @@ nothing to do (``NodeSkipped``: the task is skipped), anything else a failure th
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import logging
 import os
 import re
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -119,6 +122,28 @@ def _promote_span_and_version(connection_config: Any, execution_id: int) -> None
             store.put_artifacts(list({a.id: a for a in changed}.values()))
 
 
+@contextlib.contextmanager
+def _exclusive_push(node: pipeline_pb2.PipelineNode) -> Iterator[None]:
+    """One push at a time per model, each with a new version number.
+
+    TFX's Pusher names the version after the current second; two runs pushing the same model in the same second
+    would write one folder. A lock on the model base path serializes pushes, and the clock is let past the newest
+    existing version first.
+    """
+    destination = json.loads(node.parameters.parameters["push_destination"].field_value.string_value or "{}")
+    base = Path(destination.get("filesystem", {}).get("base_directory", ""))
+    if not base.name:
+        yield
+        return
+    base.parent.mkdir(parents=True, exist_ok=True)
+    with open(base.parent / f".{base.name}.push.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        existing = [int(p.name) for p in base.iterdir() if p.name.isdigit()] if base.is_dir() else []
+        while existing and int(time.time()) <= max(existing):
+            time.sleep(0.2)
+        yield
+
+
 def _maybe_inject_failure(node_id: str, run_id: str) -> None:
     """Chaos hook for testing retries and alerting: ``RUNWAY_FAIL_ONCE=NodeA,NodeB`` makes the first attempt of
     those nodes in each run fail as a transient error would (a marker under ``$RUNWAY_HOME/faults`` remembers it).
@@ -210,7 +235,8 @@ def run_node(ir_path: Path, node_id: str, run_id: str, params: dict[str, Any] | 
     )
     started = time.monotonic()
     log.info("running node %s of pipeline %s, run id %s", node_id, ir.pipeline_info.id, run_id)
-    execution_info = component_launcher.launch()
+    with _exclusive_push(node) if component == "Pusher" else contextlib.nullcontext():
+        execution_info = component_launcher.launch()
     result["seconds"] = round(time.monotonic() - started, 2)
     result["executed"] = execution_info is not None
     if execution_info is None:

@@ -80,7 +80,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Settings, 
     home = tmp_path_factory.mktemp("scheduler-home")
     settings = Settings.from_env({"RUNWAY_HOME": str(home)})
     check(runway(settings, "data", "prepare", "flights", "--spans", "1,2", "--sample-fraction", "0.1"))
-    check(runway(settings, "compile", "flights"))
+    check(runway(settings, "data", "prepare", "penguins"))
+    check(runway(settings, "compile", "flights", "penguins"))
     ensure_database(settings)
     port = portpicker.pick_unused_port()
     env = {
@@ -247,3 +248,37 @@ def test_the_evaluation_report_is_linked_from_its_task(
     with urllib.request.urlopen(api.base + url, timeout=30) as response:
         page = response.read().decode()
     assert "Evaluation" in page and "auc" in page
+
+
+def test_two_runs_of_one_pipeline_at_once_keep_ml_metadata_consistent(
+    finished_run: tuple[Settings, Api, str, list[dict[str, Any]]],
+) -> None:
+    """penguins allows two active runs: backfill two study years at the same time, on one ML Metadata store."""
+    settings, api, _, _ = finished_run
+    api.call("PATCH", "/api/v2/dags/penguins_pipeline", {"is_paused": False})
+    run_ids = {}
+    for year in (2007, 2008):
+        conf = {"span": year, "train_steps": 50, "eval_lower_bound": 0.0, "eval_max_regression": 1.0}
+        status, run = api.call("POST", "/api/v2/dags/penguins_pipeline/dagRuns", {"logical_date": None, "conf": conf})
+        assert status == 200, run
+        run_ids[year] = run["dag_run_id"]
+
+    def all_done() -> dict[int, dict[str, Any]] | None:
+        runs = {y: api.call("GET", f"/api/v2/dags/penguins_pipeline/dagRuns/{r}")[1] for y, r in run_ids.items()}
+        return runs if all(r["state"] in ("success", "failed") for r in runs.values()) else None
+
+    runs = _wait("two penguins runs", all_done, timeout=1500, every=5)
+    assert {y: r["state"] for y, r in runs.items()} == {2007: "success", 2008: "success"}
+    a, b = (runs[2007], runs[2008])
+    assert a["start_date"] < b["end_date"] and b["start_date"] < a["end_date"], "the two runs did not overlap"
+
+    versions = set()
+    for year, run_id in run_ids.items():
+        report = json.loads(check(runway(settings, "report", "penguins", "--run-id", run_id, "--json")))["metadata"]
+        assert report["spans"]["ingested"] == [year]
+        assert set(report["nodes"]) >= {"CsvExampleGen", "Trainer", "Evaluator", "Pusher"}
+        assert all(node["state"] in ("COMPLETE", "CACHED") for node in report["nodes"].values()), report["nodes"]
+        lineage = {(item["node"], item["run_id"]) for item in report["lineage"]}
+        assert ("Trainer", run_id) in lineage and ("CsvExampleGen", run_id) in lineage
+        versions.add(report["push"]["version"])
+    assert len(versions) == 2  # two distinct versions, one per run

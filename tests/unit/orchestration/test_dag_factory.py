@@ -45,7 +45,7 @@ def test_one_task_per_node_with_the_irs_edges(tmp_path: Path, flights, isolated_
     assert isinstance(trainer, TfxNodeOperator)
     assert trainer.tfx_node_id == "Trainer"
     assert trainer.retries == 2 and trainer.retry_exponential_backoff
-    assert dag.max_active_runs == 1
+    assert dag.max_active_runs == flights.max_active_runs == 1
 
 
 def test_trigger_form_has_every_parameter_typed_and_described(tmp_path: Path, flights, isolated_settings) -> None:  # type: ignore[no-untyped-def]
