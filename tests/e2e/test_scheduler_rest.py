@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import time
 import urllib.error
@@ -18,7 +19,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import portpicker
 import pytest
 
 from pipeline_components.orchestration import params as run_params
@@ -62,6 +62,12 @@ class Api:
         self.token = body["access_token"]
 
 
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 def _wait(what: str, predicate: Any, timeout: float, every: float = 2.0) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -83,7 +89,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Settings, 
     check(runway(settings, "data", "prepare", "penguins"))
     check(runway(settings, "compile", "flights", "penguins"))
     ensure_database(settings)
-    port = portpicker.pick_unused_port()
+    port = _free_port()
     env = {
         **airflow_env(settings),
         "AIRFLOW__API__PORT": str(port),
