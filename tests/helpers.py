@@ -12,6 +12,11 @@ from typing import Any
 from pipeline_components.settings import CHECKOUT, Settings
 
 RUNWAY = [sys.executable, "-m", "pipeline_components.cli"]
+# The TFX nodes of every pipeline built by create_pipeline(...), i.e. the tasks of its DAG besides check_params.
+PIPELINE_NODES = frozenset({
+    "CsvExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator", "Transform", "Trainer",
+    "latest_blessed_model_resolver", "Evaluator", "Pusher",
+})  # fmt: skip
 
 
 def runtime_available(settings: Settings) -> bool:

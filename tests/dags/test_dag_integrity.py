@@ -14,21 +14,10 @@ from pathlib import Path
 import pytest
 
 from pipeline_components.settings import CHECKOUT, Settings
-from tests.helpers import check, runtime_available, runway
+from tests.helpers import PIPELINE_NODES, check, runtime_available, runway
 
 pytestmark = pytest.mark.runtime
 PARSE_BUDGET_SECONDS = 2.0
-EXPECTED_NODES = {
-    "CsvExampleGen",
-    "StatisticsGen",
-    "ImportSchemaGen",
-    "ExampleValidator",
-    "Transform",
-    "Trainer",
-    "latest_blessed_model_resolver",
-    "Evaluator",
-    "Pusher",
-}
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +76,7 @@ def test_each_pipeline_has_a_dag_mirroring_its_ir(compiled: Settings) -> None:
             or ["check_params"]  # the IR's roots wait for the parameter check
             for node in ir["nodes"]
         }
-        assert set(expected) == EXPECTED_NODES
+        assert set(expected) == PIPELINE_NODES
         assert dags[f"{pipeline}_pipeline"] == {"check_params": [], **expected}
         assert dags[f"{pipeline}_data"] == {"prepare_next_span": []}
     # Data validation is ordered before training, and the push waits for the evaluation.

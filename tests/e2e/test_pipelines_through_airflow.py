@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from pipeline_components.settings import Settings
-from tests.helpers import check, latest_summary, model_store_versions, runtime_json, runway
+from tests.helpers import PIPELINE_NODES, check, latest_summary, model_store_versions, runtime_json, runway
 
 pytestmark = pytest.mark.e2e
 
@@ -28,18 +28,7 @@ FAST = [
     "--set",
     "evaluation.max_regression=1.0",
 ]
-ALL_TASKS = {
-    "check_params",
-    "CsvExampleGen",
-    "StatisticsGen",
-    "ImportSchemaGen",
-    "ExampleValidator",
-    "Transform",
-    "Trainer",
-    "latest_blessed_model_resolver",
-    "Evaluator",
-    "Pusher",
-}
+ALL_TASKS = {"check_params", *PIPELINE_NODES}
 
 
 @pytest.fixture(scope="module")
