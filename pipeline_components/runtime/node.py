@@ -101,6 +101,27 @@ def _check_example_gen_input(node: pipeline_pb2.PipelineNode) -> None:
             )
 
 
+def _published_outputs(connection_config: Any, execution_id: int) -> dict[str, list[Any]]:
+    """The execution's output artifacts as ML Metadata recorded them, keyed by output name."""
+    from tfx.types import artifact_utils
+
+    outputs: dict[str, list[Any]] = {}
+    with metadata.Metadata(connection_config) as handle:
+        store = handle.store
+        events = [
+            e for e in store.get_events_by_execution_ids([execution_id]) if e.type == metadata_store_pb2.Event.OUTPUT
+        ]
+        artifacts = {a.id: a for a in store.get_artifacts_by_id([e.artifact_id for e in events])}
+        types = {t.id: t for t in store.get_artifact_types_by_id(list({a.type_id for a in artifacts.values()}))}
+        for event in events:
+            key = event.path.steps[0].key if event.path.steps else ""
+            mlmd_artifact = artifacts[event.artifact_id]
+            outputs.setdefault(key, []).append(
+                artifact_utils.deserialize_artifact(types[mlmd_artifact.type_id], mlmd_artifact)
+            )
+    return outputs
+
+
 def _promote_span_and_version(connection_config: Any, execution_id: int) -> None:
     """Copy ExampleGen's span/version from custom properties into the artifact type's properties.
 
@@ -244,7 +265,9 @@ def run_node(ir_path: Path, node_id: str, run_id: str, params: dict[str, Any] | 
     result["execution_id"] = execution_info.execution_id
     if component.endswith("ExampleGen"):
         _promote_span_and_version(connection_config, execution_info.execution_id)
-    outputs = execution_info.output_dict or {}
+    # As published: executors report properties such as `pushed` or `blessed` through their output proto, so
+    # the launcher's in-memory artifacts may not carry them.
+    outputs = _published_outputs(connection_config, execution_info.execution_id) or execution_info.output_dict or {}
     result["inputs"] = _artifact_summary(execution_info.input_dict or {})
     result["outputs"] = _artifact_summary(outputs)
     figures = node_figures(component, outputs)
