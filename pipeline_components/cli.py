@@ -177,6 +177,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> None:
     if result.run_id is None:
         raise RunwayError(f"Airflow did not start a run of {dag_id}; see {result.log_path}")
     summary = collect_summary(settings, name, result.run_id)
+    summary["skip_reasons"] = result.skip_reasons
     print_summary(summary)
     out = settings.home / "runs" / name / f"{stamp}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -228,12 +229,11 @@ def print_summary(summary: dict[str, Any]) -> None:
     say(f"Blessed: {'yes' if blessed else 'no'}" + (f" ({'; '.join(failures)})" if failures else ""))
     push = meta.get("push", {})
     pusher_state = next((t["state"] for t in summary["tasks"] if t["task_id"] == "Pusher"), None)
+    reason = (summary.get("skip_reasons") or {}).get("Pusher")
     if push.get("pushed"):
         say(f"Pushed: version {push['version']} -> {push['destination']}")
-    elif pusher_state == "skipped" and blessed:
-        say("Pushed: nothing (dry run)")
-    elif pusher_state in ("skipped", "success"):
-        say("Pushed: nothing (the model was not blessed)")
+    elif reason:
+        say(f"Pushed: nothing ({reason})")
     else:
         say(f"Pushed: nothing (Pusher {pusher_state or 'did not run'})")
 

@@ -23,6 +23,7 @@ from pipeline_components.settings import CHECKOUT, Settings
 _RUN_CREATED = re.compile(r"<DagRun (?P<dag>\S+) @ .*?: (?P<run_id>[a-z_]+__\S+?), state:")
 _TASK_STARTED = re.compile(r"\[DAG TEST\] running task <TaskInstance: (?P<dag>[^.\s]+)\.(?P<task>\S+) ")
 _TASK_ENDED = re.compile(r"Task instance state updated .*new_state=(?P<state>\w+)")
+_TASK_SKIPPED = re.compile(r"Skipping task\..*reason='(?P<task>\w+) skipped: (?P<reason>.*?)'")
 
 
 def airflow_env(settings: Settings) -> dict[str, str]:
@@ -61,6 +62,7 @@ class DagTestResult:
     returncode: int
     run_id: str | None
     log_path: Path
+    skip_reasons: dict[str, str]
 
 
 def dags_test(
@@ -77,6 +79,7 @@ def dags_test(
     if conf:
         argv += ["--conf", json.dumps(conf)]
     run_id = None
+    skip_reasons: dict[str, str] = {}
     current: str | None = None
     started_at = datetime.now()
     with (
@@ -100,12 +103,14 @@ def dags_test(
                 current = match.group("task")
                 started_at = datetime.now()
                 progress(f"  {current:<32} running ...")
+            elif match := _TASK_SKIPPED.search(line):
+                skip_reasons[match.group("task")] = match.group("reason")
             elif current and (match := _TASK_ENDED.search(line)):
                 seconds = (datetime.now() - started_at).total_seconds()
                 progress(f"  {current:<32} {match.group('state'):<8} {seconds:6.1f} s")
                 current = None
         returncode = process.wait()
-    return DagTestResult(returncode=returncode, run_id=run_id, log_path=log_path)
+    return DagTestResult(returncode=returncode, run_id=run_id, log_path=log_path, skip_reasons=skip_reasons)
 
 
 def task_states(settings: Settings, dag_id: str, run_id: str) -> list[dict[str, Any]]:

@@ -20,6 +20,12 @@ ENDED = (
 )
 
 
+SKIPPED = (
+    "2026-11-21T22:19:46.187117Z [info     ] Skipping task.                 [task] loc=task_runner.py:1622 "
+    "reason='Pusher skipped: span 12 is already served as version 1795299581 (run manual__1); nothing new'"
+)
+
+
 def test_run_id_task_and_state_are_read_from_the_log() -> None:
     created = airflow_local._RUN_CREATED.search(CREATED)
     assert created and created.group("run_id") == "manual__2026-11-21T21:17:13.898271+00:00"
@@ -27,6 +33,9 @@ def test_run_id_task_and_state_are_read_from_the_log() -> None:
     assert started and started.group("task") == "latest_blessed_model_resolver"
     ended = airflow_local._TASK_ENDED.search(ENDED)
     assert ended and ended.group("state") == "success"
+    skipped = airflow_local._TASK_SKIPPED.search(SKIPPED)
+    assert skipped and skipped.group("task") == "Pusher"
+    assert skipped.group("reason").startswith("span 12 is already served as version 1795299581")
 
 
 def test_airflow_env_points_at_this_checkouts_dags_and_an_embedded_database(
