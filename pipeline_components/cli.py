@@ -145,9 +145,10 @@ def _needs_compile(settings: Settings, name: str, overrides: dict[str, Any]) -> 
 
 
 def _has_spans(settings: Settings, name: str) -> bool:
+    from pipeline_components.orchestration.params import available_spans
+
     config = load_pipeline_config(config_path(settings, name), require_schema=False)
-    folder = settings.data_dir / config.data.folder
-    return folder.is_dir() and any(p.name.startswith("span-") for p in folder.iterdir())
+    return bool(available_spans(config, settings.data_dir))
 
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> None:
@@ -238,16 +239,19 @@ def print_summary(summary: dict[str, Any]) -> None:
         say(f"Pushed: nothing (Pusher {pusher_state or 'did not run'})")
 
 
-def _latest_run_id(settings: Settings, name: str) -> str:
-    runs = sorted((settings.home / "runs" / name).glob("*.json"))
-    if not runs:
-        raise RunwayError(f"no recorded run of {name}; start one with `runway run {name}`")
-    return str(json.loads(runs[-1].read_text())["run_id"])
+def _saved_summaries(settings: Settings, name: str) -> list[dict[str, Any]]:
+    """The summaries `runway run` saved, oldest first."""
+    return [json.loads(p.read_text()) for p in sorted((settings.home / "runs" / name).glob("*.json"))]
 
 
 def cmd_report(args: argparse.Namespace, settings: Settings) -> None:
-    run_id = args.run_id or _latest_run_id(settings, args.pipeline)
+    saved = _saved_summaries(settings, args.pipeline)
+    if not args.run_id and not saved:
+        raise RunwayError(f"no recorded run of {args.pipeline}; start one with `runway run {args.pipeline}`")
+    run_id = args.run_id or saved[-1]["run_id"]
     summary = collect_summary(settings, args.pipeline, run_id)
+    # Why tasks were skipped is in Airflow's log, which `runway run` read and saved.
+    summary["skip_reasons"] = next((s.get("skip_reasons", {}) for s in saved if s["run_id"] == run_id), {})
     if args.json:
         say(json.dumps(summary, indent=2, sort_keys=True))
     else:

@@ -22,6 +22,28 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+_SPAN_PLACEHOLDER = re.compile(r"\{SPAN(?::(\d+))?\}")
+
+
+def fill_span(pattern: str, span: int | None = None) -> str:
+    """A span pattern with TFX's ``{SPAN}`` / ``{SPAN:width}`` filled in, or ``*`` for every span."""
+
+    def fill(match: re.Match[str]) -> str:
+        if span is None:
+            return "*"
+        return f"{span:0{int(match.group(1))}d}" if match.group(1) else str(span)
+
+    return _SPAN_PLACEHOLDER.sub(fill, pattern)
+
+
+def span_folder_regex(pattern: str) -> re.Pattern[str]:
+    """Matches a span folder name of ``pattern`` (its first path part), capturing the span number as ``span``."""
+    folder = pattern.split("/")[0]
+    parts = _SPAN_PLACEHOLDER.split(folder)  # literal, width, literal, ...
+    literals = [re.escape(part) for part in parts[::2]]
+    return re.compile("^" + r"(?P<span>\d+)".join(literals) + "$")
+
+
 class DataConfig(_Strict):
     preparer: str = Field(description="Dataset preparer in pipeline_components.data (nycflights13, palmerpenguins).")
     folder: str = Field(pattern=_NAME, description="Folder under the data directory that holds the spans.")
@@ -35,7 +57,7 @@ class DataConfig(_Strict):
     @field_validator("span_pattern")
     @classmethod
     def _has_span(cls, value: str) -> str:
-        if not re.search(r"\{SPAN(:\d+)?\}", value):
+        if not _SPAN_PLACEHOLDER.search(value):
             raise ValueError("must contain TFX's {SPAN} (or {SPAN:width}) placeholder, e.g. 'span-{SPAN}/*.csv'")
         return value
 

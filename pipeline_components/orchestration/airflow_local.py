@@ -11,7 +11,7 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -136,14 +136,9 @@ def task_states(settings: Settings, dag_id: str, run_id: str) -> list[dict[str, 
 
 def _json_part(text: str) -> str:
     """The JSON document in a CLI's stdout (Airflow may print warnings before it)."""
-    for line in _lines_from(text, "["):
-        return line
-    raise RunwayError(f"no JSON in Airflow's output: {text[-500:]}")
-
-
-def _lines_from(text: str, start: str) -> Iterator[str]:
-    index = text.find("\n" + start)
-    if text.startswith(start):
-        yield text
-    elif index >= 0:
-        yield text[index + 1 :]
+    if text.startswith("["):
+        return text
+    start = text.find("\n[")
+    if start < 0:
+        raise RunwayError(f"no JSON in Airflow's output: {text[-500:]}")
+    return text[start + 1 :]

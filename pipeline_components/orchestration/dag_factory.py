@@ -60,9 +60,8 @@ def airflow_params(config: PipelineConfig) -> dict[str, Param]:
     """The trigger form: every run parameter with its JSON-schema type, default and description."""
     form: dict[str, Param] = {}
     for parameter in run_params.PARAMETERS:
-        schema = {k: v for k, v in parameter.schema.items()}
         form[parameter.name] = Param(
-            parameter.default(config), description=parameter.description, section=parameter.section, **schema
+            parameter.default(config), description=parameter.description, section=parameter.section, **parameter.schema
         )
     return form
 

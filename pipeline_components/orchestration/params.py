@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipeline_components.config import PipelineConfig
+from pipeline_components.config import PipelineConfig, fill_span, span_folder_regex
 from pipeline_components.errors import ConfigError
 
 
@@ -136,28 +136,16 @@ def validate(values: dict[str, Any], config: PipelineConfig) -> dict[str, Any]:
 
 def span_folder_glob(config: PipelineConfig, span: int | None) -> str:
     """The span pattern's folder part with ``{SPAN}`` filled in (or a wildcard for every span)."""
-
-    def fill(match: re.Match[str]) -> str:
-        if span is None:
-            return "*"
-        width = match.group(1)
-        return f"{span:0{int(width)}d}" if width else str(span)
-
-    folder_pattern = config.data.span_pattern.split("/")[0]
-    return re.sub(r"\{SPAN(?::(\d+))?\}", fill, folder_pattern)
+    return fill_span(config.data.span_pattern.split("/")[0], span)
 
 
 def available_spans(config: PipelineConfig, data_dir: Path) -> list[int]:
     """Span numbers present in the data folder (folder names that match the pattern)."""
-    folder_pattern = config.data.span_pattern.split("/")[0]
-    regex = re.compile("^" + re.sub(r"\\\{SPAN(?::(\d+))?\\\}", r"(?P<span>\\d+)", re.escape(folder_pattern)) + "$")
+    regex = span_folder_regex(config.data.span_pattern)
     root = data_dir / config.data.folder
-    spans = []
-    if root.is_dir():
-        for child in root.iterdir():
-            if child.is_dir() and (match := regex.match(child.name)):
-                spans.append(int(match.group("span")))
-    return sorted(spans)
+    if not root.is_dir():
+        return []
+    return sorted(int(m.group("span")) for c in root.iterdir() if c.is_dir() and (m := regex.match(c.name)))
 
 
 def check_against_data(resolved: dict[str, Any], config: PipelineConfig, data_dir: Path) -> list[int]:

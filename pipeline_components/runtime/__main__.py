@@ -16,6 +16,7 @@ from pathlib import Path
 
 from pipeline_components.config import load_pipeline_config
 from pipeline_components.errors import RunwayError
+from pipeline_components.orchestration.runner import EXIT_GATE_FAILED, EXIT_SKIPPED
 from pipeline_components.settings import Settings
 
 
@@ -48,10 +49,6 @@ def cmd_compile(args: argparse.Namespace, settings: Settings) -> None:
             }
         )
     print(json.dumps(results))
-
-
-EXIT_GATE_FAILED = 3  # same values as pipeline_components.orchestration.backends
-EXIT_SKIPPED = 99
 
 
 def cmd_run_node(args: argparse.Namespace, settings: Settings) -> int:

@@ -31,6 +31,7 @@ from tfx.orchestration.local import runner_utils
 from tfx.orchestration.portable import launcher, runtime_parameter_utils
 from tfx.proto.orchestration import pipeline_pb2
 
+from pipeline_components.config import fill_span
 from pipeline_components.errors import ConfigError, RunwayError
 from pipeline_components.runtime.compile import read_ir
 from pipeline_components.runtime.figures import node_figures
@@ -87,13 +88,7 @@ def _check_example_gen_input(node: pipeline_pb2.PipelineNode) -> None:
     )
     span = range_config.get("static_range", {}).get("start_span_number")
     for split in config.get("splits", []):
-
-        def fill(match: re.Match[str]) -> str:
-            if span is None:
-                return "*"
-            return f"{span:0{int(match.group(1))}d}" if match.group(1) else str(span)
-
-        pattern = re.sub(r"\{SPAN(?::(\d+))?\}", fill, split["pattern"])
+        pattern = fill_span(split["pattern"], span)
         if not list(base.glob(pattern)):
             raise GateFailed(
                 f"no input files match {base / pattern}: the span is missing or has no CSV file; "

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import csv
-import re
 from pathlib import Path
 from typing import Any
 
 import tensorflow as tf
 
-from pipeline_components.config import PipelineConfig
+from pipeline_components.config import PipelineConfig, fill_span
 from pipeline_components.errors import DataError, RunwayError
 from pipeline_components.settings import Settings
 
@@ -26,7 +25,7 @@ def model_versions(settings: Settings, config: PipelineConfig) -> list[Path]:
 
 
 def newest_span_rows(settings: Settings, config: PipelineConfig, count: int) -> tuple[str, list[dict[str, str]]]:
-    pattern = re.sub(r"\{SPAN(:\d+)?\}", "*", config.data.span_pattern)
+    pattern = fill_span(config.data.span_pattern)
     files = sorted((settings.data_dir / config.data.folder).glob(pattern))
     if not files:
         raise DataError(f"no prepared spans for {config.name}; run `runway data prepare {config.name}`")

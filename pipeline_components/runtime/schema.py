@@ -7,18 +7,17 @@ committing it.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import tensorflow_data_validation as tfdv
 
-from pipeline_components.config import PipelineConfig
+from pipeline_components.config import PipelineConfig, fill_span
 from pipeline_components.errors import DataError
 
 
 def all_spans_glob(config: PipelineConfig, data_dir: Path) -> str:
     """A glob matching every span's files, checked to match at least one."""
-    pattern = re.sub(r"\{SPAN(:\d+)?\}", "*", config.data.span_pattern)
+    pattern = fill_span(config.data.span_pattern)
     if not list((data_dir / config.data.folder).glob(pattern)):
         raise DataError(
             f"no span files match {data_dir / config.data.folder / pattern}; "

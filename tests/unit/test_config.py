@@ -73,3 +73,25 @@ def test_overrides_are_validated() -> None:
         config.with_overrides({"model.nope": 1})
     with pytest.raises(ConfigError, match=r"model\.train_steps"):
         config.with_overrides({"model.train_steps": -1})
+
+
+@pytest.mark.parametrize(
+    ("pattern", "span", "expected"),
+    [
+        pytest.param("span-2013-{SPAN:2}/*.csv", 3, "span-2013-03/*.csv", id="width"),
+        pytest.param("span-{SPAN}/*.csv", 2009, "span-2009/*.csv", id="plain"),
+        pytest.param("span-2013-{SPAN:2}/*.csv", None, "span-2013-*/*.csv", id="every-span"),
+    ],
+)
+def test_fill_span(pattern: str, span: int | None, expected: str) -> None:
+    from pipeline_components.config import fill_span
+
+    assert fill_span(pattern, span) == expected
+
+
+def test_span_folder_regex_reads_the_span_number() -> None:
+    from pipeline_components.config import span_folder_regex
+
+    regex = span_folder_regex("span-2013-{SPAN:2}/*.csv")
+    assert regex.match("span-2013-11").group("span") == "11"  # type: ignore[union-attr]
+    assert regex.match(".span-2013-03.tmp") is None and regex.match("span-2014-01") is None

@@ -47,3 +47,14 @@ def test_airflow_env_points_at_this_checkouts_dags_and_an_embedded_database(
     assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith("sqlite:///")
     assert env["AIRFLOW__CORE__LOAD_EXAMPLES"] == "False"
     assert env["RUNWAY_HOME"] == str(isolated_settings.home)
+
+
+def test_json_is_found_after_airflows_warnings() -> None:
+    import pytest
+
+    from pipeline_components.errors import RunwayError
+
+    assert airflow_local._json_part('[{"a": 1}]') == '[{"a": 1}]'
+    assert airflow_local._json_part('warning: graphviz\n[{"a": 1}]') == '[{"a": 1}]'
+    with pytest.raises(RunwayError, match="no JSON"):
+        airflow_local._json_part("only warnings")
