@@ -6,6 +6,7 @@ baseline, whether the model was blessed, the version pushed. They are read from 
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -65,6 +66,47 @@ def evaluation_figures(uri: str) -> dict[str, Any]:
     return {**evaluation_summary(uri), "report": uri}
 
 
+GATE_FILE = "runway_gate.json"
+
+
+def write_gate(
+    artifact_uri: str | Path,
+    *,
+    passed: bool,
+    summary: str,
+    failures: list[str] | None = None,
+    report: str | None = None,
+    figures: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Record a custom component's verdict in one of its output artifacts (``<uri>/runway_gate.json``).
+
+    The component itself succeeds, so that its output artifacts (results, reports) are published in ML Metadata
+    as artifacts of the run; ``run_node`` then reads the verdict and, when ``passed`` is false, fails the task as a
+    gate (exit code 3, not retried) listing each failure. ``figures`` become the task's XComs.
+    """
+    gate = {
+        "gate_passed": bool(passed),
+        "gate_summary": summary,
+        "gate_failures": list(failures or []),
+        **({"report": report} if report else {}),
+        **(figures or {}),
+    }
+    path = Path(artifact_uri) / GATE_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(gate, indent=2, sort_keys=True, default=str))
+    return gate
+
+
+def gate_figures(outputs: dict[str, list[Any]]) -> dict[str, Any]:
+    """The verdict a custom component wrote with ``write_gate`` into any of its outputs; {} if none."""
+    for artifacts in outputs.values():
+        for artifact in artifacts:
+            path = Path(artifact.uri) / GATE_FILE
+            if path.is_file():
+                return dict(json.loads(path.read_text()))
+    return {}
+
+
 def node_figures(component: str, outputs: dict[str, list[Any]]) -> dict[str, Any]:
     """Figures for the components that have any; {} for the rest."""
 
@@ -94,6 +136,7 @@ def node_figures(component: str, outputs: dict[str, list[Any]]) -> dict[str, Any
             }
         if component == "Trainer" and (model_uri := uri("model")):
             return {"model": model_uri}
+        return gate_figures(outputs)
     except Exception as err:  # figures are a convenience: never fail a node that succeeded because of them
         log.warning("could not read the figures of %s: %s", component, err)
     return {}

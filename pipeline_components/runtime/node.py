@@ -277,6 +277,10 @@ def run_node(ir_path: Path, node_id: str, run_id: str, params: dict[str, Any] | 
             f"{listing}\nreport: {figures['report']}",
             result,
         )
+    if figures.get("gate_passed") is False:  # a custom component's verdict (figures.write_gate)
+        listing = "\n".join(f"  - {failure}" for failure in figures.get("gate_failures", []))
+        report = f"\nreport: {figures['report']}" if figures.get("report") else ""
+        raise GateFailed(f"{node_id}: {figures.get('gate_summary', 'gate failed')}\n{listing}{report}", result)
     if component == "Pusher" and not figures.get("pushed"):
         raise NodeSkipped("the model was not blessed by the Evaluator: nothing pushed", result)
     return result
