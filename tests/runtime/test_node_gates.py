@@ -36,3 +36,25 @@ def test_missing_span_is_a_gate_not_a_crash(compiled: tuple[Settings, Path], par
     (settings.data_dir / "flights" / "span-2013-01").mkdir(parents=True, exist_ok=True)  # folder, no CSV
     with pytest.raises(GateFailed, match="no input files match"):
         run_node(ir, "CsvExampleGen", "run-1", params)
+
+
+def test_a_custom_components_verdict_round_trips_through_its_artifact(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from pipeline_components.runtime.figures import gate_figures, node_figures, write_gate
+
+    artifact = SimpleNamespace(uri=str(tmp_path / "result"))
+    write_gate(
+        artifact.uri,
+        passed=False,
+        summary="2 expectations failed",
+        failures=["carrier: unexpected value 'ZZ' (allowed: AA, B6, ...)", "rows: 0 (expected at least 1,000)"],
+        report="/reports/x.html",
+        figures={"evaluated": 40},
+    )
+    verdict = gate_figures({"result": [artifact]})
+    assert verdict["gate_passed"] is False
+    assert verdict["gate_failures"][0].startswith("carrier")
+    assert verdict["report"] == "/reports/x.html" and verdict["evaluated"] == 40
+    assert node_figures("GreatExpectationsValidator", {"result": [artifact]}) == verdict
+    assert gate_figures({"result": [SimpleNamespace(uri=str(tmp_path / "none"))]}) == {}
