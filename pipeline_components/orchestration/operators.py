@@ -23,6 +23,7 @@ from pipeline_components.orchestration.runner import (
     NodeCommand,
     node_failure_message,
 )
+from pipeline_components.orchestration.warm_client import WarmNodeRunner, node_runner
 from pipeline_components.settings import Settings
 
 node_log = logging.getLogger("runway.tfx_node")
@@ -102,8 +103,12 @@ class TfxNodeOperator(BaseOperator):
         self.ui_color = UI_COLORS.get(component_type.rsplit(".", 1)[-1], "#ffffff")
 
     @cached_property
-    def runner(self) -> LocalNodeRunner:
-        return LocalNodeRunner()
+    def runner(self) -> LocalNodeRunner | WarmNodeRunner:
+        # The warm runtime (docs/warm-runtime.md) unless RUNWAY_WARM_RUNTIME=off; it falls back to a cold process.
+        try:
+            return node_runner()
+        except ConfigError as err:
+            raise AirflowFailException(str(err)) from None
 
     def execute(self, context: Any) -> dict[str, Any]:
         run_id = context["run_id"]
