@@ -1,0 +1,301 @@
+"""Static checks of docker-compose.yml and the serving configs it mounts (no Docker engine runs here or in CI).
+
+The file is validated against the Compose Specification's JSON schema (vendored in infra/schemas/), then
+cross-checked: everything a service uses is declared, ports do not clash, the model servers read the shared model
+store read-only with the model config file the rollout writes, nginx balances exactly the three servers, and
+Prometheus scrapes each of them where their monitoring config serves metrics.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+
+from pipeline_components.fleet import FleetState, fleet_state_path, model_config_path
+from pipeline_components.settings import CHECKOUT
+
+COMPOSE = CHECKOUT / "docker-compose.yml"
+SERVERS = ("tf-serving-1", "tf-serving-2", "tf-serving-3")
+CONTAINER_HOME = Path("/var/lib/runway")
+NGINX_CONF = CHECKOUT / "infra" / "serving" / "nginx.conf"
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    return yaml.safe_load(COMPOSE.read_text())
+
+
+def schema_errors(document: dict[str, Any]) -> list[str]:
+    schema = json.loads((CHECKOUT / "infra" / "schemas" / "compose-spec.json").read_text())
+    validator = jsonschema.Draft7Validator(schema)
+    return sorted(f"/{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(document))
+
+
+def flags(service: dict[str, Any]) -> dict[str, str]:
+    """``--name=value`` arguments of a service's command."""
+    return dict(arg[2:].split("=", 1) for arg in service.get("command", []) if arg.startswith("--") and "=" in arg)
+
+
+def volume_mounts(service: dict[str, Any]) -> list[dict[str, Any]]:
+    """A service's volumes in the long syntax (short ``source:target[:ro]`` strings converted)."""
+    mounts = []
+    for entry in service.get("volumes", []):
+        if isinstance(entry, str):
+            source, target, *mode = entry.split(":")
+            kind = "bind" if source.startswith((".", "/", "~")) else "volume"
+            mounts.append({"type": kind, "source": source, "target": target, "read_only": mode == ["ro"]})
+        else:
+            mounts.append(entry)
+    return mounts
+
+
+def config_mounts(service: dict[str, Any]) -> dict[str, str]:
+    """target path -> config name."""
+    return {
+        (entry if isinstance(entry, str) else entry.get("target", f"/{entry['source']}")): (
+            entry if isinstance(entry, str) else entry["source"]
+        )
+        for entry in service.get("configs", [])
+    }
+
+
+def test_compose_file_follows_the_compose_specification(compose: dict[str, Any]) -> None:
+    assert schema_errors(compose) == []
+
+
+def test_schema_check_catches_a_misspelt_key(compose: dict[str, Any]) -> None:
+    broken = copy.deepcopy(compose)
+    broken["services"]["tf-serving-1"]["helthcheck"] = broken["services"]["tf-serving-1"].pop("healthcheck")
+    assert any("helthcheck" in error for error in schema_errors(broken))
+
+
+def test_everything_a_service_uses_is_declared(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    volumes, configs, networks = (set(compose.get(key) or {}) for key in ("volumes", "configs", "networks"))
+    for name, spec in compose.get("configs", {}).items():
+        assert (CHECKOUT / spec["file"]).is_file(), f"config {name}: {spec['file']} does not exist"
+    for name, service in services.items():
+        for mount in volume_mounts(service):
+            if mount["type"] == "volume":
+                assert mount["source"] in volumes, f"{name}: volume {mount['source']} is not declared"
+        for config in config_mounts(service).values():
+            assert config in configs, f"{name}: config {config} is not declared"
+        for network in service.get("networks", []):
+            assert network in networks, f"{name}: network {network} is not declared"
+        for dependency, condition in (service.get("depends_on") or {}).items():
+            assert dependency in services, f"{name} depends on {dependency}, which is not a service"
+            if condition["condition"] == "service_completed_successfully":
+                assert services[dependency].get("restart") == "no", f"{dependency} must be a one-shot service"
+            if condition["condition"] == "service_healthy":
+                assert "healthcheck" in services[dependency], f"{dependency} has no health check to wait for"
+
+
+def test_published_ports_are_unique(compose: dict[str, Any]) -> None:
+    published: dict[str, str] = {}
+    for name, service in compose["services"].items():
+        for port in service.get("ports", []):
+            host = str(port).split(":")[-2] if ":" in str(port) else str(port)
+            assert host not in published, f"host port {host}: {published.get(host)} and {name}"
+            published[host] = name
+    assert {"8080", "8500", "8501", "9090"} <= set(published)
+
+
+def test_long_running_services_have_health_checks(compose: dict[str, Any]) -> None:
+    for name, service in compose["services"].items():
+        if service.get("restart") != "no" and not service.get("profiles"):
+            assert "healthcheck" in service, f"{name} runs for good but has no health check"
+
+
+def test_images_are_pinned_and_servers_match_kubernetes(compose: dict[str, Any]) -> None:
+    for name, service in compose["services"].items():
+        image = service["image"]
+        repository, _, tag = image.rpartition(":")
+        assert repository and tag and tag != "latest" and "/" not in tag, f"{name}: pin the image tag ({image})"
+    deployment = yaml.safe_load((CHECKOUT / "infra" / "k8s" / "base" / "serving-deployment.yaml").read_text())
+    k8s_container = deployment["spec"]["template"]["spec"]["containers"][0]
+    for server in SERVERS:
+        service = compose["services"][server]
+        assert service["image"] == k8s_container["image"]
+        assert service["command"] == k8s_container["args"], "the compose and Kubernetes servers take the same flags"
+
+
+def test_model_servers_read_the_shared_store_read_only(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    assert sorted(name for name in services if name.startswith("tf-serving-")) == list(SERVERS)
+    for server in SERVERS:
+        service = services[server]
+        mounts = volume_mounts(service)
+        store = [m for m in mounts if m.get("source") == "runway-data"]
+        assert store == [{"type": "volume", "source": "runway-data", "target": str(CONTAINER_HOME), "read_only": True}]
+        assert all(m.get("read_only") for m in mounts), f"{server} mounts something writable"
+        args = flags(service)
+        assert args["model_config_file"] == str(model_config_path(CONTAINER_HOME / "models"))
+        assert args["model_config_file_poll_wait_seconds"] == "0"
+        assert args["port"] == "8500" and args["rest_api_port"] == "8501"
+        assert args["enable_batching"] == "true"
+        configs = config_mounts(service)
+        sources = compose["configs"]
+        assert sources[configs[args["batching_parameters_file"]]]["file"] == "infra/serving/batching.config"
+        assert sources[configs[args["monitoring_config_file"]]]["file"] == "infra/serving/monitoring.config"
+        assert service["depends_on"] == {"serving-init": {"condition": "service_completed_successfully"}}
+        assert "8500" in service["expose"] and "8501" in service["expose"] and "ports" not in service
+
+
+def test_serving_init_prepares_the_store_and_the_fleet_description(compose: dict[str, Any]) -> None:
+    init = compose["services"]["serving-init"]
+    assert init["build"]["dockerfile"] == "infra/pipeline/Dockerfile"
+    assert {"type": "volume", "source": "runway-data", "target": str(CONTAINER_HOME), "read_only": False} in (
+        volume_mounts(init)
+    )
+    script = init["command"][-1]
+    assert f"cp /etc/runway/fleet.compose.json {fleet_state_path(CONTAINER_HOME)}" in script
+    assert f"test -f {model_config_path(CONTAINER_HOME / 'models')} ||" in script, "never overwrite the rollout's file"
+    for name, service in compose["services"].items():
+        if name.startswith("airflow-"):
+            assert service["environment"]["RUNWAY_HOME"] == str(CONTAINER_HOME), "the rollout reads fleet.json there"
+
+
+def test_fleet_description_names_the_compose_fleet(compose: dict[str, Any]) -> None:
+    state = FleetState.from_json((CHECKOUT / "infra" / "serving" / "fleet.compose.json").read_text())
+    assert state.kind == "compose"
+    assert [i.name for i in state.instances] == list(SERVERS)
+    for instance in state.instances:
+        assert instance.grpc_target == f"{instance.name}:8500"
+        assert instance.rest_url == f"http://{instance.name}:8501"
+        assert instance.store_path == str(CONTAINER_HOME / "models")
+    assert state.store == str(CONTAINER_HOME / "models")
+    assert state.model_config_file == str(model_config_path(CONTAINER_HOME / "models"))
+    assert state.grpc_target == "serving-lb:8500" and state.rest_url == "http://serving-lb:8501"
+    assert state.server == compose["services"][SERVERS[0]]["image"]
+    assert compose["services"]["serving-lb"]["ports"] == ["8500:8500", "8501:8501"]
+
+
+# --- nginx -------------------------------------------------------------------------------------------------------
+
+
+def parse_nginx(text: str) -> list[tuple[str, list[str], list[Any]]]:
+    """nginx.conf as a tree of (directive, arguments, children)."""
+    tokens = re.findall(r'"(?:[^"\\]|\\.)*"|\'[^\']*\'|[{};]|[^\s{};"\']+', re.sub(r"(?m)^\s*#.*$|\s#.*$", "", text))
+    stack: list[list[Any]] = [[]]
+    words: list[str] = []
+    for token in tokens:
+        if token == ";":
+            stack[-1].append((words[0], words[1:], []))
+            words = []
+        elif token == "{":
+            block: list[Any] = []
+            stack[-1].append((words[0], words[1:], block))
+            stack.append(block)
+            words = []
+        elif token == "}":
+            stack.pop()
+        else:
+            words.append(token.strip("\"'"))
+    assert len(stack) == 1 and not words, "unbalanced nginx.conf"
+    return stack[0]
+
+
+def find(tree: list[Any], name: str) -> list[tuple[str, list[str], list[Any]]]:
+    return [node for node in tree if node[0] == name]
+
+
+def directive(tree: list[Any], name: str) -> list[str]:
+    (node,) = find(tree, name)
+    return node[1]
+
+
+@pytest.fixture(scope="module")
+def nginx_http() -> list[Any]:
+    (http,) = find(parse_nginx(NGINX_CONF.read_text()), "http")
+    return http[2]
+
+
+@pytest.mark.parametrize(("upstream", "port"), [("tf_serving_rest", 8501), ("tf_serving_grpc", 8500)])
+def test_nginx_upstreams_name_the_three_servers(nginx_http: list[Any], upstream: str, port: int) -> None:
+    (block,) = [node for node in find(nginx_http, "upstream") if node[1] == [upstream]]
+    servers = find(block[2], "server")
+    assert [s[1][0] for s in servers] == [f"{name}:{port}" for name in SERVERS]
+    for server in servers:
+        assert "max_fails=1" in server[1] and "fail_timeout=5s" in server[1], "a failed instance must be skipped"
+        assert "resolve" in server[1], "a recreated container must be found again"
+    assert find(block[2], "zone"), "resolve needs a shared memory zone"
+
+
+def test_nginx_passes_rest_and_grpc_to_the_next_instance_on_failure(nginx_http: list[Any]) -> None:
+    servers = {tuple(directive(s[2], "listen")): s[2] for s in find(nginx_http, "server")}
+    (rest,) = find(servers[("8501",)], "location")
+    assert directive(rest[2], "proxy_pass") == ["http://tf_serving_rest"]
+    assert {"error", "timeout", "http_502", "http_503", "non_idempotent"} <= set(
+        directive(rest[2], "proxy_next_upstream")
+    )
+    grpc_server = servers[("8500",)]
+    assert directive(grpc_server, "http2") == ["on"], "gRPC needs HTTP/2 on the listening port"
+    (grpc,) = find(grpc_server, "location")
+    assert directive(grpc[2], "grpc_pass") == ["grpc://tf_serving_grpc"]
+    assert {"error", "timeout", "http_502", "http_503", "non_idempotent"} <= set(
+        directive(grpc[2], "grpc_next_upstream")
+    )
+    assert ("8081",) in servers, "the container's health check endpoint"
+
+
+def nginx_version(binary: str) -> tuple[int, ...]:
+    output = subprocess.run([binary, "-v"], capture_output=True, text=True, check=True).stderr
+    match = re.search(r"nginx/(\d+)\.(\d+)\.(\d+)", output)
+    assert match, output
+    return tuple(int(part) for part in match.groups())
+
+
+def test_nginx_accepts_the_configuration(tmp_path: Path) -> None:
+    """``nginx -t`` on the production config, adapted only where this machine differs from the container.
+
+    The compose service names do not resolve here, so they become 127.0.0.1 (and lose ``resolve``, which needs a
+    name); the pid file goes to a temporary folder; and an nginx older than 1.25.1 (Debian 12 ships 1.22) gets
+    ``listen 8500 http2`` for the later ``http2 on``. Everything else is tested as written.
+    """
+    binary = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").is_file() else None)
+    if binary is None:
+        pytest.skip("nginx is not installed (apt-get install nginx-light); the structural checks above still ran")
+    text = NGINX_CONF.read_text()
+    for server in SERVERS:
+        text = text.replace(f"{server}:", "127.0.0.1:")
+    text = text.replace(" resolve ", " ")
+    text = re.sub(r"(?m)^pid .*$", f"pid {tmp_path}/nginx.pid;", text)
+    if nginx_version(binary) < (1, 25, 1):
+        text = re.sub(r"listen 8500;\n(\s*)http2 on;[^\n]*", r"listen 8500 http2;", text)
+    (tmp_path / "logs").mkdir()
+    config = tmp_path / "nginx.conf"
+    config.write_text(text)
+    result = subprocess.run(
+        [binary, "-t", "-p", str(tmp_path), "-c", str(config), "-e", str(tmp_path / "error.log")],
+        capture_output=True,
+        text=True,
+    )
+    if "-e" in result.stderr and "invalid option" in result.stderr:  # nginx < 1.19.5 has no -e
+        result = subprocess.run([binary, "-t", "-p", str(tmp_path), "-c", str(config)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+# --- Prometheus --------------------------------------------------------------------------------------------------
+
+
+def test_prometheus_scrapes_every_server_where_it_serves_metrics(compose: dict[str, Any]) -> None:
+    prometheus = yaml.safe_load((CHECKOUT / "infra" / "prometheus" / "prometheus.yml").read_text())
+    (job,) = [job for job in prometheus["scrape_configs"] if job["job_name"] == "tf-serving"]
+    targets = [target for group in job["static_configs"] for target in group["targets"]]
+    assert targets == [f"{name}:8501" for name in SERVERS]
+    monitoring = (CHECKOUT / "infra" / "serving" / "monitoring.config").read_text()
+    assert f'path: "{job["metrics_path"]}"' in monitoring and "enable: true" in monitoring
+    service = compose["services"]["prometheus"]
+    assert compose["configs"][config_mounts(service)["/etc/prometheus/prometheus.yml"]]["file"] == (
+        "infra/prometheus/prometheus.yml"
+    )
+    assert "--config.file=/etc/prometheus/prometheus.yml" in service["command"]

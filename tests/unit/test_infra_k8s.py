@@ -1,0 +1,176 @@
+"""Static checks of infra/k8s/: each overlay rendered (tests/unit/kustomize_lite.py, cross-checked against
+``kubectl kustomize`` where kubectl is installed) and validated against the Kubernetes API's models, then
+cross-checked: selectors match the pods, probes and Services name declared ports, the HPA and the
+PodDisruptionBudget target the Deployment, the TF Serving flags find their files in the ConfigMap and the model
+store mounted read-only.
+"""
+
+from __future__ import annotations
+
+import copy
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from pipeline_components.fleet import model_config_path
+from pipeline_components.settings import CHECKOUT
+from tests.unit.kustomize_lite import KustomizeError, object_key, render, validation_errors
+
+K8S = CHECKOUT / "infra" / "k8s"
+OVERLAYS = {"dev": "runway-dev", "prod": "runway"}
+MODEL_NAME = "flights_delay"
+
+
+@pytest.fixture(scope="module", params=sorted(OVERLAYS))
+def overlay(request: pytest.FixtureRequest) -> tuple[str, list[dict[str, Any]]]:
+    return request.param, render(K8S / "overlays" / request.param)
+
+
+def one(objects: list[dict[str, Any]], kind: str) -> dict[str, Any]:
+    (obj,) = [o for o in objects if o["kind"] == kind]
+    return obj
+
+
+def matches(selector: dict[str, str], labels: dict[str, str]) -> bool:
+    return all(labels.get(key) == value for key, value in selector.items())
+
+
+def serving_container(objects: list[dict[str, Any]]) -> dict[str, Any]:
+    (container,) = one(objects, "Deployment")["spec"]["template"]["spec"]["containers"]
+    return container
+
+
+def test_every_object_is_valid_against_the_kubernetes_api(overlay: tuple[str, list[dict[str, Any]]]) -> None:
+    _, objects = overlay
+    assert sorted(o["kind"] for o in objects) == sorted(
+        [
+            "ConfigMap",
+            "Deployment",
+            "HorizontalPodAutoscaler",
+            "Namespace",
+            "PersistentVolumeClaim",
+            "PodDisruptionBudget",
+            "Service",
+            "Service",
+        ]
+    )
+    assert [error for obj in objects for error in validation_errors(obj)] == []
+
+
+def test_validation_rejects_unknown_fields_wrong_types_and_missing_required_fields() -> None:
+    deployment = one(render(K8S / "overlays" / "prod"), "Deployment")
+    misspelt = copy.deepcopy(deployment)
+    misspelt["spec"]["template"]["spec"]["containers"][0]["readinessprobe"] = {}
+    assert "unknown field" in " ".join(validation_errors(misspelt))
+    wrong_type = copy.deepcopy(deployment)
+    wrong_type["spec"]["replicas"] = "3"
+    assert "expected int" in " ".join(validation_errors(wrong_type))
+    missing = copy.deepcopy(deployment)
+    del missing["spec"]["selector"]
+    assert "selector" in " ".join(validation_errors(missing))
+
+
+def test_renderer_refuses_what_it_does_not_support(tmp_path: Path) -> None:
+    (tmp_path / "kustomization.yaml").write_text("resources: []\nimages:\n  - name: tensorflow/serving\n")
+    with pytest.raises(KustomizeError, match="images"):
+        render(tmp_path)
+
+
+@pytest.mark.parametrize("name", sorted(OVERLAYS))
+def test_rendering_matches_kubectl_kustomize(name: str) -> None:
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        pytest.skip("kubectl is not installed; the overlays are rendered by tests/unit/kustomize_lite.py only")
+    result = subprocess.run([kubectl, "kustomize", str(K8S / "overlays" / name)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    expected = {object_key(o): o for o in yaml.safe_load_all(result.stdout) if o}
+    rendered = {object_key(o): o for o in render(K8S / "overlays" / name)}
+    assert rendered == expected
+
+
+def test_everything_lives_in_the_overlay_namespace(overlay: tuple[str, list[dict[str, Any]]]) -> None:
+    name, objects = overlay
+    assert one(objects, "Namespace")["metadata"]["name"] == OVERLAYS[name]
+    for obj in objects:
+        if obj["kind"] != "Namespace":
+            assert obj["metadata"]["namespace"] == OVERLAYS[name], object_key(obj)
+
+
+def test_selectors_ports_and_probes_agree(overlay: tuple[str, list[dict[str, Any]]]) -> None:
+    _, objects = overlay
+    deployment = one(objects, "Deployment")
+    pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert matches(deployment["spec"]["selector"]["matchLabels"], pod_labels)
+    container = serving_container(objects)
+    ports = {port["name"]: port["containerPort"] for port in container["ports"]}
+    assert ports == {"grpc": 8500, "rest": 8501}
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        handler = container[probe]
+        port = (handler.get("httpGet") or handler.get("tcpSocket"))["port"]
+        assert port in ports, f"{probe} names port {port}, which the container does not declare"
+    assert container["readinessProbe"]["httpGet"] == {"path": f"/v1/models/{MODEL_NAME}", "port": "rest"}
+    assert "httpGet" not in container["livenessProbe"], "liveness must not depend on the model"
+    services = [o for o in objects if o["kind"] == "Service"]
+    assert {s["metadata"]["name"] for s in services} == {"tf-serving", "tf-serving-pods"}
+    for service in services:
+        assert matches(service["spec"]["selector"], pod_labels)
+        assert {(p["name"], p["port"], p["targetPort"]) for p in service["spec"]["ports"]} == {
+            ("grpc", 8500, "grpc"),
+            ("rest", 8501, "rest"),
+        }
+    headless = next(s for s in services if s["metadata"]["name"] == "tf-serving-pods")
+    assert headless["spec"]["clusterIP"] == "None" and headless["spec"]["publishNotReadyAddresses"] is True
+
+
+def test_autoscaler_and_disruption_budget_target_the_deployment(overlay: tuple[str, list[dict[str, Any]]]) -> None:
+    _, objects = overlay
+    deployment = one(objects, "Deployment")
+    hpa = one(objects, "HorizontalPodAutoscaler")["spec"]
+    assert hpa["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": "tf-serving"}
+    assert 1 <= hpa["minReplicas"] <= deployment["spec"]["replicas"] <= hpa["maxReplicas"]
+    pdb = one(objects, "PodDisruptionBudget")["spec"]
+    assert matches(pdb["selector"]["matchLabels"], deployment["spec"]["template"]["metadata"]["labels"])
+    if "minAvailable" in pdb:
+        assert pdb["minAvailable"] < hpa["minReplicas"], "a budget of every pod would block node drains"
+    else:
+        assert pdb["maxUnavailable"] >= 1
+    strategy = deployment["spec"]["strategy"]["rollingUpdate"]
+    assert strategy["maxUnavailable"] == 0, "an image or config update must never take a serving pod away first"
+
+
+def test_server_flags_find_their_files(overlay: tuple[str, list[dict[str, Any]]]) -> None:
+    _, objects = overlay
+    deployment = one(objects, "Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    container = serving_container(objects)
+    args = dict(arg[2:].split("=", 1) for arg in container["args"])
+    volumes = {volume["name"]: volume for volume in pod["volumes"]}
+    mounts = {mount["mountPath"]: mount for mount in container["volumeMounts"]}
+    config_maps = {o["metadata"]["name"]: o for o in objects if o["kind"] == "ConfigMap"}
+    for flag in ("batching_parameters_file", "monitoring_config_file"):
+        folder, _, key = args[flag].rpartition("/")
+        volume = volumes[mounts[folder]["name"]]
+        assert key in config_maps[volume["configMap"]["name"]]["data"], f"--{flag}: {key} is not in the ConfigMap"
+    assert args["enable_batching"] == "true"
+    store_mount = mounts["/var/lib/runway"]
+    assert store_mount["readOnly"] is True
+    claim = volumes[store_mount["name"]]["persistentVolumeClaim"]
+    assert claim["readOnly"] is True
+    pvc = one(objects, "PersistentVolumeClaim")
+    assert pvc["metadata"]["name"] == claim["claimName"] == "runway-data", "the claim the pipeline pods mount"
+    assert pvc["spec"]["accessModes"] == ["ReadWriteMany"]
+    assert args["model_config_file"] == str(model_config_path(Path("/var/lib/runway/models")))
+    resources = container["resources"]
+    assert {"cpu", "memory"} <= set(resources["requests"]) and "memory" in resources["limits"]
+    assert container["image"].startswith("tensorflow/serving:") and not container["image"].endswith(":latest")
+
+
+def test_kubernetes_configs_are_the_compose_ones() -> None:
+    for name in ("batching.config", "monitoring.config"):
+        assert (K8S / "base" / "config" / name).read_text() == (CHECKOUT / "infra" / "serving" / name).read_text(), (
+            f"infra/k8s/base/config/{name} differs from infra/serving/{name}: copy it again"
+        )
