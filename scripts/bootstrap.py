@@ -7,7 +7,8 @@
 2. the pipeline runtime environment (`.venv-runtime`): TFX / TensorFlow, from
    `infra/runtime/requirements.txt`, resolved for `manylinux_2_39`;
 3. on a host whose C library is older than glibc 2.39, the compat runtime that lets that environment load
-   (Debian 13's libc6, libstdc++6 and libgcc-s1 unpacked into the venv, and a patched copy of the interpreter).
+   (Debian 13's libc6, libstdc++6 and libgcc-s1 unpacked into the venv, and a patched copy of the interpreter);
+4. nginx from Debian's packages when it is missing (it balances the local serving fleet, `runway fleet up`).
 
 Each step records a fingerprint of its inputs and is skipped when nothing changed, so a second run takes
 seconds. Uses the standard library only: it runs before any virtual environment exists.
@@ -258,6 +259,27 @@ def setup_compat(uv: str) -> None:
     )
 
 
+def setup_nginx() -> None:
+    """nginx (Debian's package) balances the local serving fleet (`runway fleet up`); installed only when missing."""
+    if shutil.which("nginx") or Path("/usr/sbin/nginx").is_file():
+        return
+    apt = shutil.which("apt-get")
+    if apt is None:
+        say("nginx is missing and apt-get is not available: install nginx yourself for the local serving fleet")
+        return
+    sudo = [] if os.geteuid() == 0 else (["sudo", "-n"] if shutil.which("sudo") else None)
+    if sudo is None:
+        say("nginx is missing: run `apt-get install -y nginx` as root for the local serving fleet")
+        return
+    say("installing nginx (Debian's package) for the local serving fleet")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    try:
+        run([*sudo, apt, "update", "-qq"], env=env)
+        run([*sudo, apt, "install", "-y", "-qq", "--no-install-recommends", "nginx"], env=env)
+    except subprocess.CalledProcessError as error:
+        say(f"could not install nginx ({error}); install it yourself: apt-get install -y nginx")
+
+
 def main() -> None:
     if platform.system() != "Linux" or platform.machine() != "x86_64":
         sys.exit("[setup] error: the local runtime targets Linux x86-64; elsewhere use the Docker images in infra/")
@@ -265,6 +287,7 @@ def main() -> None:
     setup_orchestrator(uv)
     setup_runtime(uv)
     setup_compat(uv)
+    setup_nginx()
 
 
 if __name__ == "__main__":
