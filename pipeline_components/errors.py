@@ -42,3 +42,46 @@ class ServingError(RunwayError):
         super().__init__(message)
         self.code = code
         self.message = message
+
+
+class ServingClientError(ServingError):
+    """A request of runway's serving client (``pipeline_components.client``) failed.
+
+    ``code`` is the canonical gRPC status name (for REST, derived from the HTTP status the way TF Serving maps it);
+    ``http_status`` is the HTTP status of a REST answer (None for gRPC or when no answer came); ``attempts`` counts
+    the tries made, retries included; ``target`` is the URL or gRPC address asked.
+    """
+
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        *,
+        target: str = "",
+        protocol: str = "",
+        http_status: int | None = None,
+        attempts: int = 1,
+    ) -> None:
+        super().__init__(code, message)
+        self.target = target
+        self.protocol = protocol
+        self.http_status = http_status
+        self.attempts = attempts
+
+
+class ServingUnavailableError(ServingClientError):
+    """The server or load balancer could not answer (UNAVAILABLE, HTTP 502/503, connection refused or reset),
+    still after the client's retries: the fleet is down or restarting; check ``runway fleet status``."""
+
+
+class ServingTimeoutError(ServingClientError):
+    """No answer within the client's timeout (DEADLINE_EXCEEDED, HTTP 504); not retried, the server may be busy."""
+
+
+class ModelNotFoundError(ServingClientError):
+    """The model or version is not served (NOT_FOUND, HTTP 404); not retried."""
+
+
+class InvalidRequestError(ServingClientError):
+    """The server refused the request itself (INVALID_ARGUMENT, FAILED_PRECONDITION, HTTP 400, e.g. a missing
+    feature, a wrong type or an unknown label); not retried: fix the request."""

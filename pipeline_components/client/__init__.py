@@ -11,6 +11,26 @@ No TensorFlow: REST uses the standard library, gRPC uses ``grpcio`` with ``pipel
 from __future__ import annotations
 
 from pipeline_components.client.assets import stable_asset, stable_asset_uri
+from pipeline_components.client.client import (
+    NO_RETRY,
+    Classification,
+    Prediction,
+    RetryPolicy,
+    ServingClient,
+    VersionStatus,
+    make_example,
+)
 from pipeline_components.client.notify import notify_stable
 
-__all__ = ["notify_stable", "stable_asset", "stable_asset_uri"]
+__all__ = [
+    "NO_RETRY",
+    "Classification",
+    "Prediction",
+    "RetryPolicy",
+    "ServingClient",
+    "VersionStatus",
+    "make_example",
+    "notify_stable",
+    "stable_asset",
+    "stable_asset_uri",
+]

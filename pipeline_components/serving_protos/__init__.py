@@ -18,6 +18,8 @@ talk to any TF Serving server (``tensorflow_model_server`` or runway's own).
 
 from __future__ import annotations
 
+from typing import Any
+
 from pipeline_components.serving_protos.messages import SHORT_NAMES, message, pool
 from pipeline_components.serving_protos.stubs import ModelServiceStub, PredictionServiceStub
 from pipeline_components.serving_protos.tensors import DTYPES, make_tensor_proto, tensor_to_list
@@ -34,7 +36,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> type:
+def __getattr__(name: str) -> Any:
     """``serving_protos.PredictRequest`` and the other names of ``SHORT_NAMES``."""
     if name in SHORT_NAMES:
         return message(SHORT_NAMES[name])
