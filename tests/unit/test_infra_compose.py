@@ -247,6 +247,46 @@ def test_nginx_passes_rest_and_grpc_to_the_next_instance_on_failure(nginx_http: 
     assert ("8081",) in servers, "the container's health check endpoint"
 
 
+def balancing(http: list[Any]) -> dict[str, Any]:
+    """What decides where a request goes and when it moves on: method, server failure settings, retries."""
+    upstreams = find(http, "upstream")
+    locations = [location for server in find(http, "server") for location in find(server[2], "location")]
+    retries = {
+        name: sorted(node[1])
+        for location in locations
+        for node in location[2]
+        if (name := node[0])
+        in ("proxy_next_upstream", "grpc_next_upstream", "proxy_next_upstream_tries", "grpc_next_upstream_tries")
+    }
+    return {
+        "methods": sorted({node[0] for u in upstreams for node in u[2]} & {"least_conn", "ip_hash", "hash", "random"}),
+        "server_failure": sorted({p for u in upstreams for s in find(u[2], "server") for p in s[1][1:] if "fail" in p}),
+        "keepalive": sorted({tuple(directive(u[2], "keepalive")) for u in upstreams}),
+        "retries": retries,
+        "retry_timeouts": sorted(n[0] for loc in locations for n in loc[2] if n[0].endswith("next_upstream_timeout")),
+    }
+
+
+def test_nginx_balances_like_the_local_fleet(nginx_http: list[Any], tmp_path: Path) -> None:
+    """Same balancing, failure marking and retries as the config `runway fleet up` generates (infra/nginx/)."""
+    from pipeline_components.fleet import InstanceAddress
+    from pipeline_components.fleet.local import FleetSpec, LocalFleet
+    from pipeline_components.settings import Settings
+
+    addresses = [
+        InstanceAddress(
+            name=f"instance-{i}",
+            rest_url=f"http://127.0.0.1:{18501 + 2 * i}",
+            grpc_target=f"127.0.0.1:{18500 + 2 * i}",
+            store_path=str(tmp_path),
+        )
+        for i in range(len(SERVERS))
+    ]
+    local = LocalFleet(Settings.from_env({"RUNWAY_HOME": str(tmp_path)})).render_nginx_config(FleetSpec(), addresses)
+    (local_http,) = find(parse_nginx(local), "http")
+    assert balancing(nginx_http) == balancing(local_http[2])
+
+
 def nginx_version(binary: str) -> tuple[int, ...]:
     output = subprocess.run([binary, "-v"], capture_output=True, text=True, check=True).stderr
     match = re.search(r"nginx/(\d+)\.(\d+)\.(\d+)", output)
