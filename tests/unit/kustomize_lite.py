@@ -204,19 +204,19 @@ MODELS = {
 }
 
 
-def _type_errors(value: Any, type_name: str, path: str) -> list[str]:
+def type_errors(value: Any, type_name: str, path: str) -> list[str]:
     from kubernetes import client
 
     if type_name.startswith("list["):
         if not isinstance(value, list):
             return [f"{path}: expected a list, got {type(value).__name__}"]
         inner = type_name[5:-1]
-        return [error for i, item in enumerate(value) for error in _type_errors(item, inner, f"{path}[{i}]")]
+        return [error for i, item in enumerate(value) for error in type_errors(item, inner, f"{path}[{i}]")]
     if type_name.startswith(("dict(", "dict[")):
         if not isinstance(value, dict):
             return [f"{path}: expected a map, got {type(value).__name__}"]
         inner = type_name[5:-1].split(",", 1)[1].strip()
-        return [error for key, item in value.items() for error in _type_errors(item, inner, f"{path}.{key}")]
+        return [error for key, item in value.items() for error in type_errors(item, inner, f"{path}.{key}")]
     scalar_types: dict[str, tuple[type, ...]] = {
         "str": (str,),
         "int": (int,),
@@ -241,7 +241,7 @@ def _type_errors(value: Any, type_name: str, path: str) -> list[str]:
         if key not in fields:
             errors.append(f"{path}.{key}: unknown field of {type_name}")
         else:
-            errors += _type_errors(item, model.openapi_types[fields[key]], f"{path}.{key}")
+            errors += type_errors(item, model.openapi_types[fields[key]], f"{path}.{key}")
     return errors
 
 
@@ -260,7 +260,7 @@ def validation_errors(obj: Object) -> list[str]:
     model = MODELS.get((obj.get("apiVersion", ""), obj.get("kind", "")))
     if model is None:
         return [f"{where}: apiVersion {obj.get('apiVersion')!r} kind {obj.get('kind')!r} has no model here"]
-    errors = _type_errors(obj, model, where)
+    errors = type_errors(obj, model, where)
     if not errors:
         try:
             client.ApiClient().deserialize(_Response(obj), model)

@@ -18,7 +18,7 @@ import yaml
 
 from pipeline_components.fleet import model_config_path
 from pipeline_components.settings import CHECKOUT
-from tests.unit.kustomize_lite import KustomizeError, object_key, render, validation_errors
+from tests.unit.kustomize_lite import KustomizeError, object_key, render, type_errors, validation_errors
 
 K8S = CHECKOUT / "infra" / "k8s"
 OVERLAYS = {"dev": "runway-dev", "prod": "runway"}
@@ -174,3 +174,23 @@ def test_kubernetes_configs_are_the_compose_ones() -> None:
         assert (K8S / "base" / "config" / name).read_text() == (CHECKOUT / "infra" / "serving" / name).read_text(), (
             f"infra/k8s/base/config/{name} differs from infra/serving/{name}: copy it again"
         )
+
+
+def test_airflow_chart_values_mount_the_shared_claim() -> None:
+    values = yaml.safe_load((K8S / "airflow" / "values.yaml").read_text())
+    errors = (
+        type_errors(values["env"], "list[V1EnvVar]", "env")
+        + type_errors(values["volumes"], "list[V1Volume]", "volumes")
+        + type_errors(values["volumeMounts"], "list[V1VolumeMount]", "volumeMounts")
+    )
+    assert errors == []
+    env = {item["name"]: item["value"] for item in values["env"]}
+    (mount,) = values["volumeMounts"]
+    (volume,) = values["volumes"]
+    assert mount["name"] == volume["name"] and mount["mountPath"] == env["RUNWAY_HOME"] == "/var/lib/runway"
+    prod = render(K8S / "overlays" / "prod")
+    claim = one(prod, "PersistentVolumeClaim")["metadata"]
+    assert volume["persistentVolumeClaim"]["claimName"] == env["RUNWAY_K8S_PVC"] == claim["name"]
+    assert env["RUNWAY_K8S_NAMESPACE"] == claim["namespace"]
+    assert env["RUNWAY_NODE_BACKEND"] == "kubernetes" and values["executor"] == "KubernetesExecutor"
+    assert values["airflowVersion"].startswith("3.")
