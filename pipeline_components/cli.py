@@ -34,6 +34,7 @@ Typical session (embedded defaults: SQLite, local files under var/):
   runway report flights              what the latest run did, from ML Metadata
   runway predict flights             ask the pushed model about real flights
   runway serve flights               serve it over TF Serving's REST (8501) and gRPC (8500) APIs
+  runway query --example-from-span 12  ask the served model (label stable) over REST or gRPC
   runway airflow standalone          the Airflow UI on http://localhost:8080 with the same settings
 
 `runway run` prepares data and compiles on its own when needed, so on a fresh checkout
@@ -420,6 +421,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--rest-port", type=int, default=8501, help="REST port (default 8501)")
     serve.add_argument("--runway-server", action="store_true", help="use runway's server even if TF Serving is here")
     serve.set_defaults(func=cmd_serve)
+
+    from pipeline_components.client.cli import add_query_parser
+
+    add_query_parser(sub, formatter)
 
     af = sub.add_parser(
         "airflow",
