@@ -310,8 +310,41 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
     os.execve(argv[0], argv, {**os.environ, **settings.as_env()})
 
 
+def _warm_runtime_wanted() -> bool:
+    from pipeline_components.orchestration import backends, warm_client
+
+    local = backends.ContainerSettings.from_env().backend is backends.NodeBackend.LOCAL
+    return local and warm_client.WarmSettings.from_env().enabled
+
+
+def cmd_runtime(args: argparse.Namespace, settings: Settings) -> None:
+    from pipeline_components.orchestration import warm_client
+
+    paths = warm_client.ServicePaths.for_settings(settings)
+    warm = warm_client.WarmSettings.from_env()
+    if args.action == "start":
+        env = {**os.environ, **settings.as_env()}
+        status = warm_client.ensure_service(settings, warm=warm, env=env, python=str(settings.runtime_python), log=say)
+        say(f"warm runtime: pid {status['pid']} on {paths.socket} (up to {status['max_parallel']} nodes at once)")
+    elif args.action == "stop":
+        answer = warm_client.stop_service(settings)
+        say("warm runtime stopped" if answer is not None else "warm runtime was not running")
+    else:
+        status = warm_client.ping(paths, timeout=warm.ping_timeout)
+        if status is None:
+            say(f"warm runtime: not running (socket {paths.socket}); the first local node starts it")
+            if not warm.enabled:
+                say("RUNWAY_WARM_RUNTIME=off: local nodes run in cold processes")
+            return
+        say(json.dumps(status, indent=2, sort_keys=True))
+
+
 def cmd_airflow(args: argparse.Namespace, settings: Settings) -> None:
     airflow_local.ensure_database(settings)
+    if args.airflow_args[:1] in (["standalone"], ["scheduler"]) and _warm_runtime_wanted():
+        from pipeline_components.orchestration import warm_client
+
+        warm_client.start_in_background(settings)  # the local stack starts the warm runtime with it
     os.execve(airflow_local.airflow_bin(), ["airflow", *args.airflow_args], airflow_local.airflow_env(settings))
 
 
@@ -425,6 +458,24 @@ def build_parser() -> argparse.ArgumentParser:
     from pipeline_components.client.cli import add_query_parser
 
     add_query_parser(sub, formatter)
+
+    rt = sub.add_parser(
+        "runtime",
+        help="the warm runtime service that runs local nodes without cold imports: start, stop, status",
+        formatter_class=formatter,
+        description=textwrap.dedent("""\
+            The warm runtime (docs/warm-runtime.md) imports TFX, TensorFlow, TFDV, TFMA and Beam once and runs
+            each local node in a forked child, saving the 10-20 s of imports a cold process pays per node. The
+            first local node starts it on its own; `start` does it ahead of time (e.g. with the Airflow stack).
+            It stops by itself after RUNWAY_WARM_IDLE_TIMEOUT idle seconds. RUNWAY_WARM_RUNTIME=off disables it.
+            Docker and Kubernetes backends do not use it: they run one container or pod per node.
+
+              runway runtime start     start it now (returns once TFX is loaded)
+              runway runtime status    pid, preloaded modules, nodes running and waiting
+              runway runtime stop      stop it (running nodes are killed)"""),
+    )
+    rt.add_argument("action", choices=["start", "stop", "status"])
+    rt.set_defaults(func=cmd_runtime)
 
     af = sub.add_parser(
         "airflow",

@@ -28,6 +28,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -241,6 +242,7 @@ def _start_service(
     argv = [
         python, "-m", SERVICE_MODULE, "serve", "--socket", str(paths.socket),
         "--max-parallel", str(warm.max_parallel), "--idle-timeout", str(warm.idle_timeout),
+        "--pidfile", str(paths.pidfile),
     ]  # fmt: skip
     log(f"[warm runtime] starting the service (preloading TFX and TensorFlow once): {' '.join(argv)}")
     started = time.monotonic()
@@ -301,6 +303,21 @@ def stop_service(settings: Settings, *, timeout: float = 30.0) -> dict[str, Any]
     return answer
 
 
+def start_in_background(settings: Settings) -> None:
+    """Start the service without waiting for it (``runway airflow standalone|scheduler`` does this)."""
+    paths = ServicePaths.for_settings(settings)
+    paths.prepare()
+    with paths.logfile.open("ab") as logfile:
+        subprocess.Popen(
+            [sys.executable, "-m", "pipeline_components.cli", "runtime", "start"],
+            env={**os.environ, **settings.as_env()},
+            stdin=subprocess.DEVNULL,
+            stdout=logfile,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
 # --- the runner -------------------------------------------------------------------------------------------
 
 
@@ -327,6 +344,16 @@ class WarmNodeRunner:
         target = runtime_module(command.argv)
         if target is None:
             return self._run_cold(command, log, f"{command.argv[:2]} is not a `python -m` command")
+        for _attempt in range(3):
+            outcome = self._run_warm(command, target, log)
+            if outcome is not None:
+                return outcome
+        return self._run_cold(command, log, "the service kept asking to be restarted")
+
+    def _run_warm(
+        self, command: NodeCommand, target: tuple[str, list[str]], log: Callable[[str], None]
+    ) -> NodeOutcome | None:
+        """Run through the service; None when a restarted service must be asked again (code changed)."""
         env = {**os.environ, **command.env}
         python = command.argv[0]
         try:
@@ -352,11 +379,14 @@ class WarmNodeRunner:
         with self._lock:
             self._sock, self._request_id = sock, request_id
         try:
-            outcome, received = self._stream(sock, log)
+            outcome, received, trailer = self._stream(sock, log)
         finally:
             with self._lock:
                 self._sock, self._request_id = None, None
             sock.close()
+        if trailer is not None and trailer.get("stale"):
+            log(f"[warm runtime] the project's code changed ({', '.join(trailer['stale'])}): restarting the service")
+            return None
         if outcome is None and not received:
             return self._run_cold(command, log, "the service closed the connection before the node started")
         self.used_warm = True
@@ -366,7 +396,9 @@ class WarmNodeRunner:
             return NodeOutcome(returncode=EXIT_SERVICE_LOST, result=None, tail=[message_])
         return outcome
 
-    def _stream(self, sock: socket.socket, log: Callable[[str], None]) -> tuple[NodeOutcome | None, bool]:
+    def _stream(
+        self, sock: socket.socket, log: Callable[[str], None]
+    ) -> tuple[NodeOutcome | None, bool, dict[str, Any] | None]:
         tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
         result: dict[str, Any] | None = None
         trailer: dict[str, Any] | None = None
@@ -386,11 +418,11 @@ class WarmNodeRunner:
                     continue
                 tail.append(line)
                 log(line)
-        if trailer is None:
-            return None, received
+        if trailer is None or trailer.get("returncode") is None:
+            return None, received, trailer
         if trailer.get("from") == "child":
             log("[warm runtime] the service went away while the node ran; the node itself finished")
-        return NodeOutcome(returncode=int(trailer["returncode"]), result=result, tail=list(tail)), received
+        return NodeOutcome(returncode=int(trailer["returncode"]), result=result, tail=list(tail)), received, trailer
 
     def _run_cold(self, command: NodeCommand, log: Callable[[str], None], reason: str) -> NodeOutcome:
         log(f"[warm runtime] not used ({reason}): running the node in a cold process")

@@ -43,6 +43,7 @@ import threading
 import time
 import traceback
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 EXIT_MARKER = "\x1eRUNWAY_WARM_EXIT "
@@ -94,9 +95,18 @@ class Request:
 
 class WarmServer:
     def __init__(
-        self, *, socket_path: str, max_parallel: int, preloaded: dict[str, float], idle_timeout: float = 0.0
+        self,
+        *,
+        socket_path: str,
+        max_parallel: int,
+        preloaded: dict[str, float],
+        idle_timeout: float = 0.0,
+        pidfile: str | None = None,
     ) -> None:
         self.socket_path = socket_path
+        self.pidfile = pidfile
+        self.socket_inode: int | None = None
+        self.sources = _project_sources()
         self.max_parallel = max(1, max_parallel)
         self.idle_timeout = idle_timeout
         self.last_active = time.monotonic()
@@ -118,6 +128,10 @@ class WarmServer:
         finally:
             os.umask(old_umask)
         os.chmod(self.socket_path, 0o600)
+        self.socket_inode = os.stat(self.socket_path).st_ino
+        if self.pidfile:
+            with open(self.pidfile, "w") as handle:
+                handle.write(f"{os.getpid()}\n")
         self.listener.listen(64)
         self.listener.setblocking(False)
 
@@ -134,13 +148,31 @@ class WarmServer:
     def close(self) -> None:
         for request in list(self.running.values()):
             self._kill_group(request, signal.SIGKILL)
-        self.listener.close()
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.socket_path)
+        self._withdraw()
         log.info("stopped after %d requests", self.served)
+
+    def _withdraw(self) -> None:
+        """Close the listener and remove the socket and pid file, if they are still this server's."""
+        if self.listener.fileno() >= 0:
+            self.listener.close()
+        with contextlib.suppress(OSError):
+            if os.stat(self.socket_path).st_ino == self.socket_inode:
+                os.unlink(self.socket_path)
+        with contextlib.suppress(OSError, ValueError):
+            if self.pidfile and int(Path(self.pidfile).read_text().strip()) == os.getpid():
+                os.unlink(self.pidfile)
 
     def _on_term(self, signum: int, frame: Any) -> None:
         self._begin_stop()
+
+    def _retire(self, conn: socket.socket, changed: list[str]) -> None:
+        stale = EXIT_MARKER + json.dumps({"returncode": None, "stale": changed[:5]}) + "\n"
+        for waiting in [conn, *(r.conn for r in self.queue)]:
+            _send(waiting, stale)
+            waiting.close()
+        self.queue.clear()
+        self.stopping = True
+        self._withdraw()
 
     def _begin_stop(self) -> None:
         if not self.stopping:
@@ -189,7 +221,7 @@ class WarmServer:
         elif not self.stopping and self.idle_timeout and now - self.last_active > self.idle_timeout:
             log.info("idle for %.0f s: stopping", self.idle_timeout)
             self._begin_stop()
-        elif not self.stopping and not os.path.exists(self.socket_path):
+        elif not self.stopping and not _same_inode(self.socket_path, self.socket_inode):
             log.info("socket %s was removed: stopping", self.socket_path)
             self._begin_stop()
         for request in list(self.running.values()):
@@ -231,6 +263,11 @@ class WarmServer:
                     self.queue.remove(request)
                     self._finish_unstarted(request, "cancelled before it started")
                 self._answer(conn, {"killed": bool(queued), "id": message.get("id")})
+        elif op == "run" and (changed := _changed(self.sources)):
+            # The project's code changed since the preload: a child would run the old code. Make way for a new
+            # service (running nodes finish here first) and tell the client to ask again.
+            log.info("project code changed (%s): retiring this service", ", ".join(changed[:3]))
+            self._retire(conn, changed)
         elif op == "run":
             request = Request(
                 id=str(message.get("id") or f"request-{self.served + len(self.queue) + 1}"),
@@ -398,6 +435,37 @@ def _child(request: Request, server: WarmServer) -> None:
         os._exit(code)
 
 
+def _project_sources() -> dict[str, float]:
+    """Modification times of the loaded modules that are not installed libraries (the project's own code)."""
+    libraries = tuple({os.path.realpath(p) + os.sep for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)})
+    sources: dict[str, float] = {}
+    for module in list(sys.modules.values()):
+        path = getattr(module, "__file__", None)
+        if not path or not path.endswith(".py") or os.path.realpath(path).startswith(libraries):
+            continue
+        with contextlib.suppress(OSError):
+            sources[path] = os.stat(path).st_mtime
+    return sources
+
+
+def _changed(sources: dict[str, float]) -> list[str]:
+    changed = []
+    for path, mtime in sources.items():
+        try:
+            if os.stat(path).st_mtime != mtime:
+                changed.append(os.path.basename(path))
+        except OSError:
+            changed.append(os.path.basename(path))
+    return changed
+
+
+def _same_inode(path: str, inode: int | None) -> bool:
+    try:
+        return os.stat(path).st_ino == inode
+    except OSError:
+        return False
+
+
 def _reseed() -> None:
     """Children of one parent would share its random state; a cold process starts with fresh seeds."""
     random.seed()
@@ -446,6 +514,7 @@ def main(argv: list[str] | None = None) -> int:
     s = sub.add_parser("serve", help="preload the runtime and serve node requests on a Unix socket")
     s.add_argument("--socket", required=True, help="socket path (its folder must be owner-only)")
     s.add_argument("--max-parallel", type=int, default=os.cpu_count() or 1)
+    s.add_argument("--pidfile", help="write this server's pid here (removed when it stops)")
     s.add_argument("--idle-timeout", type=float, default=0.0, help="stop after this many idle seconds (0: never)")
     s.add_argument(
         "--preload",
@@ -466,7 +535,11 @@ def main(argv: list[str] | None = None) -> int:
     preloaded = preload(modules)
     log.info("preloaded %d modules in %.1f s: %s", len(modules), time.monotonic() - start, preloaded)
     server = WarmServer(
-        socket_path=args.socket, max_parallel=args.max_parallel, preloaded=preloaded, idle_timeout=args.idle_timeout
+        socket_path=args.socket,
+        max_parallel=args.max_parallel,
+        preloaded=preloaded,
+        idle_timeout=args.idle_timeout,
+        pidfile=args.pidfile,
     )
     server.bind()
     server.serve_forever()

@@ -1,0 +1,327 @@
+"""Benchmark: one pipeline run three ways, in one benchmark run, on the same prepared data.
+
+1. ``anchor``: TFX's own ``LocalDagRunner`` in one process, the pipeline built by the same ``create_pipeline``
+   (the reference: what a TFX user gets without Airflow);
+2. ``airflow-cold``: ``runway run`` through Airflow, every node a cold runtime process (``RUNWAY_WARM_RUNTIME=off``);
+3. ``airflow-warm``: ``runway run`` through Airflow with the warm runtime, started on demand by the first task
+   (its one-time preload is inside the measured run).
+
+Each mode has its own RUNWAY_HOME (artifacts, ML Metadata, Airflow database, model store) and reads the same
+prepared spans. Results: ``benchmarks/results/warm_runtime.{json,md}``: wall time per node and in total, ratios
+to the anchor, and per-task overhead (Airflow task start -> the node's "running node" line). Run it with
+``nice`` on a quiet machine; ``uptime`` is recorded before and after each mode.
+
+    nice -n 10 .venv/bin/python benchmarks/warm_runtime.py --pipeline flights --set model.train_steps=300
+
+The driver runs in the orchestrator environment; the anchor mode re-runs this file in the runtime environment
+(``--anchor-child``), which is the only place TFX is imported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+CHECKOUT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(CHECKOUT))
+
+_TS = r"(?P<ts>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+)Z"
+_TASK_START = re.compile(_TS + r".*\[DAG TEST\] running task <TaskInstance: [^.\s]+\.(?P<task>\S+) ")
+_NODE_RUNNING = re.compile(_TS + r".*runway\.node: running node (?P<node>\S+) of pipeline")
+_TASK_END = re.compile(_TS + r".*Task instance state updated .*new_state=(?P<state>\w+)")
+_NODE_FINISHED = re.compile(r"finished in (?P<seconds>[\d.]+) s \(ML Metadata execution")
+
+
+def _uptime() -> str:
+    return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+
+
+def _overrides(items: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in items:
+        key, _, raw = item.partition("=")
+        try:
+            out[key] = json.loads(raw)
+        except ValueError:
+            out[key] = raw
+    return out
+
+
+# --- anchor: TFX LocalDagRunner (runtime environment) ---------------------------------------------------------
+
+
+def anchor_child(args: argparse.Namespace) -> None:
+    """In the runtime env: build the pipeline with create_pipeline, run it with LocalDagRunner, time each node."""
+    started = time.monotonic()
+    from ml_metadata import metadata_store
+    from ml_metadata.proto import metadata_store_pb2
+    from tfx.orchestration.local.local_dag_runner import LocalDagRunner
+
+    from pipeline_components.config import load_pipeline_config
+    from pipeline_components.pipeline import create_pipeline
+    from pipeline_components.runtime.compile import DEFAULT_BEAM_ARGS
+    from pipeline_components.settings import Settings
+
+    imported = time.monotonic() - started
+    settings = Settings.from_env()
+    config = load_pipeline_config(settings.config_dir / f"{args.pipeline}.yaml")
+    overrides = json.loads(args.overrides)
+    config = config.with_overrides(overrides) if overrides else config
+    pipeline = create_pipeline(
+        config=config,
+        data_root=settings.data_dir / config.data.folder,
+        pipeline_root=settings.pipeline_root(config.name),
+        metadata_path=settings.metadata_path(config.name),
+        serving_model_dir=settings.model_store / config.serving.model_name,
+        beam_pipeline_args=DEFAULT_BEAM_ARGS,
+    )
+    settings.metadata_dir.mkdir(parents=True, exist_ok=True)
+    run_started = time.monotonic()
+    LocalDagRunner().run(pipeline)
+    run_seconds = time.monotonic() - run_started
+    connection = metadata_store_pb2.ConnectionConfig()
+    connection.sqlite.filename_uri = str(settings.metadata_path(config.name))
+    store = metadata_store.MetadataStore(connection)
+    nodes: dict[str, float] = {}
+    for execution in store.get_executions():
+        contexts = store.get_contexts_by_execution(execution.id)
+        node = next((c.name.split(".", 1)[-1] for c in contexts if c.type == "node"), str(execution.id))
+        nodes[node] = (execution.last_update_time_since_epoch - execution.create_time_since_epoch) / 1000
+    print(
+        "ANCHOR_RESULT "
+        + json.dumps(
+            {"imports_seconds": round(imported, 1), "run_seconds": round(run_seconds, 1), "nodes": nodes},
+            sort_keys=True,
+        )
+    )
+
+
+def run_anchor(home: Path, args: argparse.Namespace, env: dict[str, str]) -> dict[str, Any]:
+    from pipeline_components.orchestration.runner import RUNTIME_ENV
+    from pipeline_components.settings import Settings
+
+    settings = Settings.from_env(env)
+    argv = [
+        str(settings.runtime_python), __file__, "--anchor-child", "--pipeline", args.pipeline,
+        "--overrides", json.dumps(_overrides(args.set)),
+    ]  # fmt: skip
+    started = time.monotonic()
+    result = subprocess.run(argv, env={**env, **RUNTIME_ENV}, capture_output=True, text=True)
+    wall = time.monotonic() - started
+    (home / "anchor.log").write_text(result.stdout + "\n" + result.stderr)
+    if result.returncode != 0:
+        raise SystemExit(f"LocalDagRunner failed ({result.returncode}); see {home / 'anchor.log'}")
+    line = next(x for x in result.stdout.splitlines() if x.startswith("ANCHOR_RESULT "))
+    data: dict[str, Any] = json.loads(line[len("ANCHOR_RESULT ") :])
+    nodes = {n: {"seconds": round(s, 1)} for n, s in data["nodes"].items()}
+    return {
+        "command": shlex.join(argv),
+        "wall_seconds": round(wall, 1),
+        "run_seconds": data["run_seconds"],
+        "imports_seconds": data["imports_seconds"],
+        "nodes": nodes,
+    }
+
+
+# --- Airflow modes (orchestrator environment) ------------------------------------------------------------------
+
+
+def _stamp(text: str) -> float:
+    return datetime.fromisoformat(text).timestamp()
+
+
+def parse_dag_log(log: str) -> dict[str, dict[str, Any]]:
+    """Per task: start, node running, end (seconds since epoch) and the node's own seconds, from the run's log."""
+    tasks: dict[str, dict[str, Any]] = {}
+    current: str | None = None
+    for line in log.splitlines():
+        if match := _TASK_START.search(line):
+            current = match.group("task")
+            tasks[current] = {"start": _stamp(match.group("ts"))}
+        elif current and (match := _NODE_RUNNING.search(line)):
+            tasks[current].setdefault("node_running", _stamp(match.group("ts")))
+        elif current and (match := _NODE_FINISHED.search(line)):
+            tasks[current]["node_seconds"] = float(match.group("seconds"))
+        elif current and (match := _TASK_END.search(line)):
+            tasks[current]["end"] = _stamp(match.group("ts"))
+            tasks[current]["state"] = match.group("state")
+            current = None
+    return tasks
+
+
+def run_airflow(home: Path, args: argparse.Namespace, env: dict[str, str], *, warm: bool) -> dict[str, Any]:
+    env = {**env, "RUNWAY_WARM_RUNTIME": "on" if warm else "off"}
+    runway = [sys.executable, "-m", "pipeline_components.cli"]
+    sets = [x for item in args.set for x in ("--set", item)]
+    # Not measured: compiling, and creating Airflow's database (a first `runway run` would do both).
+    for prep in ([*runway, "compile", args.pipeline, *sets], [*runway, "airflow", "version"]):
+        subprocess.run(prep, env=env, check=True, capture_output=True, text=True, cwd=CHECKOUT)
+    argv = [*runway, "run", args.pipeline, *sets]
+    started = time.monotonic()
+    result = subprocess.run(argv, env=env, capture_output=True, text=True, cwd=CHECKOUT)
+    wall = time.monotonic() - started
+    (home / "runway-run.log").write_text(result.stdout + "\n" + result.stderr)
+    if result.returncode != 0:
+        raise SystemExit(f"runway run failed ({result.returncode}); see {home / 'runway-run.log'}")
+    log_path = Path(re.findall(r"full log: (\S+)\)", result.stdout)[-1])
+    tasks = parse_dag_log(log_path.read_text())
+    nodes: dict[str, dict[str, Any]] = {}
+    for task, t in tasks.items():
+        entry: dict[str, Any] = {"seconds": round(t["end"] - t["start"], 1), "state": t.get("state")}
+        if "node_running" in t:
+            entry["overhead_seconds"] = round(t["node_running"] - t["start"], 2)
+        if "node_seconds" in t:
+            entry["node_seconds"] = t["node_seconds"]
+        nodes[task] = entry
+    first = min(t["start"] for t in tasks.values())
+    last = max(t["end"] for t in tasks.values() if "end" in t)
+    if warm:
+        subprocess.run([*runway, "runtime", "stop"], env=env, capture_output=True, cwd=CHECKOUT)
+    return {
+        "command": shlex.join(["RUNWAY_WARM_RUNTIME=" + env["RUNWAY_WARM_RUNTIME"], "runway", *argv[3:]]),
+        "wall_seconds": round(wall, 1),
+        "run_seconds": round(last - first, 1),
+        "nodes": nodes,
+        "log": str(log_path),
+    }
+
+
+# --- report --------------------------------------------------------------------------------------------------
+
+
+def markdown(report: dict[str, Any]) -> str:
+    modes = report["modes"]
+    anchor = modes["anchor"]
+    lines = [
+        f"# Warm runtime benchmark: {report['pipeline']}",
+        "",
+        f"{report['date']} on {report['machine']}; `{report['command']}`",
+        "",
+        f"Overrides for all three modes alike: `{json.dumps(report['overrides'])}`. Each mode has its own "
+        "RUNWAY_HOME and reads the same prepared spans.",
+        "",
+        "| mode | run (s) | ratio to anchor | whole command (s) | ratio | median overhead (s) | max overhead (s) |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, mode in modes.items():
+        overheads = sorted(n["overhead_seconds"] for n in mode["nodes"].values() if "overhead_seconds" in n)
+        median = f"{overheads[len(overheads) // 2]:.2f}" if overheads else "-"
+        maximum = f"{overheads[-1]:.2f}" if overheads else "-"
+        base = anchor["wall_seconds"]
+        lines.append(
+            f"| {name} | {mode['run_seconds']:.1f} | {mode['run_seconds'] / base:.2f} "
+            f"| {mode['wall_seconds']:.1f} | {mode['wall_seconds'] / base:.2f} | {median} | {maximum} |"
+        )
+    lines += [
+        "",
+        "*run*: the anchor's whole process (its imports included, as a TFX user waits for them); for Airflow, the "
+        "DAG run from the first task's start to the last task's end (the warm service's one-time preload falls "
+        "inside it, in the first node). *whole command*: `runway run` including Airflow's own CLI start and the "
+        "run summary. Ratios are to the anchor's whole process. *overhead*: Airflow task start -> the node's "
+        "`running node` line.",
+        "",
+        "## Per node (seconds; Airflow: task start to end, overhead in brackets)",
+        "",
+        "| node | " + " | ".join(modes) + " |",
+        "|---|" + "---:|" * len(modes),
+    ]
+    names = list(dict.fromkeys(n for mode in modes.values() for n in mode["nodes"]))
+    for node in names:
+        cells = []
+        for mode in modes.values():
+            entry = mode["nodes"].get(node)
+            if entry is None:
+                cells.append("-")
+            elif "overhead_seconds" in entry:
+                cells.append(f"{entry['seconds']:.1f} ({entry['overhead_seconds']:.1f})")
+            else:
+                cells.append(f"{entry['seconds']:.1f}")
+        lines.append(f"| {node} | " + " | ".join(cells) + " |")
+    lines += ["", "## Load", ""] + [f"- {k}: `{v}`" for k, v in report["uptime"].items()]
+    lines += ["", "## Verdict", ""] + [f"- {v}" for v in report["verdict"]]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--pipeline", default="flights")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override for all modes")
+    p.add_argument("--root", default="/tmp/runway-warm-bench", help="one RUNWAY_HOME per mode under this folder")
+    p.add_argument("--data-dir", help="prepared spans (default: this checkout's settings)")
+    p.add_argument("--out", default=str(CHECKOUT / "benchmarks" / "results"))
+    p.add_argument("--modes", default="anchor,airflow-cold,airflow-warm")
+    p.add_argument("--anchor-child", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--overrides", default="{}", help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.anchor_child:
+        anchor_child(args)
+        return
+    from pipeline_components.settings import Settings
+
+    data_dir = Path(args.data_dir) if args.data_dir else Settings.from_env().data_dir
+    root = Path(args.root)
+    report: dict[str, Any] = {
+        "pipeline": args.pipeline,
+        "date": datetime.now().isoformat(timespec="seconds"),
+        "machine": f"{platform.node()} {os.cpu_count()} CPUs",
+        "command": shlex.join(["python", "benchmarks/warm_runtime.py", *sys.argv[1:]]),
+        "overrides": _overrides(args.set),
+        "uptime": {},
+        "modes": {},
+    }
+    for mode in args.modes.split(","):
+        home = root / mode
+        shutil.rmtree(home, ignore_errors=True)
+        home.mkdir(parents=True)
+        env = {**os.environ, "RUNWAY_HOME": str(home), "RUNWAY_DATA_DIR": str(data_dir)}
+        for name in ("RUNWAY_PIPELINES_DIR", "RUNWAY_METADATA_DIR", "RUNWAY_IR_DIR", "RUNWAY_MODEL_STORE"):
+            env.pop(name, None)
+        report["uptime"][f"before {mode}"] = _uptime()
+        print(f"{datetime.now():%H:%M:%S} {mode} ...", flush=True)
+        if mode == "anchor":
+            report["modes"][mode] = run_anchor(home, args, env)
+        else:
+            report["modes"][mode] = run_airflow(home, args, env, warm=mode == "airflow-warm")
+        print(f"{datetime.now():%H:%M:%S} {mode}: {report['modes'][mode]['run_seconds']} s", flush=True)
+    report["uptime"]["after"] = _uptime()
+    report["verdict"] = verdict(report)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "warm_runtime.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
+    (out / "warm_runtime.md").write_text(markdown(report))
+    print(markdown(report))
+
+
+def verdict(report: dict[str, Any]) -> list[str]:
+    modes = report["modes"]
+    if not {"anchor", "airflow-warm"} <= set(modes):
+        return ["not all modes ran"]
+    anchor = modes["anchor"]["wall_seconds"]
+    warm = modes["airflow-warm"]
+    ratio = warm["run_seconds"] / anchor
+    overheads = [n["overhead_seconds"] for n in list(warm["nodes"].values())[1:] if "overhead_seconds" in n]
+    first = next((n for n in warm["nodes"].values() if "overhead_seconds" in n), {})
+    out = [
+        f"warm Airflow run / LocalDagRunner = {ratio:.2f} (target <= 0.9): {'met' if ratio <= 0.9 else 'NOT met'}",
+        f"per-task overhead after the first node: max {max(overheads, default=0):.2f} s (target <= 1.5 s): "
+        f"{'met' if overheads and max(overheads) <= 1.5 else 'NOT met'}; the first node's includes the one-time "
+        f"preload: {first.get('overhead_seconds', '?')} s",
+    ]
+    if "airflow-cold" in modes:
+        out.append(f"cold Airflow run / LocalDagRunner = {modes['airflow-cold']['run_seconds'] / anchor:.2f}")
+    return out
+
+
+if __name__ == "__main__":
+    main()
