@@ -330,13 +330,13 @@ def cmd_runtime(args: argparse.Namespace, settings: Settings) -> None:
         answer = warm_client.stop_service(settings)
         say("warm runtime stopped" if answer is not None else "warm runtime was not running")
     else:
-        status = warm_client.ping(paths, timeout=warm.ping_timeout)
-        if status is None:
+        running = warm_client.ping(paths, timeout=warm.ping_timeout)
+        if running is None:
             say(f"warm runtime: not running (socket {paths.socket}); the first local node starts it")
             if not warm.enabled:
                 say("RUNWAY_WARM_RUNTIME=off: local nodes run in cold processes")
             return
-        say(json.dumps(status, indent=2, sort_keys=True))
+        say(json.dumps(running, indent=2, sort_keys=True))
 
 
 def cmd_airflow(args: argparse.Namespace, settings: Settings) -> None:
