@@ -126,6 +126,8 @@ def test_images_are_pinned_and_servers_match_kubernetes(compose: dict[str, Any])
         service = compose["services"][server]
         assert service["image"] == k8s_container["image"]
         assert service["command"] == k8s_container["args"], "the compose and Kubernetes servers take the same flags"
+        pod_security = deployment["spec"]["template"]["spec"]["securityContext"]
+        assert service["user"] == f"{pod_security['runAsUser']}:{pod_security['runAsGroup']}" == "50000:0"
 
 
 def test_model_servers_read_the_shared_store_read_only(compose: dict[str, Any]) -> None:
