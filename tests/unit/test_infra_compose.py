@@ -166,6 +166,29 @@ def test_serving_init_prepares_the_store_and_the_fleet_description(compose: dict
             assert service["environment"]["RUNWAY_HOME"] == str(CONTAINER_HOME), "the rollout reads fleet.json there"
 
 
+def test_serving_init_script_leaves_the_rollouts_config_alone(compose: dict[str, Any], tmp_path: Path) -> None:
+    """Run serving-init's shell script on a folder standing in for the volume: twice, as two `up`s would."""
+    from pipeline_components.fleet import read_fleet_state
+    from pipeline_components.fleet.store import ModelStore
+
+    sh = shutil.which("sh")
+    if sh is None:
+        pytest.skip("no POSIX shell")
+    script = compose["services"]["serving-init"]["command"][-1]
+    script = script.replace(str(CONTAINER_HOME), str(tmp_path)).replace(
+        "/etc/runway/fleet.compose.json", str(CHECKOUT / "infra" / "serving" / "fleet.compose.json")
+    )
+    subprocess.run([sh, "-c", script], check=True)
+    store = ModelStore(tmp_path / "models")
+    assert store.read_config() == {}, "the empty config must be one the rollout can read"
+    state = read_fleet_state(tmp_path)
+    assert state is not None and [i.name for i in state.instances] == list(SERVERS)
+    written = 'model_config_list {\n  config {\n    name: "flights_delay"\n  }\n}\n'
+    store.config_path.write_text(written)
+    subprocess.run([sh, "-c", script], check=True)
+    assert store.config_path.read_text() == written
+
+
 def test_fleet_description_names_the_compose_fleet(compose: dict[str, Any]) -> None:
     state = FleetState.from_json((CHECKOUT / "infra" / "serving" / "fleet.compose.json").read_text())
     assert state.kind == "compose"
