@@ -685,14 +685,24 @@ class ServingClient:
         return self._with_retries(once)
 
     def _feature_dtypes(self, label: str | None, version: int | None, protocol: Protocol) -> dict[str, str]:
-        """The raw features' dtypes from the ``serving_default`` signature, asked once per client and model."""
+        """The raw features' dtypes from the ``serving_default`` signature, asked once per client and model.
+
+        A server that is down or slow raises as any request would; one that cannot say (no metadata API, no such
+        signature, a bad label) leaves the Python types to decide, and the request itself reports what is wrong.
+        """
         key = (self.model, "serving_default")
-        if key not in self._dtypes:
-            try:
-                self._dtypes[key] = self.signature_inputs(label=label, version=version, protocol=protocol)
-            except InvalidRequestError:  # a model without serving_default: Python types decide
+        if key in self._dtypes:
+            return self._dtypes[key]
+        try:
+            dtypes = self.signature_inputs(label=label, version=version, protocol=protocol)
+        except (ServingUnavailableError, ServingTimeoutError):
+            raise
+        except ServingClientError as error:
+            if error.code == "UNIMPLEMENTED":
                 self._dtypes[key] = {}
-        return self._dtypes[key]
+            return {}
+        self._dtypes[key] = dtypes
+        return dtypes
 
     def _grpc_predict_request(
         self, rows: list[Mapping[str, Any]], label: str | None, version: int | None, signature: str
