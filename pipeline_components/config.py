@@ -113,6 +113,75 @@ class ModelConfig(_Strict):
     eval_steps: int = Field(default=100, ge=1)
 
 
+StrategyName = Literal[
+    "default", "one_device", "mirrored", "central_storage", "multi_worker_mirrored", "parameter_server", "tpu"
+]
+STRATEGIES: tuple[str, ...] = (
+    "default",
+    "one_device",
+    "mirrored",
+    "central_storage",
+    "multi_worker_mirrored",
+    "parameter_server",
+    "tpu",
+)  # the names of StrategyName, in order
+
+
+class TrainingClusterConfig(_Strict):
+    """How ``runway train manifests`` sizes the pods of a multi-process strategy on Kubernetes (docs/training.md)."""
+
+    image: str = Field(default="runway-pipeline:0.1.0", description="Pipeline image every training pod runs.")
+    namespace: str = Field(default="runway", pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    cpu: str = Field(default="2", description="CPU request (and limit) of each worker/chief pod.")
+    memory: str = Field(default="4Gi", description="Memory request (and limit) of each worker/chief pod.")
+    ps_cpu: str = Field(default="1", description="CPU of each parameter-server pod.")
+    ps_memory: str = Field(default="2Gi", description="Memory of each parameter-server pod.")
+    port: int = Field(default=2222, ge=1024, le=65535, description="gRPC port of every TensorFlow server.")
+    data_claim: str = Field(default="runway-data", description="PersistentVolumeClaim of the shared artifacts.")
+
+
+class TrainingConfig(_Strict):
+    """The tf.distribute strategy the Trainer runs under (docs/training.md); settings of other strategies are unused.
+
+    ``one_device`` uses ``device``; ``mirrored`` and ``central_storage`` use every GPU, or ``logical_cpus`` logical
+    CPU devices on a CPU-only machine; ``multi_worker_mirrored`` runs ``workers`` processes (worker 0 is the chief);
+    ``parameter_server`` runs ``workers`` workers and ``parameter_servers`` parameter servers beside the coordinator;
+    ``tpu`` connects to ``tpu`` within ``tpu_timeout_s``.
+    """
+
+    strategy: StrategyName = Field(default="default", description="tf.distribute strategy, by name.")
+    device: str = Field(
+        default="/cpu:0", pattern=r"^/(cpu|gpu|CPU|GPU):[0-9]+$", description="one_device: the device, e.g. /gpu:0."
+    )
+    logical_cpus: int = Field(
+        default=2, ge=1, le=64, description="mirrored/central_storage without GPUs: logical CPU devices (replicas)."
+    )
+    workers: int = Field(default=2, ge=1, le=64, description="multi_worker_mirrored/parameter_server: workers.")
+    parameter_servers: int = Field(default=1, ge=1, le=16, description="parameter_server: parameter servers.")
+    tpu: str = Field(
+        default="", description="tpu: the TPU name, 'local' (a TPU VM) or its address grpc://HOST:8470."
+    )
+    tpu_timeout_s: int = Field(default=20, ge=1, le=600, description="tpu: how long to try reaching the TPU.")
+    worker_timeout_s: int = Field(
+        default=3600, ge=10, description="Multi-process strategies: the node fails when training takes longer."
+    )
+    cluster: TrainingClusterConfig = Field(default_factory=TrainingClusterConfig)
+
+    @model_validator(mode="after")
+    def _strategy_settings(self) -> TrainingConfig:
+        if self.strategy == "tpu" and not self.tpu.strip():
+            raise ValueError(
+                "strategy 'tpu' needs 'tpu': the TPU name, 'local' on a TPU VM, or its address grpc://HOST:8470"
+            )
+        if self.strategy == "multi_worker_mirrored" and self.workers < 2:
+            raise ValueError("strategy 'multi_worker_mirrored' needs workers >= 2 (one worker: use 'mirrored')")
+        return self
+
+    @property
+    def multi_process(self) -> bool:
+        return self.strategy in ("multi_worker_mirrored", "parameter_server")
+
+
 class EvaluationConfig(_Strict):
     metric: str = Field(description="Keras metric gated on: 'auc' (binary) or 'sparse_categorical_accuracy'.")
     lower_bound: float = Field(description="Value threshold: the candidate must reach at least this.")
@@ -138,6 +207,7 @@ class PipelineConfig(_Strict):
     features: FeaturesConfig
     label: LabelConfig
     model: ModelConfig = ModelConfig()
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
     evaluation: EvaluationConfig
     serving: ServingConfig
     schedule: ScheduleConfig = ScheduleConfig()

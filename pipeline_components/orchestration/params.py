@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipeline_components.config import PipelineConfig, fill_span, span_folder_regex
+from pipeline_components.config import STRATEGIES, PipelineConfig, fill_span, span_folder_regex
 from pipeline_components.errors import ConfigError
 
 
@@ -51,6 +51,19 @@ PARAMETERS: tuple[RunParameter, ...] = (
         "learning_rate", {"type": "number", "exclusiveMinimum": 0, "maximum": 1}, "Adam learning rate.", "Training"
     ),
     RunParameter(
+        "strategy",
+        {"type": "string", "enum": list(STRATEGIES)},
+        "tf.distribute strategy of the Trainer (docs/training.md): default, one_device, mirrored, central_storage, "
+        "multi_worker_mirrored, parameter_server, tpu.",
+        "Training",
+    ),
+    RunParameter(
+        "workers",
+        {"type": "integer", "minimum": 1, "maximum": 64},
+        "Worker processes of multi_worker_mirrored and parameter_server.",
+        "Training",
+    ),
+    RunParameter(
         "eval_lower_bound",
         {"type": "number", "minimum": 0, "maximum": 1},
         "Value threshold: the candidate's metric must reach at least this to be blessed.",
@@ -82,6 +95,8 @@ _DEFAULTS = {
     "train_steps": lambda c: c.model.train_steps,
     "eval_steps": lambda c: c.model.eval_steps,
     "learning_rate": lambda c: c.model.learning_rate,
+    "strategy": lambda c: c.training.strategy,
+    "workers": lambda c: c.training.workers,
     "eval_lower_bound": lambda c: c.evaluation.lower_bound,
     "eval_max_regression": lambda c: c.evaluation.max_regression,
     "serving_model_name": lambda c: c.serving.model_name,
@@ -131,6 +146,11 @@ def validate(values: dict[str, Any], config: PipelineConfig) -> dict[str, Any]:
             raise ConfigError(f"run parameter '{name}' = {value!r}: must be <= {schema['maximum']}")
         if "pattern" in schema and not re.match(schema["pattern"], value):
             raise ConfigError(f"run parameter '{name}' = {value!r}: must match {schema['pattern']}")
+        if "enum" in schema and value not in schema["enum"]:
+            raise ConfigError(f"run parameter '{name}' = {value!r}: must be one of {schema['enum']}")
+    if resolved.get("strategy") != config.training.strategy or resolved.get("workers") != config.training.workers:
+        # the strategy's own rules (e.g. tpu needs an address): checked here, not first in the Trainer
+        config.with_overrides({"training.strategy": resolved["strategy"], "training.workers": resolved["workers"]})
     return resolved
 
 

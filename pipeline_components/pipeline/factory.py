@@ -24,6 +24,7 @@ from tfx import v1 as tfx
 from tfx.dsl.input_resolution.canned_resolver_functions import rolling_range
 
 from pipeline_components.config import PipelineConfig
+from pipeline_components.training.settings import trainer_training_config
 
 LATEST_BLESSED_MODEL_RESOLVER = "latest_blessed_model_resolver"
 # Evaluator (TFMA) reads serialized tf.Examples: it is pinned to this signature (see models/tabular.py).
@@ -150,7 +151,8 @@ def create_pipeline(
         schema=schema_gen.outputs["schema"],
         train_args=tfx.proto.TrainArgs(num_steps=config.model.train_steps),
         eval_args=tfx.proto.EvalArgs(num_steps=config.model.eval_steps),
-        custom_config=custom_config,
+        # The distribution strategy and its settings (docs/training.md); the run parameter `strategy` overrides it.
+        custom_config={**custom_config, "training": trainer_training_config(config)},
     )
     model_resolver = tfx.dsl.Resolver(
         strategy_class=tfx.dsl.experimental.LatestBlessedModelStrategy,

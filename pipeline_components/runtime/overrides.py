@@ -61,6 +61,15 @@ def apply_run_parameters(node: pipeline_pb2.PipelineNode, params: dict[str, Any]
             custom["learning_rate"] = float(params["learning_rate"])
             _set(node, "custom_config", json.dumps(custom, sort_keys=True))
             changes.append(f"custom_config.learning_rate: {params['learning_rate']}")
+        if params.get("strategy") is not None or params.get("workers") is not None:
+            custom = json.loads(_get(node, "custom_config") or "{}")
+            training = dict(custom.get("training") or {})
+            for key in ("strategy", "workers"):
+                if params.get(key) is not None:
+                    training[key] = params[key]
+                    changes.append(f"custom_config.training.{key}: {params[key]}")
+            custom["training"] = training
+            _set(node, "custom_config", json.dumps(custom, sort_keys=True))
 
     if component == "Evaluator" and (
         params.get("eval_lower_bound") is not None or params.get("eval_max_regression") is not None

@@ -87,3 +87,19 @@ def test_parameters_for_other_nodes_change_nothing(ir: pipeline_pb2.Pipeline) ->
     before = n.SerializeToString()
     assert apply_run_parameters(n, {"train_steps": 5, "span": 3, "eval_lower_bound": 0.9}) == []
     assert n.SerializeToString() == before
+
+
+def test_strategy_and_workers_reach_the_trainer_only(ir: pipeline_pb2.Pipeline) -> None:
+    n = node(ir, "Trainer")
+    before = json.loads(param(n, "custom_config"))
+    assert before["training"]["strategy"] == "default"  # compiled from the configuration's training section
+    changes = apply_run_parameters(n, {"strategy": "multi_worker_mirrored", "workers": 3})
+    custom = json.loads(param(n, "custom_config"))
+    assert custom["training"] == {**before["training"], "strategy": "multi_worker_mirrored", "workers": 3}
+    assert custom["numeric"] == before["numeric"]
+    assert any("training.strategy" in line for line in changes)
+    transform = node(ir, "Transform")
+    original = param(transform, "custom_config")
+    apply_run_parameters(transform, {"strategy": "mirrored"})
+    assert param(transform, "custom_config") == original
+    assert "training" not in json.loads(original)

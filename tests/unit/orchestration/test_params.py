@@ -63,3 +63,16 @@ def test_spans_are_read_from_the_data_folder(flights, tmp_path: Path) -> None:  
 def test_no_data_at_all_says_how_to_prepare_it(flights, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(ConfigError, match="runway data prepare flights"):
         params.check_against_data(params.defaults(flights), flights, tmp_path)
+
+
+def test_strategy_and_workers_default_to_the_configuration_and_are_checked(flights) -> None:  # type: ignore[no-untyped-def]
+    assert params.defaults(flights)["strategy"] == flights.training.strategy
+    assert params.defaults(flights)["workers"] == flights.training.workers
+    resolved = params.validate({"strategy": "parameter_server", "workers": 3}, flights)
+    assert (resolved["strategy"], resolved["workers"]) == ("parameter_server", 3)
+    with pytest.raises(ConfigError, match="'strategy' = 'horovod': must be one of"):
+        params.validate({"strategy": "horovod"}, flights)
+    with pytest.raises(ConfigError, match="strategy 'tpu' needs 'tpu'"):  # the strategy's own rules, before a run
+        params.validate({"strategy": "tpu"}, flights)
+    with pytest.raises(ConfigError, match="workers >= 2"):
+        params.validate({"strategy": "multi_worker_mirrored", "workers": 1}, flights)
