@@ -85,3 +85,7 @@ class ModelNotFoundError(ServingClientError):
 class InvalidRequestError(ServingClientError):
     """The server refused the request itself (INVALID_ARGUMENT, FAILED_PRECONDITION, HTTP 400, e.g. a missing
     feature, a wrong type or an unknown label); not retried: fix the request."""
+
+
+class ModelInspectionError(RunwayError):
+    """A SavedModel folder is missing or does not parse, so it cannot be inspected."""

@@ -15,7 +15,7 @@ RUNWAY = [sys.executable, "-m", "pipeline_components.cli"]
 # The TFX nodes of every pipeline built by create_pipeline(...), i.e. the tasks of its DAG besides check_params.
 PIPELINE_NODES = frozenset({
     "CsvExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator", "Transform", "Trainer",
-    "latest_blessed_model_resolver", "Evaluator", "Pusher",
+    "latest_blessed_model_resolver", "Evaluator", "ModelInspector", "InfraValidator", "Pusher",
 })  # fmt: skip
 
 

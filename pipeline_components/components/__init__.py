@@ -1,0 +1,1 @@
+"""runway's custom TFX components, one folder each (component.py, executor.py)."""

@@ -1,0 +1,264 @@
+"""InfraValidator's executor: warm copy of the candidate, a real server, REST and gRPC queries, the verdict."""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+import re
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from tfx.dsl.components.base import base_executor
+from tfx.types import artifact_utils
+from tfx.utils import path_utils
+
+from pipeline_components.components.infra_validator.requests import (
+    CLASSIFY_SIGNATURE,
+    PREDICT_SIGNATURE,
+    WARMUP_FILE,
+    raw_features,
+    raw_tensors,
+    write_warmup,
+)
+from pipeline_components.components.infra_validator.server import ValidationServer
+from pipeline_components.components.pages import publish_page
+from pipeline_components.errors import ModelInspectionError
+from pipeline_components.inspection import inspect_saved_model, serving_signatures
+from pipeline_components.runtime.figures import write_gate
+
+log = logging.getLogger("runway.infra_validator")
+
+TOLERANCE = 1e-4  # the server runs the same graph: answers must match the in-process ones to float precision
+BLESSED_FILE, NOT_BLESSED_FILE = "INFRA_BLESSED", "INFRA_NOT_BLESSED"  # TFX InfraValidator's marker files
+
+
+def read_examples(examples: Any, count: int) -> list[bytes]:
+    """The first ``count`` serialized tf.Examples of the eval split (else the first split) of an Examples artifact."""
+    import tensorflow as tf
+
+    splits = artifact_utils.decode_split_names(examples.split_names) if examples.split_names else []
+    split = "eval" if "eval" in splits else (splits[0] if splits else "eval")
+    files = sorted(str(p) for p in Path(examples.uri, f"Split-{split}").glob("*") if p.is_file())
+    if not files:
+        raise FileNotFoundError(f"no files in {Path(examples.uri, f'Split-{split}')}")
+    compression = "GZIP" if files[0].endswith(".gz") else None
+    dataset = tf.data.TFRecordDataset(files, compression_type=compression).take(count)
+    return [record.numpy() for record in dataset]
+
+
+def _compare(name: str, served: list[list[float]], local: list[list[float]]) -> tuple[float, str | None]:
+    import numpy as np
+
+    a, b = np.asarray(served, dtype=float), np.asarray(local, dtype=float)
+    if a.shape != b.shape:
+        return float("inf"), f"{name}: the server answered shape {a.shape}, the SavedModel in-process {b.shape}"
+    diff = float(np.max(np.abs(a - b))) if a.size else 0.0
+    if diff > TOLERANCE:
+        return diff, f"{name}: the server's answers differ from the SavedModel's by up to {diff:.3g} (> {TOLERANCE})"
+    return diff, None
+
+
+def validate(
+    *,
+    candidate_dir: Path,
+    warmed_dir: Path,
+    serialized: list[bytes],
+    model_name: str,
+    warmup_records: int,
+    query_examples: int,
+    timeout_s: float,
+    workdir: Path,
+    log_path: Path,
+) -> dict[str, Any]:
+    """Copy, warm, serve, query, compare. Never raises for a bad model: returns the verdict with its failures."""
+    verdict: dict[str, Any] = {"blessed": False, "failures": [], "checks": []}
+    failures: list[str] = verdict["failures"]
+    started = time.monotonic()
+    try:
+        signatures = serving_signatures(inspect_saved_model(candidate_dir))
+    except ModelInspectionError as error:
+        failures.append(f"the candidate is not a readable SavedModel: {error}")
+        return verdict
+    if warmed_dir.exists():
+        shutil.rmtree(warmed_dir)
+    shutil.copytree(candidate_dir, warmed_dir)
+    try:
+        counts = write_warmup(warmed_dir / WARMUP_FILE, serialized, signatures, model_name, warmup_records)
+    except ValueError as error:
+        failures.append(f"no warmup requests could be built: {error}")
+        return verdict
+    verdict["warmup"] = counts
+    verdict["warmup_records"] = sum(counts.values())
+    queries = serialized[:query_examples]
+
+    server = ValidationServer(model_name=model_name, model_dir=warmed_dir, workdir=workdir, log_path=log_path)
+    verdict["server"] = server.kind
+    verdict["server_command"] = " ".join([*server.command, *server.args])
+    try:
+        server.start()
+        available, why = server.wait_available(timeout_s)
+        verdict["load_seconds"] = round(time.monotonic() - started, 2)
+        verdict["checks"].append({"check": "load (with warmup)", "ok": available, "detail": why})
+        if not available:
+            failures.append(f"{why}; server log:\n{server.log(2000)}")
+            return verdict
+        replayed = re.findall(r"Number of warmup records read: (\d+)", server.log(100_000))
+        verdict["warmup_replayed"] = int(replayed[-1]) if replayed else None
+
+        import tensorflow as tf
+
+        loaded = tf.saved_model.load(str(candidate_dir))
+        if PREDICT_SIGNATURE in signatures:
+            inputs = signatures[PREDICT_SIGNATURE]["inputs"]
+            rows = [raw_features(example, inputs) for example in queries]
+            code, body = server.post_json(
+                f"/v1/models/{model_name}:predict", {"signature_name": PREDICT_SIGNATURE, "instances": rows}
+            )
+            if code != 200:
+                failures.append(f"REST predict answered HTTP {code}: {body}")
+            else:
+                local = loaded.signatures[PREDICT_SIGNATURE](**raw_tensors(rows, inputs))
+                output = sorted(local)[0]
+                served = [p if isinstance(p, list) else [p] for p in body["predictions"]]
+                mine = local[output].numpy().reshape(len(rows), -1).tolist()
+                diff, failure = _compare(f"REST predict ({PREDICT_SIGNATURE})", served, mine)
+                verdict["rest_max_abs_diff"] = diff
+                verdict["checks"].append(
+                    {
+                        "check": f"REST predict, {len(rows)} real examples",
+                        "ok": failure is None,
+                        "detail": f"max |diff| {diff:.3g}",
+                    }
+                )
+                if failure:
+                    failures.append(failure)
+        else:
+            failures.append(f"the model has no {PREDICT_SIGNATURE} signature for REST predict")
+        if CLASSIFY_SIGNATURE in signatures:
+            import grpc
+            from tensorflow_serving.apis import classification_pb2, prediction_service_pb2_grpc
+
+            request = classification_pb2.ClassificationRequest()
+            request.model_spec.name = model_name
+            request.model_spec.signature_name = CLASSIFY_SIGNATURE
+            for example in queries:
+                request.input.example_list.examples.add().ParseFromString(example)
+            with grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}") as channel:
+                try:
+                    response = prediction_service_pb2_grpc.PredictionServiceStub(channel).Classify(request, timeout=30)
+                except grpc.RpcError as error:
+                    failures.append(f"gRPC classify failed: {error.code().name}: {error.details()}")
+                    response = None
+            if response is not None:
+                served = [[c.score for c in result.classes] for result in response.result.classifications]
+                local_scores = loaded.signatures[CLASSIFY_SIGNATURE](inputs=tf.constant(queries))["scores"].numpy()
+                diff, failure = _compare(f"gRPC classify ({CLASSIFY_SIGNATURE})", served, local_scores.tolist())
+                verdict["grpc_max_abs_diff"] = diff
+                verdict["checks"].append(
+                    {
+                        "check": f"gRPC classify, {len(queries)} real examples",
+                        "ok": failure is None,
+                        "detail": f"max |diff| {diff:.3g}",
+                    }
+                )
+                if failure:
+                    failures.append(failure)
+        else:
+            failures.append(f"the model has no {CLASSIFY_SIGNATURE} signature for gRPC classify")
+    except Exception as error:  # anything unexpected while validating refuses the model, with the reason
+        failures.append(f"infra validation failed: {type(error).__name__}: {error}")
+    finally:
+        server.stop()
+        verdict["seconds"] = round(time.monotonic() - started, 2)
+    verdict["blessed"] = not failures
+    return verdict
+
+
+def _page(verdict: dict[str, Any], title: str) -> str:
+    css = "ok" if verdict["blessed"] else "bad"
+    rows = "".join(
+        f"<tr><td>{html.escape(c['check'])}</td><td class='{'ok' if c['ok'] else 'bad'}'>"
+        f"{'ok' if c['ok'] else 'failed'}</td><td>{html.escape(str(c['detail']))}</td></tr>"
+        for c in verdict["checks"]
+    )
+    facts = "".join(
+        f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(verdict.get(k)))}</td></tr>"
+        for k in ("server", "server_command", "load_seconds", "seconds", "warmup", "warmup_replayed")
+        if k in verdict
+    )
+    failures = "".join(f"<li><pre>{html.escape(f)}</pre></li>" for f in verdict["failures"])
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title><style>"
+        "body{font-family:system-ui,sans-serif;margin:2em} table{border-collapse:collapse} "
+        "td,th{border:1px solid #d5d8dc;padding:3px 9px;text-align:left} .ok{color:#1e8449} .bad{color:#b03a2e}"
+        f"</style></head><body><h1>{html.escape(title)}</h1>"
+        f"<h2 class='{css}'>{'blessed' if verdict['blessed'] else 'not blessed'}</h2>"
+        f"<table><tr><th>check</th><th>result</th><th>detail</th></tr>{rows}</table>"
+        f"<table>{facts}</table>" + (f"<h2>Failures</h2><ul>{failures}</ul>" if failures else "") + "</body></html>\n"
+    )
+
+
+class Executor(base_executor.BaseExecutor):
+    def Do(
+        self,
+        input_dict: dict[str, list[Any]],
+        output_dict: dict[str, list[Any]],
+        exec_properties: dict[str, Any],
+    ) -> None:
+        model = artifact_utils.get_single_instance(input_dict["model"])
+        examples = artifact_utils.get_single_instance(input_dict["examples"])
+        warmed = artifact_utils.get_single_instance(output_dict["warmed_model"])
+        blessing = artifact_utils.get_single_instance(output_dict["blessing"])
+        warmup_records = int(exec_properties.get("warmup_records") or 16)
+        query_examples = int(exec_properties.get("query_examples") or 8)
+        model_name = exec_properties.get("model_name") or "model"
+        out = Path(blessing.uri)
+        out.mkdir(parents=True, exist_ok=True)
+        serialized = read_examples(examples, max(warmup_records, query_examples))
+        with tempfile.TemporaryDirectory(prefix="infra-validation-") as workdir:
+            verdict = validate(
+                candidate_dir=Path(path_utils.serving_model_path(model.uri)),
+                warmed_dir=Path(path_utils.serving_model_dir(warmed.uri)),
+                serialized=serialized,
+                model_name=model_name,
+                warmup_records=warmup_records,
+                query_examples=query_examples,
+                timeout_s=float(exec_properties.get("timeout_s") or 120),
+                workdir=Path(workdir),
+                log_path=out / "server.log",
+            )
+        blessed = bool(verdict["blessed"])
+        blessing.set_int_custom_property("blessed", int(blessed))
+        blessing.set_string_custom_property("server", verdict.get("server", ""))
+        (out / (BLESSED_FILE if blessed else NOT_BLESSED_FILE)).write_text("")
+        (out / "infra_validation.json").write_text(json.dumps(verdict, indent=2, sort_keys=True, default=str))
+        warmed.set_int_custom_property("warmup_records", int(verdict.get("warmup_records", 0)))
+        page = _page(verdict, f"Infra validation of {model_name}")
+        (out / "infra_validation.html").write_text(page)
+        report = publish_page(self._context, page, "infra") or out / "infra_validation.html"
+        summary = (
+            f"loaded by {verdict.get('server')} in {verdict.get('load_seconds')} s with "
+            f"{verdict.get('warmup_records')} warmup records; REST predict and gRPC classify match the SavedModel"
+            if blessed
+            else "the model server refused the candidate or answered wrongly: not pushed"
+        )
+        log.info("infra validation: %s", summary)
+        write_gate(
+            blessing.uri,
+            passed=blessed,
+            summary=summary,
+            failures=verdict["failures"],
+            report=str(report),
+            figures={
+                "infra_blessed": blessed,
+                "server": verdict.get("server"),
+                "load_seconds": verdict.get("load_seconds"),
+                "warmup_records": verdict.get("warmup_records"),
+                "rest_max_abs_diff": verdict.get("rest_max_abs_diff"),
+                "grpc_max_abs_diff": verdict.get("grpc_max_abs_diff"),
+            },
+        )
