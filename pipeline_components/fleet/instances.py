@@ -49,7 +49,11 @@ class Instance:
     @property
     def channel(self) -> grpc.Channel:
         if self._channel is None:
-            self._channel = grpc.insecure_channel(self.address.grpc_target)
+            # A channel of its own subchannels: gRPC's process-wide pool would keep answering "connection refused"
+            # (reconnect backoff) for a while after a restarted instance listens again.
+            self._channel = grpc.insecure_channel(
+                self.address.grpc_target, options=[("grpc.use_local_subchannel_pool", 1)]
+            )
         return self._channel
 
     def close(self) -> None:

@@ -1,0 +1,105 @@
+"""A real 3-instance local fleet behind nginx, with tiny models, for tests (importable by other test packages).
+
+    from tests.fleet.fixtures import TinyModels, start_fleet
+
+``tiny_models(dir)`` builds the SavedModels once (runtime environment, ~15 s); ``start_fleet`` starts the fleet on
+free loopback ports under a temporary RUNWAY_HOME (~30 s: each instance imports TensorFlow) and returns a
+``RunningFleet`` whose ``stop()`` leaves no process behind.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline_components.fleet import FleetState
+from pipeline_components.fleet.local import FleetSpec, LocalFleet
+from pipeline_components.fleet.rollout import Rollout, RolloutOptions
+from pipeline_components.fleet.store import ModelStore
+from pipeline_components.settings import CHECKOUT, Settings
+
+TINY_KINDS = ("good_a", "good_b", "differs", "corrupt")
+
+
+def free_ports(count: int) -> list[int]:
+    sockets = []
+    try:
+        for _ in range(count):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.bind(("127.0.0.1", 0))
+            sockets.append(sock)
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def tiny_models(out: Path) -> Path:
+    """Build the tiny SavedModels of ``tests/fleet/tiny_models.py`` into ``out`` (once)."""
+    if all((out / kind / "saved_model.pb").is_file() for kind in TINY_KINDS):
+        return out
+    settings = Settings.from_env()
+    subprocess.run(
+        [str(settings.runtime_python), str(CHECKOUT / "tests" / "fleet" / "tiny_models.py"), str(out)],
+        check=True,
+        env={**os.environ, "PYTHONPATH": str(CHECKOUT), "TF_CPP_MIN_LOG_LEVEL": "2"},
+        stdout=subprocess.DEVNULL,
+    )
+    return out
+
+
+@dataclass
+class RunningFleet:
+    settings: Settings
+    fleet: LocalFleet
+    state: FleetState
+    store: ModelStore
+    replica: Path  # serving-2 sees the store through this folder (to break one instance's copy on purpose)
+    models: Path
+
+    def publish(self, model: str, version: int, kind: str, *, broken_on_replica: bool = False) -> None:
+        """Write a tiny model into the store as ``version`` (and into serving-2's view of the store)."""
+        self.store.write_version(model, version, self.models / kind)
+        replica_model = self.replica / model
+        replica_model.mkdir(parents=True, exist_ok=True)
+        target = replica_model / str(version)
+        if broken_on_replica:
+            shutil.copytree(self.models / "corrupt", target)
+        else:
+            target.symlink_to(self.store.version_path(model, version), target_is_directory=True)
+
+    def rollout(self, model: str, **options: object) -> Rollout:
+        return Rollout(
+            store=self.store,
+            fleet=self.fleet.state() or self.state,
+            model=model,
+            home=self.settings.home,
+            options=RolloutOptions(**{"available_timeout_s": 120.0, **options}),  # type: ignore[arg-type]
+            say=print,
+        )
+
+    def stop(self) -> None:
+        self.fleet.down()
+
+
+def start_fleet(home: Path, models: Path, *, instances: int = 3) -> RunningFleet:
+    settings = Settings.from_env(
+        {"RUNWAY_HOME": str(home), "RUNWAY_RUNTIME_PYTHON": str(Settings.from_env().runtime_python)}
+    )
+    replica = home / "replica"
+    replica.mkdir(parents=True, exist_ok=True)
+    ports = free_ports(2 + 2 * instances)
+    spec = FleetSpec(
+        instances=instances,
+        rest_port=ports[0],
+        grpc_port=ports[1],
+        instance_ports=[(ports[2 + 2 * i], ports[3 + 2 * i]) for i in range(instances)],
+        store_paths={f"serving-{instances - 1}": str(replica)},
+    )
+    fleet = LocalFleet(settings, say=print)
+    state = fleet.up(spec)
+    return RunningFleet(settings, fleet, state, ModelStore(settings.model_store), replica, models)
