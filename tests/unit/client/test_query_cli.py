@@ -1,0 +1,63 @@
+"""``runway query``: what it sends where, what it prints, how it fails."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from pipeline_components.cli import main
+from pipeline_components.settings import Settings
+from tests.unit.client.servers import Script, Step, rest_server
+
+FLIGHTS = Settings.from_env().data_dir / "flights" / "span-2013-12"
+
+
+def metadata(version: int) -> dict[str, object]:
+    return {"model_spec": {"name": "flights_delay", "version": str(version)}, "metadata": {}}
+
+
+def test_query_json_by_label_prints_the_prediction_and_the_version(capsys: pytest.CaptureFixture[str]) -> None:
+    script = Script([Step(200, {"predictions": [[0.28]]}), Step(200, metadata(1795299581))])
+    with rest_server(script) as url:
+        code = main(["query", "--rest-url", url, "--json", '{"distance": 1617.0, "carrier": "B6"}'])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "flights_delay version 1795299581 answered (label stable, rest" in out and "[0.28]" in out
+    assert [item["path"] for item in script.received] == [
+        "/v1/models/flights_delay/labels/stable:predict",
+        "/v1/models/flights_delay/labels/stable/metadata",
+    ]
+
+
+@pytest.mark.skipif(not FLIGHTS.is_dir(), reason="flights span 12 is not prepared (make run prepares it)")
+def test_query_real_rows_of_a_span_by_version_as_json(capsys: pytest.CaptureFixture[str]) -> None:
+    script = Script([Step(200, {"predictions": [[0.1], [0.2], [0.3]]})])
+    with rest_server(script) as url:
+        code = main(["query", "--rest-url", url, "--example-from-span", "12", "--count", "3", "--version", "7",
+                     "--output", "json"])  # fmt: skip
+    document = json.loads(capsys.readouterr().out)
+    assert code == 0 and document["version"] == 7 and document["label"] is None
+    assert len(document["actual"]) == 3 and document["predictions"] == [[0.1], [0.2], [0.3]]
+    sent = script.received[0]["body"]["instances"]
+    assert len(sent) == 3 and sent[0]["carrier"] == "B6" and sent[0]["plane_year"] == 2008
+    assert script.received[0]["path"] == "/v1/models/flights_delay/versions/7:predict"
+
+
+def test_query_reports_a_refused_request_and_exits_2(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    rows = tmp_path / "rows.json"
+    rows.write_text(json.dumps([{"distance": "far"}]))
+    script = Script([Step(400, {"error": 'JSON Value: "far" Type: String is not of expected type: float'})])
+    with rest_server(script) as url:
+        code = main(["query", "--rest-url", url, "--json", f"@{rows}", "--attempts", "3"])
+    assert code == 2
+    assert "HTTP 400" in capsys.readouterr().err and len(script.received) == 1
+
+
+def test_query_help_documents_routing_and_retries(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["query", "--help"])
+    text = capsys.readouterr().out
+    for phrase in ("--label", "--version", "--protocol", "--example-from-span", "UNAVAILABLE", "fleet.json"):
+        assert phrase in text
