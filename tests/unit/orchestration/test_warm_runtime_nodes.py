@@ -26,9 +26,10 @@ pytestmark = pytest.mark.runtime
 RUN_ID = "manual__warm-vs-cold"
 
 
-def _home(root: Path) -> Settings:
-    settings = Settings.from_env({"RUNWAY_HOME": str(root)})
-    check(runway(settings, "data", "prepare", "penguins"))
+def _home(root: Path, data_dir: Path) -> Settings:
+    settings = Settings.from_env({"RUNWAY_HOME": str(root), "RUNWAY_DATA_DIR": str(data_dir)})
+    if not (data_dir / "penguins").is_dir():
+        check(runway(settings, "data", "prepare", "penguins"))
     check(runway(settings, "compile", "penguins", "--set", "model.train_steps=20", "--set", "model.eval_steps=2"))
     return settings
 
@@ -74,8 +75,9 @@ def _lineage_shape(report: dict[str, Any]) -> Any:
 def cold_and_warm(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], dict[str, Any], Settings]:
     if not runtime_available(Settings.from_env()):
         pytest.skip("the pipeline runtime environment is not installed")
-    cold_home = _home(tmp_path_factory.mktemp("cold"))
-    warm_home = _home(tmp_path_factory.mktemp("warm"))
+    data_dir = tmp_path_factory.mktemp("data")  # the same prepared spans for both
+    cold_home = _home(tmp_path_factory.mktemp("cold"), data_dir)
+    warm_home = _home(tmp_path_factory.mktemp("warm"), data_dir)
     cold = _run_all_nodes(cold_home, LocalNodeRunner())
     runner = WarmNodeRunner(settings=warm_home, warm=WarmSettings.from_env({}))
     try:
