@@ -136,11 +136,11 @@ def test_retries_carry_a_request_across_a_server_restart(server: Server) -> None
             assert down.value.attempts == 1
         server.start()
         started = time.monotonic()
-        with server.client(protocol="grpc") as client:
+        with server.client(protocol="rest") as client:
             answer = client.predict(ROW)  # sent while the server is still starting: retried until it answers
         assert answer.predictions == [2.0]
         assert answer.attempts > 1, "the request should have needed retries while the server started"
-        with server.client(protocol="rest") as client:
+        with server.client(protocol="grpc") as client:
             assert client.predict(ROW).predictions == [2.0]
         print(f"answered {time.monotonic() - started:.1f} s after the restart, {answer.attempts} attempts")
     finally:
