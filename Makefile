@@ -16,8 +16,8 @@ help:
 setup: ## install both environments (idempotent; seconds when nothing changed)
 	$(PYTHON) scripts/bootstrap.py
 
-run: setup ## set up, then run the flights pipeline end to end through Airflow (PIPELINE=penguins for the other)
-	$(RUNWAY) run $(PIPELINE)
+run: setup ## set up, run the flights pipeline through Airflow, and serve it on the local fleet (PIPELINE=penguins)
+	$(RUNWAY) run $(PIPELINE) --serve
 
 test: setup lint ## lint, then the whole test suite in both environments, end-to-end runs included (CI runs this)
 	$(RUNTIME_PYTEST) tests/runtime tests/conformance

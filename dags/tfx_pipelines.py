@@ -15,8 +15,10 @@ from pipeline_components.config import find_pipeline_configs, load_pipeline_conf
 from pipeline_components.orchestration.dag_factory import (
     build_data_dag,
     build_pipeline_dag,
+    build_serving_dag,
     dag_id_for,
     data_dag_id_for,
+    serving_dag_id_for,
 )
 from pipeline_components.settings import Settings
 
@@ -31,3 +33,5 @@ for name, config_path in find_pipeline_configs(settings.config_dir).items():
     config = load_pipeline_config(config_path)
     globals()[dag_id_for(name)] = build_pipeline_dag(ir_path=ir_path, config=config, settings=settings)
     globals()[data_dag_id_for(name)] = build_data_dag(config=config, settings=settings)
+    if config.serving.rollout:
+        globals()[serving_dag_id_for(name)] = build_serving_dag(config=config)

@@ -35,10 +35,13 @@ Typical session (embedded defaults: SQLite, local files under var/):
   runway predict flights             ask the pushed model about real flights
   runway serve flights               serve it over TF Serving's REST (8501) and gRPC (8500) APIs
   runway query --example-from-span 12  ask the served model (label stable) over REST or gRPC
+  runway fleet up | status | down    the local serving fleet: 3 model servers behind nginx (8501/8500)
+  runway fleet promote|rollback ...  move the fleet's `stable` label, verified on every instance
   runway airflow standalone          the Airflow UI on http://localhost:8080 with the same settings
 
 `runway run` prepares data and compiles on its own when needed, so on a fresh checkout
-`make run` (setup + `runway run flights`) is all it takes.
+`make run` (setup + `runway run flights --serve`) is all it takes: it ends with the new version `stable` on
+the local serving fleet.
 """
 
 
@@ -167,6 +170,10 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> None:
         say(f"[2/4] TFX IR up to date: {settings.ir_path(name)}")
     say("[3/4] Airflow metadata database (SQLite)")
     airflow_local.ensure_database(settings)
+    if getattr(args, "serve", False):
+        from pipeline_components.fleet.cli import ensure_fleet
+
+        ensure_fleet(settings, say)
     dag_id = dag_id_for(name)
     say(f"[4/4] running DAG {dag_id} through Airflow")
     stamp = datetime.now().strftime("%Y%m%dT%H%M%S")
@@ -190,6 +197,11 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> None:
         raise RunwayError(
             f"run {result.run_id} did not succeed (tasks not successful: {failed}); log: {result.log_path}"
         )
+    if getattr(args, "serve", False):
+        from pipeline_components.fleet.cli import ensure_served
+
+        say("")
+        ensure_served(settings, load_pipeline_config(config_path(settings, name)), say)
 
 
 def collect_summary(settings: Settings, name: str, run_id: str) -> dict[str, Any]:
@@ -421,6 +433,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--set", action="append", metavar="KEY=VALUE", help=SET_HELP)
     run.add_argument("--recompile", action="store_true", help="compile even if the IR looks up to date")
+    run.add_argument(
+        "--serve",
+        action="store_true",
+        help="start the local serving fleet first (unless running), so the run's rollout makes the new version "
+        "stable on it; end with ready-to-paste REST and gRPC queries (what `make run` does)",
+    )
     run.set_defaults(func=cmd_run)
 
     prm = sub.add_parser("params", help="list a pipeline's run parameters: type, default, description")
@@ -458,6 +476,10 @@ def build_parser() -> argparse.ArgumentParser:
     from pipeline_components.client.cli import add_query_parser
 
     add_query_parser(sub, formatter)
+
+    from pipeline_components.fleet.cli import add_fleet_parser
+
+    add_fleet_parser(sub, formatter)
 
     rt = sub.add_parser(
         "runtime",

@@ -193,6 +193,12 @@ class EvaluationConfig(_Strict):
 
 class ServingConfig(_Strict):
     model_name: str = Field(pattern=_NAME, description="Name under the model store: <store>/<model_name>/<version>.")
+    # The fleet rollout after the push (docs/fleet.md).
+    rollout: bool = Field(default=True, description="Roll a pushed version out to the serving fleet (task group).")
+    retain_versions: int = Field(default=3, ge=1, description="Version folders kept in the store (labelled: always).")
+    rollout_timeout_s: float = Field(default=300, gt=0, description="Bound on waiting for AVAILABLE everywhere.")
+    verify_tolerance: float = Field(default=1e-4, gt=0, description="Allowed |served - exported| (relative above 1).")
+    verify_latency_ms: float = Field(default=1000, gt=0, description="Budget for the median verification request.")
 
 
 class ScheduleConfig(_Strict):

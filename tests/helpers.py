@@ -17,6 +17,20 @@ PIPELINE_NODES = frozenset({
     "CsvExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator", "Transform", "Trainer",
     "latest_blessed_model_resolver", "Evaluator", "ModelInspector", "InfraValidator", "Pusher",
 })  # fmt: skip
+# The fleet rollout after the Pusher (serving.rollout: true; docs/fleet.md): task id -> its upstream task ids. With no
+# fleet running (every e2e test) the first step skips and the rest follow it.
+_STEPS = [
+    "rollout.load",
+    "rollout.wait_available",
+    "rollout.label_canary",
+    "rollout.verify",
+    "rollout.promote",
+    "rollout.retire",
+]
+ROLLOUT_TASKS = {
+    **{step: [upstream] for step, upstream in zip(_STEPS, ["Pusher", *_STEPS[:-1]], strict=True)},
+    "rollout.rollback_on_failure": sorted(_STEPS),
+}  # fmt: skip
 
 
 def runtime_available(settings: Settings) -> bool:

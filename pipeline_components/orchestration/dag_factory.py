@@ -136,6 +136,39 @@ def dag_from_graph(
                 check >> tasks[node.id]
             for upstream in node.upstream:
                 tasks[upstream] >> tasks[node.id]
+        if config.serving.rollout and "Pusher" in tasks:
+            from pipeline_components.fleet.tasks import rollout_task_group
+
+            _, first_step = rollout_task_group(config=config)
+            tasks["Pusher"] >> first_step
+    return dag
+
+
+def serving_dag_id_for(pipeline_name: str) -> str:
+    return f"{pipeline_name}_serving"
+
+
+def build_serving_dag(*, config: PipelineConfig) -> DAG:
+    """Manual DAG for operators: promote a version, or roll back, through the rollout's steps (docs/fleet.md)."""
+    from pipeline_components.fleet.tasks import rollout_task_group, serving_params
+
+    with DAG(
+        dag_id=serving_dag_id_for(config.name),
+        description=f"Promote or roll back {config.serving.model_name} on the serving fleet",
+        doc_md=(
+            f"Trigger with `action` (promote | rollback) and `version`: the fleet's `stable` label moves to that "
+            f"version of `{config.serving.model_name}` through the same verified steps as the pipeline's rollout "
+            "(load everywhere, AVAILABLE everywhere, canary, verify over REST and gRPC, promote, retire); any "
+            "failure puts the previous stable back. CLI: `runway fleet promote|rollback`."
+        ),
+        schedule=None,
+        start_date=START_DATE,
+        catchup=False,
+        max_active_runs=1,
+        tags=["serving", config.name],
+        params=serving_params(),
+    ) as dag:
+        rollout_task_group(config=config, candidate_from="params")
     return dag
 
 

@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -139,17 +140,21 @@ def _promote_span_and_version(connection_config: Any, execution_id: int) -> None
 
 
 @contextlib.contextmanager
-def _exclusive_push(node: pipeline_pb2.PipelineNode) -> Iterator[None]:
-    """One push at a time per model, each with a new version number.
+def _exclusive_push(node: pipeline_pb2.PipelineNode) -> Iterator[tuple[Path, Path] | None]:
+    """One push at a time per model, each with a new version number, published atomically.
 
     TFX's Pusher names the version after the current second; two runs pushing the same model in the same second
     would write one folder. A lock on the model base path serializes pushes, and the clock is let past the newest
-    existing version first.
+    existing version first. The Pusher writes into a staging folder (``runtime/staged_push.py``); the caller
+    publishes it with one rename while the lock is held. Yields (staging folder, base path).
     """
-    destination = json.loads(node.parameters.parameters["push_destination"].field_value.string_value or "{}")
+    from pipeline_components.runtime.staged_push import staging_for
+
+    parameter = node.parameters.parameters["push_destination"].field_value
+    destination = json.loads(parameter.string_value or "{}")
     base = Path(destination.get("filesystem", {}).get("base_directory", ""))
     if not base.name:
-        yield
+        yield None
         return
     base.parent.mkdir(parents=True, exist_ok=True)
     with open(base.parent / f".{base.name}.push.lock", "w") as lock:
@@ -157,7 +162,14 @@ def _exclusive_push(node: pipeline_pb2.PipelineNode) -> Iterator[None]:
         existing = [int(p.name) for p in base.iterdir() if p.name.isdigit()] if base.is_dir() else []
         while existing and int(time.time()) <= max(existing):
             time.sleep(0.2)
-        yield
+        staging = staging_for(base, str(os.getpid()))
+        shutil.rmtree(staging, ignore_errors=True)
+        destination["filesystem"]["base_directory"] = str(staging)
+        parameter.string_value = json.dumps(destination)
+        try:
+            yield staging, base
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)  # a failed push leaves nothing behind
 
 
 def _maybe_inject_failure(node_id: str, run_id: str) -> None:
@@ -251,8 +263,24 @@ def run_node(ir_path: Path, node_id: str, run_id: str, params: dict[str, Any] | 
     )
     started = time.monotonic()
     log.info("running node %s of pipeline %s, run id %s", node_id, ir.pipeline_info.id, run_id)
-    with _exclusive_push(node) if component == "Pusher" else contextlib.nullcontext():
+    with _exclusive_push(node) if component == "Pusher" else contextlib.nullcontext() as push:
         execution_info = component_launcher.launch()
+        if push is not None and execution_info is not None:
+            from pipeline_components.runtime.report import RunReader
+            from pipeline_components.runtime.staged_push import publish_staged
+
+            staging, base = push
+            span = None
+            if connection_config.HasField("sqlite"):
+                span = RunReader(Path(connection_config.sqlite.filename_uri)).ingested_span(run_id)
+            publish_staged(
+                staging=staging,
+                base=base,
+                ir=ir,
+                span=span,
+                connection_config=connection_config,
+                execution_id=execution_info.execution_id,
+            )
     result["seconds"] = round(time.monotonic() - started, 2)
     result["executed"] = execution_info is not None
     if execution_info is None:

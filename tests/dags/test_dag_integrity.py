@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from pipeline_components.settings import CHECKOUT, Settings
-from tests.helpers import PIPELINE_NODES, check, runtime_available, runway
+from tests.helpers import PIPELINE_NODES, ROLLOUT_TASKS, check, runtime_available, runway
 
 pytestmark = pytest.mark.runtime
 PARSE_BUDGET_SECONDS = 2.0
@@ -68,7 +68,9 @@ def test_each_pipeline_has_a_dag_mirroring_its_ir(compiled: Settings) -> None:
     probe = _parse_in_fresh_interpreter(CHECKOUT / "dags" / "tfx_pipelines.py", compiled)
     dags = probe["dags"]
     assert isinstance(dags, dict)
-    assert set(dags) == {"flights_pipeline", "penguins_pipeline", "flights_data", "penguins_data"}
+    assert set(dags) == {
+        *(f"{name}_{kind}" for name in ("flights", "penguins") for kind in ("pipeline", "data", "serving"))
+    }
     for pipeline in ("flights", "penguins"):
         ir = json.loads(compiled.ir_path(pipeline).read_text())
         expected = {
@@ -77,7 +79,10 @@ def test_each_pipeline_has_a_dag_mirroring_its_ir(compiled: Settings) -> None:
             for node in ir["nodes"]
         }
         assert set(expected) == PIPELINE_NODES
-        assert dags[f"{pipeline}_pipeline"] == {"check_params": [], **expected}
+        assert dags[f"{pipeline}_pipeline"] == {"check_params": [], **expected, **ROLLOUT_TASKS}
+        assert dags[f"{pipeline}_serving"] == {
+            task: [] if task == "rollout.load" else upstream for task, upstream in ROLLOUT_TASKS.items()
+        }
         assert dags[f"{pipeline}_data"] == {"prepare_next_span": []}
     # Data validation is ordered before training, and the push waits for the evaluation.
     flights = dags["flights_pipeline"]

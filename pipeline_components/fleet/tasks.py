@@ -1,0 +1,187 @@
+"""The rollout as Airflow tasks: one task per step, so an operator watches each one (orchestrator process, no
+TensorFlow: a step starts in well under a second).
+
+- In ``<name>_pipeline``: the task group ``rollout`` after the Pusher. It is skipped when the Pusher was skipped
+  (nothing pushed), and when no fleet is running (the log says how to start one and roll out by hand).
+- ``<name>_serving``: a manual DAG for operators, ``promote`` or ``rollback`` with a ``version`` parameter, through
+  the same steps.
+
+A failing step has already put the previous stable back on every instance when its task fails (not retried: the
+rollout is re-run, not a step); ``rollback_on_failure`` (trigger rule ``one_failed``) repeats that for a step that
+could not (a task killed by its timeout).
+"""
+
+from __future__ import annotations
+
+import itertools
+from datetime import timedelta
+from typing import Any
+
+from airflow.sdk import BaseOperator, Param, TaskGroup
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+
+from pipeline_components.config import PipelineConfig, load_pipeline_config
+from pipeline_components.fleet import read_fleet_state
+from pipeline_components.fleet.local import pid_alive
+from pipeline_components.fleet.rollout import (
+    NothingToRollOut,
+    Rollout,
+    RolloutFailed,
+    RolloutOptions,
+    promote_or_rollback_target,
+)
+from pipeline_components.fleet.store import ModelStore
+from pipeline_components.settings import Settings
+
+ROLLOUT_GROUP = "rollout"
+ROLLBACK_TASK = "rollback_on_failure"
+STEP_TASKS = ("load", "wait_available", "label_canary", "verify", "promote", "retire")
+
+
+def rollout_options(config: PipelineConfig) -> RolloutOptions:
+    serving = config.serving
+    return RolloutOptions(
+        retain_versions=serving.retain_versions,
+        available_timeout_s=serving.rollout_timeout_s,
+        tolerance=serving.verify_tolerance,
+        latency_budget_ms=serving.verify_latency_ms,
+    )
+
+
+def no_fleet_message(config: PipelineConfig) -> str:
+    return (
+        "no serving fleet is running, so nothing was rolled out. Start one with `runway fleet up`, then roll the "
+        f"newest version out with `runway fleet rollout {config.name}` (or `runway fleet promote {config.name} N`)"
+    )
+
+
+class RolloutStepOperator(BaseOperator):
+    """One step of the rollout of ``config``'s model (see ``pipeline_components.fleet.rollout``)."""
+
+    ui_color = "#d4efdf"
+
+    def __init__(self, *, step: str, config_path: str, candidate_from: str = "push", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if step not in (*STEP_TASKS, ROLLBACK_TASK):
+            raise ValueError(f"unknown rollout step {step}")
+        self.step = step
+        self.config_path = config_path
+        self.candidate_from = candidate_from  # "push": the Pusher's version; "params": the serving DAG's form
+
+    def _rollout(self, config: PipelineConfig, settings: Settings) -> Rollout | None:
+        state = read_fleet_state(settings.home)
+        if state is None or (state.kind == "local" and not pid_alive(state.nginx_pid)):
+            return None
+        return Rollout(
+            store=ModelStore(settings.model_store),
+            fleet=state,
+            model=config.serving.model_name,
+            home=settings.home,
+            options=rollout_options(config),
+            say=self.log.info,
+        )
+
+    def _candidate(self, rollout: Rollout, context: Any) -> int:
+        params = context.get("params") or {}
+        if self.candidate_from == "params":
+            version = params.get("version")
+            if params.get("action") == "rollback":
+                return promote_or_rollback_target(rollout.store, rollout.model, int(version) if version else None)
+            if not version:
+                raise AirflowFailException("promote needs the version parameter (the version folder's number)")
+            return int(version)
+        if params.get("dry_run"):
+            raise AirflowSkipException("dry run: nothing was pushed, nothing to roll out")
+        ti = context["ti"]
+        pushed = ti.xcom_pull(task_ids="Pusher", key="pushed")
+        version = ti.xcom_pull(task_ids="Pusher", key="version")
+        if not pushed or not version:
+            raise AirflowSkipException("the Pusher pushed nothing in this run: nothing to roll out")
+        return int(version)
+
+    def execute(self, context: Any) -> str:
+        settings = Settings.from_env()
+        config = load_pipeline_config(self.config_path)
+        rollout = self._rollout(config, settings)
+        if rollout is None:
+            if self.step == ROLLBACK_TASK:
+                return "no fleet: nothing to roll back"
+            raise AirflowSkipException(no_fleet_message(config))
+        try:
+            if self.step == "load":
+                candidate = self._candidate(rollout, context)
+                outcome = rollout.load(candidate)
+            elif self.step == ROLLBACK_TASK:
+                journal = rollout.journal()
+                if journal.get("status") != "in_progress":
+                    return f"nothing to roll back: the rollout is {journal.get('status', 'not started')}"
+                raise rollout._fail("task", "a rollout step ended without finishing (killed or timed out)")
+            elif self.step == "promote":
+                previous = rollout.store.serving(rollout.model).stable
+                candidate = rollout.candidate()
+                outcome = rollout.promote()
+                if previous != candidate:  # tell downstream apps: a webhook, and this task's Asset event
+                    from pipeline_components.fleet.cli import notify
+
+                    notify(rollout.model, candidate, previous, rollout.fleet, context)
+            else:
+                outcome = getattr(rollout, self.step)()
+        except NothingToRollOut as nothing:
+            raise AirflowSkipException(str(nothing)) from None
+        except RolloutFailed as failed:
+            raise AirflowFailException(str(failed)) from None
+        finally:
+            rollout.close()
+        self.log.info("%s: %s", self.step, outcome)
+        return outcome
+
+
+def rollout_task_group(*, config: PipelineConfig, candidate_from: str = "push") -> tuple[TaskGroup, Any]:
+    """The ``rollout`` group: the steps in a chain, and the backstop rollback. Returns (group, first task)."""
+    with TaskGroup(group_id=ROLLOUT_GROUP, tooltip="Verified, fleet-wide rollout (docs/fleet.md)") as group:
+        steps = [
+            RolloutStepOperator(
+                task_id=step,
+                step=step,
+                config_path=str(config.source),
+                candidate_from=candidate_from,
+                retries=0,
+                execution_timeout=timedelta(seconds=config.serving.rollout_timeout_s + 120),
+                outlets=_stable_outlets(config) if step == "promote" else [],
+            )
+            for step in STEP_TASKS
+        ]
+        for upstream, downstream in itertools.pairwise(steps):
+            upstream >> downstream
+        backstop = RolloutStepOperator(
+            task_id=ROLLBACK_TASK,
+            step=ROLLBACK_TASK,
+            config_path=str(config.source),
+            retries=1,
+            trigger_rule="one_failed",
+        )
+        steps >> backstop
+    return group, steps[0]
+
+
+def _stable_outlets(config: PipelineConfig) -> list[Any]:
+    """The Asset downstream apps schedule on: updated when ``stable`` moves (pipeline_components.client)."""
+    try:
+        from pipeline_components.client.assets import stable_asset
+    except ImportError:
+        return []
+    return [stable_asset(config.serving.model_name)]
+
+
+def serving_params() -> dict[str, Param]:
+    return {
+        "action": Param(
+            "promote",
+            enum=["promote", "rollback"],
+            description="promote: make `version` stable (verified rollout); rollback: go back to `version`, "
+            "or to the newest version older than the current stable when `version` is empty",
+        ),
+        "version": Param(
+            None, type=["null", "integer"], minimum=1, description="Version number (the folder under the store)"
+        ),
+    }
