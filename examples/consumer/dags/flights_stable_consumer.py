@@ -51,8 +51,10 @@ def flights_stable_consumer() -> None:
         from pipeline_components.client import ServingClient
 
         payloads = stable_versions(triggering_asset_events)
-        if not payloads:
-            raise ValueError(f"no {STABLE.uri} event with a version triggered this run")
+        if not payloads:  # e.g. a re-run of a rollout that changed nothing: no new version to act on
+            from airflow.sdk.exceptions import AirflowSkipException
+
+            raise AirflowSkipException(f"no {STABLE.uri} event with a new version triggered this run")
         newest = payloads[-1]
         rest_url = newest.get("rest_url") or "http://127.0.0.1:8501"
         with ServingClient(rest_url=rest_url, grpc_target=newest.get("grpc_target"), model=MODEL) as client:
