@@ -115,7 +115,10 @@ class Executor(base_executor.BaseExecutor):
             "tensorflow_version": report["tensorflow_version"],
         }
         for key, value in properties.items():
-            inspection.set_custom_property(key, value)
+            if isinstance(value, int):
+                inspection.set_int_custom_property(key, value)
+            else:
+                inspection.set_string_custom_property(key, str(value))
         log.info("inspected %s: %s", model_dir, verdict["summary"])
         write_gate(
             inspection.uri,
