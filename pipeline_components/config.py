@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -201,6 +201,38 @@ class ServingConfig(_Strict):
     verify_latency_ms: float = Field(default=1000, gt=0, description="Budget for the median verification request.")
 
 
+TFLiteVariant = Literal[
+    "float32", "dynamic_range", "float16", "int8", "qat_int8", "pruned", "clustered", "pqat_int8", "cqat_int8"
+]
+TFLITE_VARIANTS: tuple[str, ...] = get_args(TFLiteVariant)
+
+
+class TFLiteConfig(_Strict):
+    """On-device TFLite variants of the trained model (docs/tflite.md); none listed: no TFLite nodes at all."""
+
+    variants: list[TFLiteVariant] = Field(
+        default_factory=list, description="Variants to build, measure, gate and publish beside the served version."
+    )
+    ptq_budget: float = Field(
+        default=0.01, ge=0, le=1, description="Largest metric drop vs the float SavedModel: float32/float16/PTQ."
+    )
+    qat_budget: float = Field(
+        default=0.005, ge=0, le=1, description="Largest metric drop for quantization-aware variants (QAT/PQAT/CQAT)."
+    )
+    compression_budget: float = Field(
+        default=0.01, ge=0, le=1, description="Largest metric drop for the pruned and clustered float variants."
+    )
+    fine_tune_steps: int = Field(default=200, ge=1, description="Batches of fine-tuning for QAT, pruning, clustering.")
+    fine_tune_learning_rate: float = Field(default=1e-4, gt=0, le=1)
+    representative_examples: int = Field(
+        default=500, ge=1, description="Real training rows that calibrate full-integer quantization."
+    )
+    target_sparsity: float = Field(default=0.5, gt=0, lt=1, description="Pruning: final share of zero weights.")
+    clusters: int = Field(default=16, ge=2, description="Weight clustering: distinct values per weight tensor.")
+    max_eval_rows: int = Field(default=20000, ge=1, description="Evaluation rows measured per variant (newest span).")
+    latency_runs: int = Field(default=200, ge=10, description="Single-example invocations timed per variant.")
+
+
 class ScheduleConfig(_Strict):
     cron: str | None = Field(default=None, description="Retrain on this cron schedule (UTC), e.g. monthly.")
     on_new_span: bool = Field(default=False, description="Retrain when a new span lands (an Airflow Asset event).")
@@ -217,6 +249,7 @@ class PipelineConfig(_Strict):
     evaluation: EvaluationConfig
     serving: ServingConfig
     schedule: ScheduleConfig = ScheduleConfig()
+    tflite: TFLiteConfig = TFLiteConfig()
     schema_file: str = Field(description="Committed, reviewed TFDV schema (schema.pbtxt), relative to this file.")
     enable_cache: bool = Field(default=False, description="TFX caching; off so that every run really retrains.")
     max_active_runs: int = Field(

@@ -16,6 +16,8 @@ RUNWAY = [sys.executable, "-m", "pipeline_components.cli"]
 PIPELINE_NODES = frozenset({
     "CsvExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator", "Transform", "Trainer",
     "latest_blessed_model_resolver", "Evaluator", "ModelInspector", "InfraValidator", "Pusher",
+    # Only where the configuration lists tflite.variants (both shipped configurations do): docs/tflite.md.
+    "TFLiteVariants", "TFLitePublisher",
 })  # fmt: skip
 # The fleet rollout after the Pusher (serving.rollout: true; docs/fleet.md): task id -> its upstream task ids. With no
 # fleet running (every e2e test) the first step skips and the rest follow it.

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipeline_components.config import STRATEGIES, PipelineConfig, fill_span, span_folder_regex
+from pipeline_components.config import STRATEGIES, TFLITE_VARIANTS, PipelineConfig, fill_span, span_folder_regex
 from pipeline_components.errors import ConfigError
 
 
@@ -87,6 +87,14 @@ PARAMETERS: tuple[RunParameter, ...] = (
         "Do everything except the push: Pusher is skipped, nothing is served.",
         "Serving",
     ),
+    RunParameter(
+        "tflite_variants",
+        {"type": "string", "pattern": r"^[a-z0-9_, ]*$"},
+        "TFLite variants to build, measure and publish this run, comma-separated (float32, dynamic_range, float16, "
+        "int8, qat_int8, pruned, clustered, pqat_int8, cqat_int8); 'none' builds none; empty: the configuration's "
+        "list. Only for pipelines whose configuration enables TFLite (docs/tflite.md).",
+        "TFLite",
+    ),
 )
 
 _DEFAULTS = {
@@ -101,6 +109,7 @@ _DEFAULTS = {
     "eval_max_regression": lambda c: c.evaluation.max_regression,
     "serving_model_name": lambda c: c.serving.model_name,
     "dry_run": lambda c: False,
+    "tflite_variants": lambda c: ",".join(c.tflite.variants),
     "repush": lambda c: False,
 }
 BY_NAME = {p.name: p for p in PARAMETERS}
@@ -151,7 +160,28 @@ def validate(values: dict[str, Any], config: PipelineConfig) -> dict[str, Any]:
     if resolved.get("strategy") != config.training.strategy or resolved.get("workers") != config.training.workers:
         # the strategy's own rules (e.g. tpu needs an address): checked here, not first in the Trainer
         config.with_overrides({"training.strategy": resolved["strategy"], "training.workers": resolved["workers"]})
+    tflite_variant_list(resolved.get("tflite_variants"))  # names checked here, not first in the node
     return resolved
+
+
+def tflite_variant_list(value: str | None) -> list[str] | None:
+    """The run parameter ``tflite_variants`` as a list: None for the configuration's list, [] for 'none'.
+
+    Raises:
+        ConfigError: an unknown or repeated variant name.
+    """
+    if value is None or not value.strip():
+        return None
+    if value.strip() == "none":
+        return []
+    names = [name.strip() for name in value.split(",") if name.strip()]
+    unknown = [name for name in names if name not in TFLITE_VARIANTS]
+    if unknown or len(set(names)) != len(names):
+        raise ConfigError(
+            f"run parameter 'tflite_variants' = {value!r}: expected distinct names from {list(TFLITE_VARIANTS)}, "
+            "or 'none'"
+        )
+    return names
 
 
 def span_folder_glob(config: PipelineConfig, span: int | None) -> str:

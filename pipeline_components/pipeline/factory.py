@@ -11,6 +11,9 @@ ingested spans:
                                                                  ▲ baseline: latest blessed model (Resolver)
                                                                  └─► Pusher (only when blessed)
 
+Beside the serving path, when the configuration lists ``tflite.variants``: Trainer ─► TFLiteVariants (build,
+measure and gate on-device variants) ─► TFLitePublisher ◄─ Pusher (accepted variants beside the pushed version).
+
 ExampleGen takes one span per execution (TFX refuses multi-span ranges there), so the window is built the way
 TFX intends: from the Examples artifacts that earlier runs recorded in ML Metadata.
 """
@@ -23,6 +26,7 @@ import tensorflow_model_analysis as tfma
 from tfx import v1 as tfx
 from tfx.dsl.input_resolution.canned_resolver_functions import rolling_range
 
+from pipeline_components.components.tflite_variants import TFLitePublisher, TFLiteVariants
 from pipeline_components.config import PipelineConfig
 from pipeline_components.training.settings import trainer_training_config
 
@@ -173,6 +177,22 @@ def create_pipeline(
             filesystem=tfx.proto.PushDestination.Filesystem(base_directory=str(serving_model_dir))
         ),
     )
+    # On-device TFLite variants (docs/tflite.md), beside the serving path: built, measured and gated from the
+    # Trainer's model, published after the Pusher. Only when the configuration lists variants.
+    tflite_nodes: list[TFLiteVariants | TFLitePublisher] = []
+    if config.tflite.variants:
+        tflite_variants = TFLiteVariants(
+            model=trainer.outputs["model"],
+            transform_graph=transform.outputs["transform_graph"],
+            transformed_examples=transform.outputs["transformed_examples"],
+            examples=example_gen.outputs["examples"],
+            variants=list(config.tflite.variants),
+            settings={**config.tflite.model_dump(exclude={"variants"}), "batch_size": config.model.batch_size},
+        )
+        tflite_publisher = TFLitePublisher(
+            tflite_models=tflite_variants.outputs["tflite_models"], pushed_model=pusher.outputs["pushed_model"]
+        )
+        tflite_nodes = [tflite_variants, tflite_publisher]
     return tfx.dsl.Pipeline(
         pipeline_name=config.name,
         pipeline_root=str(pipeline_root),
@@ -186,6 +206,7 @@ def create_pipeline(
             model_resolver,
             evaluator,
             pusher,
+            *tflite_nodes,
         ],
         enable_cache=config.enable_cache,
         metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(str(metadata_path)),

@@ -87,6 +87,14 @@ def apply_run_parameters(node: pipeline_pb2.PipelineNode, params: dict[str, Any]
                 changes.append(f"thresholds of {metric.get('class_name')}: {threshold}")
         _set(node, "eval_config", json.dumps(eval_config, indent=2))
 
+    if component == "TFLiteVariants" and params.get("tflite_variants"):
+        from pipeline_components.orchestration.params import tflite_variant_list
+
+        variants = tflite_variant_list(params["tflite_variants"])
+        if variants is not None:
+            _set(node, "variants", json.dumps(variants))
+            changes.append(f"TFLite variants: {', '.join(variants) or 'none'}")
+
     if component == "Pusher" and params.get("serving_model_name"):
         destination = json.loads(_get(node, "push_destination") or "{}")
         filesystem = destination.setdefault("filesystem", {})

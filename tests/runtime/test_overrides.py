@@ -103,3 +103,16 @@ def test_strategy_and_workers_reach_the_trainer_only(ir: pipeline_pb2.Pipeline) 
     apply_run_parameters(transform, {"strategy": "mirrored"})
     assert param(transform, "custom_config") == original
     assert "training" not in json.loads(original)
+
+
+def test_tflite_variants_reach_the_tflite_node_only(ir: pipeline_pb2.Pipeline) -> None:
+    n = node(ir, "TFLiteVariants")
+    assert len(json.loads(param(n, "variants"))) == 9  # flights.yaml lists every variant
+    assert apply_run_parameters(n, {"tflite_variants": "int8, qat_int8"}) == ["TFLite variants: int8, qat_int8"]
+    assert json.loads(param(n, "variants")) == ["int8", "qat_int8"]
+    apply_run_parameters(n, {"tflite_variants": "none"})
+    assert json.loads(param(n, "variants")) == []
+    before = node(ir, "TFLiteVariants")
+    assert apply_run_parameters(before, {"tflite_variants": ""}) == []  # empty: the configuration's list
+    trainer = node(ir, "Trainer")
+    assert apply_run_parameters(trainer, {"tflite_variants": "int8"}) == []

@@ -261,7 +261,7 @@ class Executor(base_executor.BaseExecutor):
         failures: list[str] = []
         requested = json.loads(exec_properties["variants"])
         if requested == []:  # run parameter tflite_variants=none
-            empty = {"run_id": run_id, "metric": None, "variants": [], "accepted": [], "produced": []}
+            empty: dict[str, Any] = {"run_id": run_id, "metric": None, "variants": [], "accepted": [], "produced": []}
             Path(out.uri).mkdir(parents=True, exist_ok=True)
             (Path(out.uri) / RESULT_FILE).write_text(json.dumps(empty))
             write_gate(out.uri, passed=True, summary="no TFLite variant requested this run (tflite_variants=none)")

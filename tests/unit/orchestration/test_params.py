@@ -76,3 +76,15 @@ def test_strategy_and_workers_default_to_the_configuration_and_are_checked(fligh
         params.validate({"strategy": "tpu"}, flights)
     with pytest.raises(ConfigError, match="workers >= 2"):
         params.validate({"strategy": "multi_worker_mirrored", "workers": 1}, flights)
+
+
+def test_tflite_variants_default_to_the_configuration_and_are_checked(flights) -> None:  # type: ignore[no-untyped-def]
+    assert params.defaults(flights)["tflite_variants"] == ",".join(flights.tflite.variants)
+    assert params.tflite_variant_list("int8, qat_int8") == ["int8", "qat_int8"]
+    assert params.tflite_variant_list("none") == []
+    assert params.tflite_variant_list("") is None  # the configuration's list
+    assert params.validate({"tflite_variants": "float16"}, flights)["tflite_variants"] == "float16"
+    with pytest.raises(ConfigError, match="'tflite_variants' = 'int4': expected distinct names from"):
+        params.validate({"tflite_variants": "int4"}, flights)
+    with pytest.raises(ConfigError, match="expected distinct names"):
+        params.validate({"tflite_variants": "int8,int8"}, flights)

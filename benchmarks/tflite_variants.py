@@ -1,0 +1,174 @@
+"""Benchmark: every TFLite variant of a full-year flights model, measured side by side in one run.
+
+Trains one model on all of 2013 (CsvExampleGen, Transform, Trainer run by TFX's LocalDagRunner with the flights
+configuration's model settings), then runs the TFLiteVariants node on it: the nine variants are built, measured on
+the same evaluation rows (a fifth of the year, hash-split like the pipeline) and gated. Writes
+``benchmarks/results/tflite_variants.{json,md,svg}``.
+
+    nice -n 10 .venv-runtime/bin/python benchmarks/tflite_variants.py [--work /tmp/tflite-bench]
+
+Needs the prepared flights spans (``runway data prepare flights``) under ``$RUNWAY_HOME/data`` (default ``var/``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # a script, not a library: tfmot needs Keras 2
+
+import pandas as pd
+
+from pipeline_components.config import TFLITE_VARIANTS, load_pipeline_config
+from pipeline_components.settings import CHECKOUT, Settings
+
+RESULTS = CHECKOUT / "benchmarks" / "results"
+
+
+def full_year_csv(data_dir: Path, out: Path) -> int:
+    frames = [pd.read_csv(path) for path in sorted((data_dir / "flights").glob("span-2013-*/flights.csv"))]
+    if len(frames) != 12:
+        raise SystemExit(f"expected 12 monthly spans under {data_dir / 'flights'}, found {len(frames)}")
+    frame = pd.concat(frames, ignore_index=True)
+    out.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(out / "flights.csv", index=False)
+    return len(frame)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--work", type=Path, default=Path("/tmp/tflite-bench"), help="scratch folder (recreated)")
+    args = parser.parse_args()
+
+    from tfx import v1 as tfx
+    from tfx.orchestration import metadata
+
+    from pipeline_components.components.tflite_variants import TFLiteVariants
+    from pipeline_components.pipeline.factory import model_custom_config
+
+    started = time.monotonic()
+    load_before = os.getloadavg()
+    shutil.rmtree(args.work, ignore_errors=True)
+    rows = full_year_csv(Settings.from_env().data_dir, args.work / "data")
+    config = load_pipeline_config(CHECKOUT / "configs" / "flights.yaml")
+    custom = model_custom_config(config)
+    settings = {
+        **config.tflite.model_dump(exclude={"variants"}),
+        "batch_size": config.model.batch_size,
+        "max_eval_rows": 50_000,
+        "latency_runs": 1000,
+    }
+    example_gen = tfx.components.CsvExampleGen(
+        input_base=str(args.work / "data"),
+        output_config=tfx.proto.Output(
+            split_config=tfx.proto.SplitConfig(
+                splits=[
+                    tfx.proto.SplitConfig.Split(name="train", hash_buckets=config.data.train_buckets),
+                    tfx.proto.SplitConfig.Split(name="eval", hash_buckets=config.data.eval_buckets),
+                ]
+            )
+        ),
+    )
+    schema = tfx.components.ImportSchemaGen(schema_file=str(config.schema_path))
+    transform = tfx.components.Transform(
+        examples=example_gen.outputs["examples"],
+        schema=schema.outputs["schema"],
+        preprocessing_fn=f"{config.model.module}.preprocessing_fn",
+        custom_config=custom,
+    )
+    trainer = tfx.components.Trainer(
+        run_fn=f"{config.model.module}.run_fn",
+        examples=transform.outputs["transformed_examples"],
+        transform_graph=transform.outputs["transform_graph"],
+        schema=schema.outputs["schema"],
+        train_args=tfx.proto.TrainArgs(num_steps=config.model.train_steps),
+        eval_args=tfx.proto.EvalArgs(num_steps=config.model.eval_steps),
+        custom_config=custom,
+    )
+    variants = TFLiteVariants(
+        model=trainer.outputs["model"],
+        transform_graph=transform.outputs["transform_graph"],
+        transformed_examples=transform.outputs["transformed_examples"],
+        examples=example_gen.outputs["examples"],
+        variants=list(TFLITE_VARIANTS),
+        settings=settings,
+    )
+    pipeline = tfx.dsl.Pipeline(
+        pipeline_name="tflite_benchmark",
+        pipeline_root=str(args.work / "pipeline"),
+        components=[example_gen, schema, transform, trainer, variants],
+        metadata_connection_config=metadata.sqlite_metadata_connection_config(str(args.work / "mlmd.sqlite")),
+        enable_cache=False,
+    )
+    tfx.orchestration.LocalDagRunner().run(pipeline)
+
+    out = sorted((args.work / "pipeline" / "TFLiteVariants" / "tflite_models").iterdir())[-1]
+    result = json.loads((out / "tflite_variants.json").read_text())
+    uptime = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+    result["benchmark"] = {
+        "command": "nice -n 10 .venv-runtime/bin/python benchmarks/tflite_variants.py",
+        "rows_full_year": rows,
+        "train_steps": config.model.train_steps,
+        "batch_size": config.model.batch_size,
+        "seconds_total": round(time.monotonic() - started, 1),
+        "load_before": [round(x, 2) for x in load_before],
+        "uptime_after": uptime,
+        "cpu_count": os.cpu_count(),
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "tflite_variants.json").write_text(json.dumps(result, indent=2, default=str))
+    shutil.copyfile(out / "tflite_variants.svg", RESULTS / "tflite_variants.svg")
+    (RESULTS / "tflite_variants.md").write_text(markdown(result))
+    print((RESULTS / "tflite_variants.md").read_text())
+
+
+def markdown(result: dict[str, object]) -> str:
+    bench = result["benchmark"]
+    assert isinstance(bench, dict)
+    reference = result["reference"]
+    assert isinstance(reference, dict)
+    variants = result["variants"]
+    assert isinstance(variants, list)
+    lines = [
+        "# TFLite variants of the full-year flights model",
+        "",
+        f"Command: `{bench['command']}` ({bench['seconds_total']} s in all, training included).",
+        f"Machine: {bench['cpu_count']} CPUs shared with other work; load before {bench['load_before']}, "
+        f"after: `{bench['uptime_after']}`. Compare ratios within this one run, not absolute timings across runs.",
+        "",
+        f"Model: {bench['train_steps']} steps of {bench['batch_size']} on {bench['rows_full_year']} flights of 2013 "
+        f"(4/5 train, 1/5 evaluation by hash). Reference: the float SavedModel on {reference['rows']} evaluation "
+        f"rows, {result['metric']} {reference['metrics'][result['metric']]:.4f}, accuracy "
+        f"{reference['metrics']['accuracy']:.4f}. Latency: one thread, single example; throughput: batches of 256.",
+        "",
+        "| variant | verdict | AUC | Δ AUC | budget | agreement | file KiB | file ratio | weights ratio (int8 ≤ 4x) "
+        "| gzip ratio | p50 ms | p95 ms | p50 vs float32 | rows/s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for v in variants:
+        m = v.get("measured")
+        if not m:
+            lines.append(f"| {v['name']} | not built | | | | | | | | | | | | |")
+            continue
+        lines.append(
+            f"| {v['name']} | {'accepted' if v['accepted'] else 'rejected'} | {m['metrics'][result['metric']]:.4f} "
+            f"| {v['delta']:+.4f} | {v['budget']} | {m['agreement']:.4f} | {m['size_bytes'] / 1024:.1f} "
+            f"| {v['size_ratio_vs_float32']:.2f}x | {v['weights_ratio_vs_float32']:.2f}x "
+            f"| {v['gzip_ratio_vs_float32']:.2f}x | {m['latency_p50_ms']:.4f} | {m['latency_p95_ms']:.4f} "
+            f"| {v['latency_ratio_vs_float32']:.2f} | {m['throughput_rows_per_s']:.0f} |"
+        )
+    lines += ["", "Why each verdict:", ""]
+    lines += [
+        f"- **{v['name']}**: {v['reason']}" + (f" ({'; '.join(v['notes'])})" if v["notes"] else "") for v in variants
+    ]
+    lines += ["", "![size vs AUC](tflite_variants.svg)", ""]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
