@@ -133,10 +133,11 @@ class Rollout:
                 instance.name: self.store.render_config(models, store_path=instance.address.store_path)
                 for instance in self.instances
             }
-        targets = list(instances or self.instances)
-        errors = self._parallel(
-            targets, lambda i: i.reload_config(texts[i.name], timeout_s=self.options.available_timeout_s)
-        )
+            # Sent under the lock too: two rollouts (of different models) must not reach an instance out of order.
+            targets = list(instances or self.instances)
+            errors = self._parallel(
+                targets, lambda i: i.reload_config(texts[i.name], timeout_s=self.options.available_timeout_s)
+            )
         if errors:
             raise RolloutFailed(f"{what}: " + "; ".join(errors))
         self.say(f"{what}: applied on {len(targets)} instance(s)")
@@ -172,9 +173,9 @@ class Rollout:
                 texts = {
                     i.name: self.store.render_config(models, store_path=i.address.store_path) for i in self.instances
                 }
-            errors = self._parallel(
-                self.instances, lambda i: i.reload_config(texts[i.name], timeout_s=self.options.rpc_timeout_s)
-            )
+                errors = self._parallel(
+                    self.instances, lambda i: i.reload_config(texts[i.name], timeout_s=self.options.rpc_timeout_s)
+                )
             restored = f"stable back to version {previous.stable}" if previous.stable else "model removed again"
             if errors:
                 restored += "; not reached (they read models.config again when they restart): " + "; ".join(errors)
@@ -315,9 +316,8 @@ class Rollout:
         target = previous.with_versions(keep).with_labels(stable=candidate, canary=None)
         outcome = self._step(
             "promote",
-            lambda: (
-                self._apply(target, what=f"move {STABLE_LABEL} to version {candidate}")
-                or f"{STABLE_LABEL} is version {candidate} (was {previous.stable})"
+            lambda: self._apply(
+                target, what=f"{STABLE_LABEL} is version {candidate} (was {previous.stable}) on every instance"
             ),
         )
         self._write_journal(status="promoted", promoted=time.time())

@@ -71,6 +71,8 @@ def test_every_task_succeeds_and_the_model_is_pushed(
         push = summary["metadata"]["push"]
         assert push["pushed"] is True
         assert Path(push["destination"], "saved_model.pb").is_file()
+        # Published whole by one rename, with the samples the fleet rollout verifies against (docs/fleet.md).
+        assert Path(push["destination"], "assets.extra", "runway_verification.json").is_file()
         assert Path(push["destination"]).parent == home.model_store / "flights_delay"
     versions = model_store_versions(home, "flights_delay")
     assert [v.name for v in versions] == sorted(
