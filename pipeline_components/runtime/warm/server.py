@@ -55,7 +55,6 @@ DEFAULT_PRELOAD = (
     "tensorflow_transform",
     "apache_beam",
     "ml_metadata",
-    "pipeline_components.runtime.__main__",
     "pipeline_components.runtime.node",
     "pipeline_components.runtime.reports",
 )
@@ -412,6 +411,7 @@ def _child(request: Request, server: WarmServer) -> None:
         os.chdir(request.cwd)
         _reseed()
         sys.argv = [request.module, *request.args]
+        sys.modules.pop(f"{request.module}.__main__", None)  # runpy runs it afresh, as `python -m` does
         try:
             runpy.run_module(request.module, run_name="__main__", alter_sys=True)
             code = 0
