@@ -58,3 +58,22 @@ def test_a_custom_components_verdict_round_trips_through_its_artifact(tmp_path: 
     assert verdict["report"] == "/reports/x.html" and verdict["evaluated"] == 40
     assert node_figures("GreatExpectationsValidator", {"result": [artifact]}) == verdict
     assert gate_figures({"result": [SimpleNamespace(uri=str(tmp_path / "none"))]}) == {}
+
+
+def test_local_beam_runners_do_not_repackage_tfx_before_each_node(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tfx.proto.orchestration import executable_spec_pb2
+    from tfx.utils import dependency_utils
+
+    from pipeline_components.runtime.node import _local_beam_without_packaging
+
+    def build_sdist(args: list[str]) -> list[str]:
+        return [*args, "--extra_package=/tmp/tfx_ephemeral.tar.gz"]
+
+    remote = executable_spec_pb2.BeamExecutableSpec(beam_pipeline_args=["--runner=DataflowRunner"])
+    monkeypatch.setattr(dependency_utils, "make_beam_dependency_flags", build_sdist)
+    _local_beam_without_packaging(remote)
+    assert dependency_utils.make_beam_dependency_flags(["--runner=DataflowRunner"])[-1].startswith("--extra_package")
+
+    local = executable_spec_pb2.BeamExecutableSpec(beam_pipeline_args=["--runner=FnApiRunner"])
+    _local_beam_without_packaging(local)
+    assert dependency_utils.make_beam_dependency_flags(["--runner=FnApiRunner"]) == ["--runner=FnApiRunner"]
