@@ -223,7 +223,7 @@ class Rollout:
             reason=None,
             failed_step=None,
         )
-        keep = {candidate} | ({previous.stable} if previous.stable else set())
+        keep = {candidate, *previous.versions}  # nothing unloaded before retire
         target = previous.with_versions(keep).with_labels(canary=None)
         return self._step(
             "load",
@@ -270,7 +270,7 @@ class Rollout:
         """Step 3: ``canary`` names the candidate on every instance; ``stable`` does not move."""
         candidate = self.candidate()
         previous = self._previous()
-        keep = {candidate} | ({previous.stable} if previous.stable else set())
+        keep = {candidate, *previous.versions}  # nothing unloaded before retire
         target = previous.with_versions(keep).with_labels(canary=candidate)
         return self._step(
             "label_canary",
@@ -312,7 +312,7 @@ class Rollout:
         """Step 5: ``stable`` moves to the candidate; the previous stable stays loaded (instant rollback)."""
         candidate = self.candidate()
         previous = self._previous()
-        keep = {candidate} | ({previous.stable} if previous.stable else set())
+        keep = {candidate, *previous.versions}  # nothing unloaded before retire
         target = previous.with_versions(keep).with_labels(stable=candidate, canary=None)
         outcome = self._step(
             "promote",
