@@ -238,6 +238,34 @@ class ScheduleConfig(_Strict):
     on_new_span: bool = Field(default=False, description="Retrain when a new span lands (an Airflow Asset event).")
 
 
+class ValidationConfig(_Strict):
+    """The data gate beyond the committed schema: drift, skew, the expectation suite (docs/data-validation.md)."""
+
+    expectations_file: str | None = Field(
+        default=None,
+        description="Great Expectations suite (JSON) run on each new span's raw CSV, relative to this file; "
+        "default expectations/<name>.json.",
+    )
+    drift: dict[str, float] = Field(
+        default_factory=dict,
+        description="Feature -> threshold between the new span and the previous one: L-infinity distance for "
+        "categorical features, Jensen-Shannon divergence for numeric ones. Unlisted features are not compared.",
+    )
+    skew: dict[str, float] = Field(
+        default_factory=dict,
+        description="Feature -> threshold between every span of the training window ('train' split) and the new "
+        "span's 'eval' split, with the same comparators as drift.",
+    )
+
+    @field_validator("drift", "skew")
+    @classmethod
+    def _thresholds_in_range(cls, value: dict[str, float]) -> dict[str, float]:
+        bad = {name: t for name, t in value.items() if not 0 < t <= 1}
+        if bad:
+            raise ValueError(f"thresholds must be in (0, 1] (L-infinity and Jensen-Shannon are both in [0, 1]): {bad}")
+        return value
+
+
 class PipelineConfig(_Strict):
     name: str = Field(pattern=_NAME)
     description: str = ""
@@ -252,6 +280,12 @@ class PipelineConfig(_Strict):
     tflite: TFLiteConfig = TFLiteConfig()
     schema_file: str = Field(description="Committed, reviewed TFDV schema (schema.pbtxt), relative to this file.")
     enable_cache: bool = Field(default=False, description="TFX caching; off so that every run really retrains.")
+    validation: ValidationConfig = Field(default_factory=ValidationConfig)
+    beam_pipeline_args: list[str] | None = Field(
+        default=None,
+        description="Beam options of the data components (StatisticsGen, ExampleValidator, Transform, Evaluator); "
+        "default: in-process. E.g. ['--runner=FlinkRunner', '--flink_master=host:8081'] (docs/data-validation.md).",
+    )
     max_active_runs: int = Field(
         default=1,
         ge=1,
@@ -267,6 +301,19 @@ class PipelineConfig(_Strict):
         if self.label.column in self.features.all:
             raise ValueError(f"the label column '{self.label.column}' is also listed as a feature")
         return self
+
+    @model_validator(mode="after")
+    def _validation_features_known(self) -> PipelineConfig:
+        for section in ("drift", "skew"):
+            unknown = sorted(set(getattr(self.validation, section)) - set(self.features.all))
+            if unknown:
+                raise ValueError(f"validation.{section} names features that are not features: {unknown}")
+        return self
+
+    @property
+    def expectations_path(self) -> Path:
+        base = self.source.parent if self.source else Path.cwd()
+        return (base / (self.validation.expectations_file or f"expectations/{self.name}.json")).resolve()
 
     @property
     def schema_path(self) -> Path:

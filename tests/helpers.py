@@ -16,6 +16,7 @@ RUNWAY = [sys.executable, "-m", "pipeline_components.cli"]
 PIPELINE_NODES = frozenset({
     "CsvExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator", "Transform", "Trainer",
     "latest_blessed_model_resolver", "Evaluator", "ModelInspector", "InfraValidator", "Pusher",
+    "GreatExpectationsValidator", "DriftSkewValidator",  # the data gate beside ExampleValidator
     # Only where the configuration lists tflite.variants (both shipped configurations do): docs/tflite.md.
     "TFLiteVariants", "TFLitePublisher",
 })  # fmt: skip

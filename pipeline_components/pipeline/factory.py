@@ -3,8 +3,10 @@
 One run ingests one span (the newest the data folder holds) and retrains on a rolling window of the newest
 ingested spans:
 
-    CsvExampleGen (newest span) ─┬─ StatisticsGen ─ ExampleValidator ◄─ ImportSchemaGen (committed schema)
-                                 │                        │ (ordering: validation before training)
+    CsvExampleGen (newest span) ─┬─ StatisticsGen ─┬─ ExampleValidator ◄─ ImportSchemaGen (committed schema)
+                                 │                 └─ DriftSkewValidator (vs the previous span; window vs eval)
+                                 ├─ GreatExpectationsValidator (raw CSV, committed suite)
+                                 │                        │ (data gate: all three validators before training)
                                  │          rolling window of spans ─► Transform ─► Trainer
                                  │                                                    │
                                  └─────────────── eval split ─► Evaluator ◄───────────┘
@@ -26,6 +28,8 @@ import tensorflow_model_analysis as tfma
 from tfx import v1 as tfx
 from tfx.dsl.input_resolution.canned_resolver_functions import rolling_range
 
+from pipeline_components.components.drift_skew_validator import DriftSkewValidator
+from pipeline_components.components.great_expectations_validator import GreatExpectationsValidator
 from pipeline_components.components.tflite_variants import TFLitePublisher, TFLiteVariants
 from pipeline_components.config import PipelineConfig
 from pipeline_components.training.settings import trainer_training_config
@@ -131,6 +135,28 @@ def create_pipeline(
         statistics=statistics_gen.outputs["statistics"], schema=schema_gen.outputs["schema"]
     )
 
+    expectations_validator = GreatExpectationsValidator(
+        examples=example_gen.outputs["examples"],
+        input_base=str(data_root),
+        span_pattern=config.data.span_pattern,
+        suite_file=str(config.expectations_path),
+    )
+    # Every span's statistics, from any run (a plain Channel, see below): the previous span and the window.
+    statistics_history = tfx.dsl.Channel(
+        type=tfx.types.standard_artifacts.ExampleStatistics,
+        producer_component_id=statistics_gen.id,
+        output_key="statistics",
+    )
+    drift_skew_validator = DriftSkewValidator(
+        statistics=statistics_gen.outputs["statistics"],
+        schema=schema_gen.outputs["schema"],
+        statistics_history=statistics_history,
+        drift=dict(config.validation.drift),
+        skew=dict(config.validation.skew),
+        categorical=list(config.features.categorical),
+        window_spans=config.data.window_spans,
+    )
+
     # Every span this pipeline has ingested, in any run: a plain Channel (unlike example_gen.outputs[...], which
     # the compiler scopes to the current pipeline run) queries ML Metadata across runs.
     ingested_spans = tfx.dsl.Channel(
@@ -148,6 +174,8 @@ def create_pipeline(
     # and after data validation.
     transform.add_upstream_node(example_gen)
     transform.add_upstream_node(example_validator)
+    transform.add_upstream_node(expectations_validator)
+    transform.add_upstream_node(drift_skew_validator)
     trainer = tfx.components.Trainer(
         run_fn=f"{config.model.module}.run_fn",
         examples=transform.outputs["transformed_examples"],
@@ -201,6 +229,8 @@ def create_pipeline(
             statistics_gen,
             schema_gen,
             example_validator,
+            expectations_validator,
+            drift_skew_validator,
             transform,
             trainer,
             model_resolver,

@@ -24,6 +24,11 @@ from pipeline_components.settings import Settings
 DEFAULT_BEAM_ARGS = ["--runner=FnApiRunner", "--direct_running_mode=in_memory", "--direct_num_workers=1"]
 
 
+def beam_args(config: PipelineConfig) -> list[str]:
+    """The configuration's ``beam_pipeline_args``, or the in-process default (docs/data-validation.md)."""
+    return list(config.beam_pipeline_args) if config.beam_pipeline_args is not None else list(DEFAULT_BEAM_ARGS)
+
+
 def compile_pipeline(config: PipelineConfig, settings: Settings) -> pipeline_pb2.Pipeline:
     logical = create_pipeline(
         config=config,
@@ -31,7 +36,7 @@ def compile_pipeline(config: PipelineConfig, settings: Settings) -> pipeline_pb2
         pipeline_root=settings.pipeline_root(config.name),
         metadata_path=settings.metadata_path(config.name),
         serving_model_dir=settings.model_store / config.serving.model_name,
-        beam_pipeline_args=DEFAULT_BEAM_ARGS,
+        beam_pipeline_args=beam_args(config),
     )
     return compiler.Compiler().compile(logical)
 

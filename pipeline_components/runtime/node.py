@@ -32,9 +32,10 @@ from tfx.orchestration.local import runner_utils
 from tfx.orchestration.portable import launcher, runtime_parameter_utils
 from tfx.proto.orchestration import pipeline_pb2
 
-from pipeline_components.config import fill_span
-from pipeline_components.errors import ConfigError, RunwayError
+from pipeline_components.config import fill_span, span_folder_regex
+from pipeline_components.errors import ConfigError, DataError, RunwayError
 from pipeline_components.runtime.compile import read_ir
+from pipeline_components.runtime.csv_check import check_csv_files
 from pipeline_components.runtime.figures import node_figures
 from pipeline_components.runtime.overrides import apply_run_parameters
 
@@ -115,11 +116,27 @@ def _check_example_gen_input(node: pipeline_pb2.PipelineNode) -> None:
     span = range_config.get("static_range", {}).get("start_span_number")
     for split in config.get("splits", []):
         pattern = fill_span(split["pattern"], span)
-        if not list(base.glob(pattern)):
+        files = list(base.glob(pattern))
+        if not files:
             raise GateFailed(
                 f"no input files match {base / pattern}: the span is missing or has no CSV file; "
                 f"prepare it (`runway data prepare`) or pick another span"
             )
+        try:  # the files TFX will read (the newest span's when none is pinned) must be CSV it can decode
+            check_csv_files(_span_files(base, split["pattern"], files) if span is None else files)
+        except DataError as err:
+            raise GateFailed(f"span input refused before ingestion: {err}") from None
+
+
+def _span_files(base: Path, pattern: str, files: list[Path]) -> list[Path]:
+    """Of every span's files, those of the newest span (what ExampleGen ingests when no span is pinned)."""
+    regex = span_folder_regex(pattern)
+    by_span: dict[int, list[Path]] = {}
+    for path in files:
+        match = regex.match(path.relative_to(base).parts[0])
+        if match:
+            by_span.setdefault(int(match.group("span")), []).append(path)
+    return by_span[max(by_span)] if by_span else files
 
 
 def _published_outputs(connection_config: Any, execution_id: int) -> dict[str, list[Any]]:

@@ -49,6 +49,10 @@ def apply_run_parameters(node: pipeline_pb2.PipelineNode, params: dict[str, Any]
                     graph_node.op_node.kwargs["n"].value.field_value.int_value = int(params["window_spans"])
                     changes.append(f"training window: newest {params['window_spans']} spans")
 
+    if component == "DriftSkewValidator" and params.get("window_spans") is not None:  # skew covers the same window
+        node.parameters.parameters["window_spans"].field_value.int_value = int(params["window_spans"])
+        changes.append(f"skew window: newest {params['window_spans']} spans")
+
     if component == "Trainer":
         if params.get("train_steps") is not None:
             _set(node, "train_args", proto_utils.proto_to_json(trainer_pb2.TrainArgs(num_steps=params["train_steps"])))

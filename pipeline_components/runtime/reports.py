@@ -69,6 +69,15 @@ def _sections(result: dict[str, Any]) -> list[str]:
             parts.append("<h3>Thresholds not met</h3><ul>")
             parts.extend(f"<li>{html.escape(f)}</li>" for f in figures["failures"])
             parts.append("</ul>")
+    if "gate_passed" in figures:  # a custom gate component's verdict (figures.write_gate)
+        css, word = ("ok", "passed") if figures["gate_passed"] else ("bad", "failed")
+        summary = html.escape(str(figures.get("gate_summary", "")))
+        parts.append(f"<h2>Gate: <span class='{css}'>{word}</span></h2><p>{summary}</p>")
+        if figures.get("gate_failures"):
+            parts.append("<ul>" + "".join(f"<li>{html.escape(f)}</li>" for f in figures["gate_failures"]) + "</ul>")
+        page = Path(str(figures.get("report", "")))
+        if page.name.endswith(".html"):  # the component's own page, filed beside this one
+            parts.append(f"<p><a href='{html.escape(page.name)}'>Full report: {html.escape(page.name)}</a></p>")
     if "pushed" in figures:
         if figures["pushed"]:
             parts.append(f"<h2>Pushed version {figures['version']}</h2><p><code>{figures['destination']}</code></p>")
@@ -84,7 +93,8 @@ def _sections(result: dict[str, Any]) -> list[str]:
 def write_node_report(settings: Settings, result: dict[str, Any]) -> Path | None:
     """Write the node's page if it has anything a person reads; return its path."""
     figures = result.get("figures", {})
-    if not (figures.keys() & {"rows", "anomaly_count", "metrics", "pushed"}) and not result.get("status"):
+    readable = {"rows", "anomaly_count", "metrics", "pushed", "gate_passed"}
+    if not (figures.keys() & readable) and not result.get("status"):
         return None
     path = report_path(settings, result["pipeline"], result["run_id"], result["node"])
     title = f"{result['node']} — {result['pipeline']} — {result['run_id']}"

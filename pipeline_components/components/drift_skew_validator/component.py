@@ -1,0 +1,72 @@
+"""DriftSkewValidator: compares this run's statistics with earlier spans' statistics, with TFDV's comparators."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from tfx.dsl.components.base import base_component, executor_spec
+from tfx.types import channel_utils, component_spec, standard_artifacts
+from tfx.types.artifact import Artifact
+
+from pipeline_components.components.drift_skew_validator.executor import Executor
+
+
+class DriftSkewReport(Artifact):
+    """Drift and skew measurements (``drift_skew.json``), the report page and the gate verdict."""
+
+    TYPE_NAME = "runway.DriftSkewReport"
+
+
+class DriftSkewValidatorSpec(component_spec.ComponentSpec):
+    PARAMETERS = {
+        # {feature: threshold}; the comparator follows the feature's kind (categorical: L-infinity, else JS).
+        "drift": component_spec.ExecutionParameter(type=str),
+        "skew": component_spec.ExecutionParameter(type=str),
+        "categorical": component_spec.ExecutionParameter(type=str),  # JSON list of categorical feature names
+        "window_spans": component_spec.ExecutionParameter(type=int),
+    }
+    INPUTS = {
+        "statistics": component_spec.ChannelParameter(type=standard_artifacts.ExampleStatistics),
+        "schema": component_spec.ChannelParameter(type=standard_artifacts.Schema),
+        # Every span's statistics in ML Metadata, from any run: the previous span and the window are picked here.
+        "statistics_history": component_spec.ChannelParameter(type=standard_artifacts.ExampleStatistics, optional=True),
+    }
+    OUTPUTS = {"report": component_spec.ChannelParameter(type=DriftSkewReport)}
+
+
+class DriftSkewValidator(base_component.BaseComponent):
+    """Fail the run when a key feature drifted from the previous span, or when the training window is skewed
+    against the evaluation split, beyond the thresholds of the configuration's ``validation`` section.
+
+    TFX 1.21's ExampleValidator compares one statistics artifact with a schema only; this component hands TFDV
+    the previous span's statistics (``previous_statistics``) and each window span's 'train' statistics against
+    this span's 'eval' statistics (``serving_statistics``). The verdict goes through ``figures.write_gate``.
+    """
+
+    SPEC_CLASS = DriftSkewValidatorSpec
+    EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(Executor)
+
+    def __init__(
+        self,
+        *,
+        statistics: Any,
+        schema: Any,
+        statistics_history: Any,
+        drift: dict[str, float],
+        skew: dict[str, float],
+        categorical: list[str],
+        window_spans: int,
+    ) -> None:
+        super().__init__(
+            spec=DriftSkewValidatorSpec(
+                statistics=statistics,
+                schema=schema,
+                statistics_history=statistics_history,
+                drift=json.dumps(drift, sort_keys=True),
+                skew=json.dumps(skew, sort_keys=True),
+                categorical=json.dumps(sorted(categorical)),
+                window_spans=window_spans,
+                report=channel_utils.as_channel([DriftSkewReport()]),
+            )
+        )

@@ -1,0 +1,187 @@
+"""The data gate at component level: the pipeline's data nodes run with ``run_node`` against compiled IR in a
+temporary RUNWAY_HOME, on samples of real months and on corrupted copies of them (tests/runtime/bad_inputs.py).
+
+Every bad input stops the run before training with a message that names the problem, and the served model stays
+exactly as it was; a winter month after a summer month trips the drift threshold, consecutive months pass.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pipeline_components.config import load_pipeline_config
+from pipeline_components.runtime.compile import compile_pipeline, read_ir, write_ir
+from pipeline_components.runtime.node import GateFailed, run_node
+from pipeline_components.settings import CHECKOUT, Settings
+from tests.conftest import CONFIGS
+from tests.runtime.bad_inputs import CASES, Case, sample_month, write_case
+
+pytestmark = pytest.mark.runtime
+
+REAL = CHECKOUT / "var" / "data" / "flights"
+ROWS = 2500  # per month: enough for stable statistics, small enough for seconds per node
+GATE_NODES = ["GreatExpectationsValidator", "StatisticsGen", "ExampleValidator", "DriftSkewValidator"]
+GATE_VALIDATORS = {"ExampleValidator", "GreatExpectationsValidator", "DriftSkewValidator"}
+
+if not (REAL / "span-2013-01" / "flights.csv").is_file():
+    pytest.skip("the real flights spans are not prepared (runway data prepare flights)", allow_module_level=True)
+
+
+def _month(month: int) -> Path:
+    return REAL / f"span-2013-{month:02d}" / "flights.csv"
+
+
+def _home(root: Path, months: dict[int, int]) -> tuple[Settings, Path]:
+    """A RUNWAY_HOME whose spans are samples of real months ({span: month}), a served model, and compiled IR."""
+    settings = Settings.from_env({"RUNWAY_HOME": str(root)})
+    for span, month in months.items():
+        folder = settings.data_dir / "flights" / f"span-2013-{span:02d}"
+        folder.mkdir(parents=True)
+        sample_month(_month(month), ROWS, seed=month).to_csv(folder / "flights.csv", index=False)
+    served = settings.model_store / "flights_delay" / "1700000000"
+    served.mkdir(parents=True)
+    (served / "saved_model.pb").write_bytes(b"the served model")
+    config = load_pipeline_config(CONFIGS / "flights.yaml")
+    path = settings.ir_path("flights")
+    write_ir(compile_pipeline(config, settings), path, config_path=config.source)
+    return settings, path
+
+
+def _store(settings: Settings) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(settings.model_store)): p.read_bytes()
+        for p in sorted(settings.model_store.rglob("*"))
+        if p.is_file()
+    }
+
+
+@contextlib.contextmanager
+def home_env(ir: Path) -> Iterator[None]:
+    """RUNWAY_HOME as an Airflow task would have it (executors file their report pages under it)."""
+    saved = os.environ.get("RUNWAY_HOME")
+    os.environ["RUNWAY_HOME"] = str(ir.parent.parent)
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop("RUNWAY_HOME", None)
+        else:
+            os.environ["RUNWAY_HOME"] = saved
+
+
+def run_data_nodes(ir: Path, run_id: str, span: int, gate: list[str] = GATE_NODES) -> dict[str, str | None]:
+    """Run the data nodes of one run (ingestion, schema, the validators); node -> gate message or None."""
+    outcome: dict[str, str | None] = {}
+    for node in ["CsvExampleGen", "ImportSchemaGen", *gate]:
+        try:
+            with home_env(ir):
+                run_node(ir, node, run_id, {"span": span})
+            outcome[node] = None
+        except GateFailed as gate:
+            outcome[node] = str(gate)
+            if node == "CsvExampleGen":
+                break  # nothing was ingested: nothing downstream can run
+    return outcome
+
+
+@pytest.fixture(scope="module")
+def bad_runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, dict[str, dict[str, str | None]]]:
+    """January (span 1) is ingested as it is; then each bad input, a corrupted copy of January, as its own span."""
+    settings, ir = _home(tmp_path_factory.mktemp("bad-inputs"), {1: 1})
+    good = run_data_nodes(ir, "run-good", 1)
+    assert good == dict.fromkeys(good), f"the real month must pass the gate: {good}"
+    january = settings.data_dir / "flights" / "span-2013-01" / "flights.csv"
+    import pandas as pd
+
+    frame = pd.read_csv(january)
+    outcomes = {}
+    for number, case in enumerate(CASES, start=20):
+        write_case(case, settings.data_dir / "flights" / f"span-2013-{number}", frame, original=january)
+        # Only the nodes the case is about (seconds, not minutes): the validator that must refuse it, and the others
+        # that must name it too; StatisticsGen feeds ExampleValidator.
+        needed = {case.node, *(node for node, _ in case.also)}
+        gate = [n for n in GATE_NODES if n in needed or (n == "StatisticsGen" and "ExampleValidator" in needed)]
+        outcomes[case.name] = run_data_nodes(ir, f"run-{case.name}", number, gate)
+    return settings, outcomes
+
+
+@pytest.mark.parametrize("case", [pytest.param(c, id=c.name) for c in CASES])
+def test_bad_input_stops_the_run_with_a_specific_error(
+    bad_runs: tuple[Settings, dict[str, dict[str, str | None]]], case: Case
+) -> None:
+    settings, outcomes = bad_runs
+    outcome = outcomes[case.name]
+    message = outcome.get(case.node)
+    assert message is not None, f"{case.node} let {case.name} through: {json.dumps(outcome, indent=1)}"
+    assert re.search(case.message, message), message
+    for node, pattern in case.also:
+        assert outcome.get(node) and re.search(pattern, outcome[node] or ""), f"{node}: {outcome.get(node)}"
+    # The served model is exactly as it was, and no other version appeared.
+    assert _store(settings) == {"flights_delay/1700000000/saved_model.pb": b"the served model"}
+
+
+def test_training_waits_for_every_validator(bad_runs: tuple[Settings, dict[str, dict[str, str | None]]]) -> None:
+    """In the DAG a failed gate task stops Transform (and so Trainer, Evaluator, Pusher): Transform depends on all."""
+    settings, _ = bad_runs
+    ir = read_ir(settings.ir_path("flights"))
+    transform = next(n.pipeline_node for n in ir.nodes if n.pipeline_node.node_info.id == "Transform")
+    assert set(transform.upstream_nodes) >= GATE_VALIDATORS
+
+
+def test_gate_reports_are_artifacts_of_the_run(bad_runs: tuple[Settings, dict[str, dict[str, str | None]]]) -> None:
+    settings, outcomes = bad_runs
+    message = outcomes["unseen_carrier"]["GreatExpectationsValidator"] or ""
+    report = Path(message.rsplit("report: ", 1)[-1].strip())
+    assert report.is_file() and "ZZ" in report.read_text()
+    assert report.is_relative_to(settings.home / "reports" / "flights" / "run-unseen_carrier")
+    docs = report.parent / "GreatExpectationsValidator_data_docs" / "index.html"
+    assert docs.is_file(), sorted(report.parent.iterdir())
+    results = list((settings.pipeline_root("flights")).rglob("validation_result.json"))
+    assert results, "the GX validation result is an output artifact"
+
+
+@pytest.fixture(scope="module")
+def drift_home(tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, Path]:
+    return _home(tmp_path_factory.mktemp("drift"), {1: 1, 2: 2, 7: 7})
+
+
+def test_first_span_passes_with_a_note_and_consecutive_months_pass(drift_home: tuple[Settings, Path]) -> None:
+    _, ir = drift_home
+    with home_env(ir):
+        first = run_node(ir, "CsvExampleGen", "run-jan", {"span": 1})
+        assert first["figures"]["span"] == 1
+        for node in ["ImportSchemaGen", *GATE_NODES]:
+            result = run_node(ir, node, "run-jan", {"span": 1})
+    assert "first span ingested" in " ".join(result["figures"]["validation_notes"])
+    outcome = run_data_nodes(ir, "run-feb", 2)
+    assert outcome == dict.fromkeys(outcome), outcome  # January -> February: within every threshold
+
+
+def test_summer_after_winter_trips_drift(drift_home: tuple[Settings, Path]) -> None:
+    settings, ir = drift_home
+    outcome = run_data_nodes(ir, "run-jul", 7)  # after test_first_span...: the previous span is February
+    message = outcome["DriftSkewValidator"]
+    assert message is not None, outcome
+    assert re.search(
+        r"drift of temp: Jensen-Shannon divergence 0\.\d+ > threshold 0\.5 \(span 7 train vs span 2", message
+    )
+    assert "drift of carrier" not in message  # the carriers' mix did not move
+    assert outcome["GreatExpectationsValidator"] is None and outcome["ExampleValidator"] is None
+    assert _store(settings) == {"flights_delay/1700000000/saved_model.pb": b"the served model"}
+
+
+def test_window_spans_run_parameter_reaches_the_skew_check(drift_home: tuple[Settings, Path]) -> None:
+    from pipeline_components.runtime.overrides import apply_run_parameters
+
+    _, ir_path = drift_home
+    node = next(n.pipeline_node for n in read_ir(ir_path).nodes if n.pipeline_node.node_info.id == "DriftSkewValidator")
+    assert node.parameters.parameters["window_spans"].field_value.int_value == 3  # flights.yaml data.window_spans
+    assert apply_run_parameters(node, {"window_spans": 2}) == ["skew window: newest 2 spans"]
+    assert node.parameters.parameters["window_spans"].field_value.int_value == 2
