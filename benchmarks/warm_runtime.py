@@ -40,9 +40,6 @@ _TS = r"(?P<ts>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+)Z"
 _TASK_START = re.compile(_TS + r".*\[DAG TEST\] running task <TaskInstance: [^.\s]+\.(?P<task>\S+) ")
 _NODE_RUNNING = re.compile(_TS + r".*runway\.node: running node (?P<node>\S+) of pipeline")
 _TASK_END = re.compile(_TS + r".*Task instance state updated .*new_state=(?P<state>\w+)")
-_ANCHOR_NODE = re.compile(
-    r"(?P<ts>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+) Component (?P<node>\S+) is (?P<what>running|finished)\."
-)
 _NODE_FINISHED = re.compile(r"finished in (?P<seconds>[\d.]+) s \(ML Metadata execution")
 
 
@@ -68,6 +65,7 @@ def anchor_child(args: argparse.Namespace) -> None:
     """In the runtime env: build the pipeline with create_pipeline, run it with LocalDagRunner, time each node."""
     started = time.monotonic()
     from tfx.orchestration.local.local_dag_runner import LocalDagRunner
+    from tfx.orchestration.portable import launcher
 
     from pipeline_components.config import load_pipeline_config
     from pipeline_components.pipeline import create_pipeline
@@ -75,11 +73,18 @@ def anchor_child(args: argparse.Namespace) -> None:
     from pipeline_components.settings import Settings
 
     imported = time.monotonic() - started
-    import logging
+    # Time each node as LocalDagRunner launches it (its own log lines are silenced once Transform has run).
+    node_seconds: dict[str, float] = {}
+    launch = launcher.Launcher.launch
 
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s.%(msecs)03d %(message)s", datefmt="%Y-%m-%dT%H:%M:%S", force=True
-    )
+    def timed_launch(self: Any) -> Any:
+        begin = time.monotonic()
+        try:
+            return launch(self)
+        finally:
+            node_seconds[self._pipeline_node.node_info.id] = round(time.monotonic() - begin, 1)
+
+    launcher.Launcher.launch = timed_launch  # type: ignore[method-assign]
     settings = Settings.from_env()
     config = load_pipeline_config(settings.config_dir / f"{args.pipeline}.yaml")
     overrides = json.loads(args.overrides)
@@ -99,7 +104,7 @@ def anchor_child(args: argparse.Namespace) -> None:
     print(
         "ANCHOR_RESULT "
         + json.dumps(
-            {"imports_seconds": round(imported, 1), "run_seconds": round(run_seconds, 1)},
+            {"imports_seconds": round(imported, 1), "run_seconds": round(run_seconds, 1), "nodes": node_seconds},
             sort_keys=True,
         )
     )
@@ -122,15 +127,7 @@ def run_anchor(home: Path, args: argparse.Namespace, env: dict[str, str]) -> dic
         raise SystemExit(f"LocalDagRunner failed ({result.returncode}); see {home / 'anchor.log'}")
     line = next(x for x in result.stdout.splitlines() if x.startswith("ANCHOR_RESULT "))
     data: dict[str, Any] = json.loads(line[len("ANCHOR_RESULT ") :])
-    # LocalDagRunner logs "Component X is running." and "Component X is finished." around each node.
-    marks: dict[str, dict[str, float]] = {}
-    for match in _ANCHOR_NODE.finditer(result.stderr):
-        marks.setdefault(match.group("node"), {})[match.group("what")] = _stamp(match.group("ts"))
-    nodes = {
-        node: {"seconds": round(m["finished"] - m["running"], 1)}
-        for node, m in marks.items()
-        if {"running", "finished"} <= set(m)
-    }
+    nodes = {node: {"seconds": seconds} for node, seconds in data["nodes"].items()}
     return {
         "command": shlex.join(argv),
         "wall_seconds": round(wall, 1),
@@ -237,8 +234,8 @@ def markdown(report: dict[str, Any]) -> str:
         "`LocalDagRunner.run`); for Airflow, the DAG run from the first task's start to the last task's end (the "
         "warm service's one-time preload falls inside it, in the first node). *whole command*: `runway run`, "
         "including Airflow's own CLI start and the run summary. Ratios are to the anchor's whole process. "
-        "*overhead*: Airflow task start -> the node's `running node` line. Anchor per node: LocalDagRunner's "
-        "'Component X is running' -> 'is finished'.",
+        "*overhead*: Airflow task start -> the node's `running node` line. Anchor per node: `Launcher.launch` of each "
+        "node inside LocalDagRunner.",
         "",
         "## Per node (seconds; Airflow: task start to end, overhead in brackets)",
         "",
