@@ -89,3 +89,23 @@ class InvalidRequestError(ServingClientError):
 
 class ModelInspectionError(RunwayError):
     """A SavedModel folder is missing or does not parse, so it cannot be inspected."""
+
+
+class TrainingStrategyError(RunwayError):
+    """The configured tf.distribute strategy cannot run here (devices missing, TensorFlow already initialized, a
+    cluster that would not start); the message names the ``training.*`` key to change (docs/training.md)."""
+
+
+class TPUUnavailableError(TrainingStrategyError):
+    """Strategy ``tpu`` was chosen but no TPU answered at ``training.tpu`` within ``training.tpu_timeout_s``."""
+
+
+class TrainingWorkerError(TrainingStrategyError):
+    """A process of a multi-process training cluster (worker, parameter server) died or timed out; every other
+    process was stopped. ``role``/``index`` name it and ``log_tail`` holds the end of its log."""
+
+    def __init__(self, message: str, *, role: str = "", index: int = -1, log_tail: str = "") -> None:
+        super().__init__(message)
+        self.role = role
+        self.index = index
+        self.log_tail = log_tail

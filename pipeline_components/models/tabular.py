@@ -26,6 +26,8 @@ import tf_keras as keras
 from tfx import v1 as tfx
 from tfx_bsl.public import tfxio
 
+from pipeline_components.training.session import training_session
+
 LABEL_KEY = "label_xf"
 NUM_OOV_BUCKETS = 1
 
@@ -183,30 +185,46 @@ def _classify_regress_signatures(serve_tf_examples: Any) -> tuple[Any, Any]:
 
 
 def run_fn(fn_args: tfx.components.FnArgs) -> None:
-    """TFX Trainer entry point: train on the window's train split, validate on its eval split, export."""
+    """TFX Trainer entry point: train on the window's train split, validate on its eval split, export.
+
+    Under the strategy of ``custom_config["training"]`` (docs/training.md): the model is built and compiled in its
+    scope, the batch size is per replica, and the multi-process strategies run this same function in each worker.
+    """
     config = fn_args.custom_config
-    tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
-    batch_size = config["batch_size"]
-    train = _input_fn(fn_args.train_files, fn_args.data_accessor, tf_transform_output, batch_size)
-    evaluation = _input_fn(fn_args.eval_files, fn_args.data_accessor, tf_transform_output, batch_size)
-    model = build_keras_model(
-        numeric=config["numeric"],
-        categorical_sizes={
-            name: tf_transform_output.vocabulary_size_by_name(name) + NUM_OOV_BUCKETS for name in config["categorical"]
-        },
-        num_classes=config["num_classes"],
-        hidden_units=config["hidden_units"],
-        embedding_dim=config["embedding_dim"],
-        learning_rate=config["learning_rate"],
-    )
-    epochs = max(1, config.get("epochs", 1))
-    model.fit(
-        train,
-        steps_per_epoch=max(1, fn_args.train_steps // epochs),
-        epochs=epochs,
-        validation_data=evaluation,
-        validation_steps=fn_args.eval_steps,
-        verbose=2,
-    )
-    signatures = _serving_signatures(model, tf_transform_output, config["label"])
-    model.save(fn_args.serving_model_dir, save_format="tf", signatures=signatures)
+    with training_session(fn_args, entry=f"{__name__}.run_fn") as session:
+        if session.strategy is None:
+            return  # this process supervised the workers; the chief trained and exported the model
+        tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
+        batch_size = config["batch_size"]
+
+        def dataset(files: list[str]) -> Any:
+            return lambda batch: _input_fn(files, fn_args.data_accessor, tf_transform_output, batch)
+
+        train = session.input(dataset(fn_args.train_files), batch_size=batch_size, files=fn_args.train_files)
+        evaluation = session.validation_input(
+            dataset(fn_args.eval_files), batch_size=batch_size, files=fn_args.eval_files
+        )
+        with session.strategy.scope():
+            model = build_keras_model(
+                numeric=config["numeric"],
+                categorical_sizes={
+                    name: tf_transform_output.vocabulary_size_by_name(name) + NUM_OOV_BUCKETS
+                    for name in config["categorical"]
+                },
+                num_classes=config["num_classes"],
+                hidden_units=config["hidden_units"],
+                embedding_dim=config["embedding_dim"],
+                learning_rate=config["learning_rate"],
+            )
+        epochs = max(1, config.get("epochs", 1))
+        model.fit(
+            train,
+            steps_per_epoch=max(1, fn_args.train_steps // epochs),
+            epochs=epochs,
+            validation_data=evaluation,
+            validation_steps=fn_args.eval_steps if evaluation is not None else None,
+            callbacks=session.callbacks(),
+            verbose=2,
+        )
+        signatures = _serving_signatures(model, tf_transform_output, config["label"])
+        model.save(session.serving_model_dir, save_format="tf", signatures=signatures)

@@ -1,0 +1,198 @@
+"""One training run under the configured strategy, as the model's ``run_fn`` sees it.
+
+``training_session(fn_args, entry=...)`` reads the ``training`` entry of the Trainer's custom_config and yields a
+``TrainingSession``: the strategy to build and compile the model under, the input pipeline it needs, the
+callbacks (BackupAndRestore) and the folder to export to (the serving folder on the chief, a scratch folder on
+other workers). For ``multi_worker_mirrored`` the Trainer's own process launches the workers (each re-enters
+``entry`` in its own process) and supervises them: the session it gets has no strategy, the chief exported.
+For ``parameter_server`` it starts the parameter servers and workers and coordinates them itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import json
+import logging
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pipeline_components.config import TrainingConfig
+from pipeline_components.errors import TrainingWorkerError
+from pipeline_components.training import cluster, strategies
+from pipeline_components.training.settings import from_custom_config
+
+if TYPE_CHECKING:
+    import tensorflow as tf
+
+log = logging.getLogger(__name__)
+
+_SPEC_FIELDS = (
+    "working_dir",
+    "train_files",
+    "eval_files",
+    "train_steps",
+    "eval_steps",
+    "schema_path",
+    "schema_file",
+    "transform_graph_path",
+    "transform_output",
+    "serving_model_dir",
+    "eval_model_dir",
+    "model_run_dir",
+    "base_model",
+    "hyperparameters",
+    "custom_config",
+)
+
+# tf_keras' BackupAndRestore refuses the other strategies (central_storage, parameter_server, one_device).
+BACKUP_STRATEGIES = ("default", "mirrored", "multi_worker_mirrored", "tpu")
+
+
+@dataclass
+class TrainingSession:
+    settings: TrainingConfig
+    strategy: tf.distribute.Strategy | None  # None: this process supervised a cluster that trained and exported
+    is_chief: bool
+    serving_model_dir: str
+    backup_dir: str
+
+    def input(self, make_dataset: Callable[[int], tf.data.Dataset], *, batch_size: int, files: list[str]) -> Any:
+        """The training input for ``model.fit``: global batches (per-replica ``batch_size`` x replicas), sharded."""
+        assert self.strategy is not None
+        return strategies.distributed_input(
+            self.strategy, self.settings, make_dataset, batch_size=batch_size, files=files
+        )
+
+    def validation_input(
+        self, make_dataset: Callable[[int], tf.data.Dataset], *, batch_size: int, files: list[str]
+    ) -> Any:
+        """Validation data for ``model.fit``; None under ``parameter_server`` (the Evaluator measures the model)."""
+        if self.settings.strategy == "parameter_server":
+            return None
+        return self.input(make_dataset, batch_size=batch_size, files=files)
+
+    def callbacks(self) -> list[Any]:
+        """BackupAndRestore: an interrupted run of the same Trainer execution resumes from its last epoch."""
+        import tf_keras as keras
+
+        if self.settings.strategy not in BACKUP_STRATEGIES:
+            log.info("BackupAndRestore does not support strategy %s: no mid-run backups", self.settings.strategy)
+            return []
+        return [keras.callbacks.BackupAndRestore(backup_dir=self.backup_dir)]
+
+
+def _fn_args_dict(fn_args: Any) -> dict[str, Any]:
+    return {name: getattr(fn_args, name, None) for name in _SPEC_FIELDS}
+
+
+def write_spec(fn_args: Any, entry: str, path: Path) -> Path:
+    """Everything a cluster process needs to rebuild the Trainer's ``fn_args`` and call ``entry``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"entry": entry, "fn_args": _fn_args_dict(fn_args)}, indent=2, default=str))
+    return path
+
+
+def read_spec(path: Path) -> tuple[str, Any]:
+    """(entry, fn_args) from a spec, with a DataAccessor over the transformed tf.Examples."""
+    from tfx.components.trainer import fn_args_utils
+    from tfx.components.util import tfxio_utils
+    from tfx.proto import example_gen_pb2
+
+    spec = json.loads(path.read_text())
+
+    def tf_dataset_factory(file_pattern: list[str], options: Any, schema: Any) -> Any:
+        return tfxio_utils.make_tfxio(
+            file_pattern=file_pattern,
+            telemetry_descriptors=["runway", "Trainer", "worker"],
+            payload_format=example_gen_pb2.PayloadFormat.FORMAT_TF_EXAMPLE,
+            schema=schema,
+        ).TensorFlowDataset(options)
+
+    accessor = fn_args_utils.DataAccessor(
+        tf_dataset_factory=tf_dataset_factory, record_batch_factory=None, data_view_decode_fn=None
+    )
+    return spec["entry"], fn_args_utils.FnArgs(data_accessor=accessor, **spec["fn_args"])
+
+
+def call_entry(entry: str, fn_args: Any) -> None:
+    module, _, name = entry.rpartition(".")
+    getattr(importlib.import_module(module), name)(fn_args)
+
+
+def _work_dir(fn_args: Any) -> Path:
+    """The Trainer execution's own folder for backups, cluster specs and logs: the ModelRun artifact."""
+    base = fn_args.model_run_dir or fn_args.working_dir or os.path.dirname(fn_args.serving_model_dir)
+    return Path(base)
+
+
+@contextlib.contextmanager
+def training_session(fn_args: Any, *, entry: str) -> Iterator[TrainingSession]:
+    """Set up the strategy of ``fn_args.custom_config['training']`` for one ``run_fn`` call.
+
+    Args:
+        fn_args: TFX's FnArgs (or one rebuilt from a spec in a cluster process).
+        entry: the dotted name of the ``run_fn`` to call in each cluster process.
+
+    Raises:
+        ConfigError: invalid training settings.
+        TrainingStrategyError: the strategy cannot run here (TPUUnavailableError for an unreachable TPU).
+        TrainingWorkerError: a cluster process died or training timed out; no process is left behind.
+    """
+    settings = from_custom_config(fn_args.custom_config)
+    work = _work_dir(fn_args)
+    backup_dir = str(work / "backup")
+    task = os.environ.get(cluster.TASK_ENV)
+    log.info("training strategy: %s (%s)", settings.strategy, f"cluster task {task}" if task else "Trainer process")
+
+    if settings.strategy == "multi_worker_mirrored" and task is None:
+        spec = write_spec(fn_args, entry, work / "cluster" / "spec.json")
+        cluster.run_multi_worker(
+            spec, workers=settings.workers, log_dir=work / "cluster" / "logs", timeout_s=settings.worker_timeout_s
+        )
+        if not Path(fn_args.serving_model_dir, "saved_model.pb").is_file():
+            raise TrainingWorkerError(f"the chief worker finished without exporting to {fn_args.serving_model_dir}")
+        yield TrainingSession(settings, None, True, fn_args.serving_model_dir, backup_dir)
+        return
+
+    if settings.strategy == "parameter_server" and task is not None:
+        # the coordinator pod of a rendered Kubernetes run: the servers are other pods, TF_CONFIG names them
+        import tensorflow as tf
+
+        resolver = tf.distribute.cluster_resolver.TFConfigClusterResolver()
+        strategy = strategies.make_strategy(settings, cluster_resolver=resolver)
+        yield TrainingSession(settings, strategy, True, fn_args.serving_model_dir, backup_dir)
+        return
+
+    if settings.strategy == "parameter_server":
+        local, resolver = cluster.start_parameter_server_cluster(
+            workers=settings.workers,
+            parameter_servers=settings.parameter_servers,
+            log_dir=work / "cluster" / "logs",
+        )
+        try:
+            strategy = strategies.make_strategy(settings, cluster_resolver=resolver)
+            local.start_watchdog()
+            try:
+                yield TrainingSession(settings, strategy, True, fn_args.serving_model_dir, backup_dir)
+            except KeyboardInterrupt:
+                if local.failure is not None:  # the watchdog interrupted training: a server died
+                    raise local.failure from None
+                raise
+            if local.failure is not None:
+                raise local.failure
+        finally:
+            local.stop()
+        return
+
+    strategy = strategies.make_strategy(settings)
+    _, index, is_chief = strategies.task_from_tf_config()
+    export = fn_args.serving_model_dir if is_chief else str(work / "worker-exports" / f"worker-{index}")
+    yield TrainingSession(settings, strategy, is_chief, export, backup_dir)
+    if not is_chief:
+        # every worker of multi_worker_mirrored saves (the save is collective); only the chief's copy is kept
+        shutil.rmtree(export, ignore_errors=True)

@@ -1,0 +1,60 @@
+"""Entry point of one process of a local training cluster (started by ``training.cluster``, not by hand).
+
+python -m pipeline_components.training.worker train SPEC.json        # a multi_worker_mirrored worker
+python -m pipeline_components.training.worker serve CLUSTER ROLE N   # a parameter_server ps/worker server
+python -m pipeline_components.training.worker trainer SPEC.json      # run_fn as the Trainer node calls it,
+                                                                      # in a fresh process (tests, benchmarks)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+
+
+def main(argv: list[str]) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    command, *args = argv
+    if command in ("train", "trainer"):
+        from pipeline_components.training.session import call_entry, read_spec
+
+        entry, fn_args = read_spec(Path(args[0]))
+        call_entry(entry, fn_args)
+        return 0
+    if command == "serve":
+        import tensorflow as tf
+
+        spec, role, index = json.loads(args[0]), args[1], int(args[2])
+        server = tf.distribute.Server(
+            tf.train.ClusterSpec(spec), job_name=role, task_index=index, protocol="grpc", start=True
+        )
+        logging.getLogger(__name__).info("%s %d serving at %s", role, index, spec[role][index])
+        server.join()
+        return 0
+    if command == "pod":
+        return _pod()
+    print(f"unknown command {command!r}; see the module docstring", file=sys.stderr)
+    return 2
+
+
+def _pod() -> int:
+    """A pod of ``runway train manifests``: TF_CONFIG from the rendered cluster, the role and the Job's index."""
+    import os
+
+    from pipeline_components.training.cluster import TASK_ENV
+    from pipeline_components.training.k8s import pod_tf_config
+
+    config = pod_tf_config(dict(os.environ))
+    role, index = config["task"]["type"], config["task"]["index"]
+    os.environ["TF_CONFIG"] = json.dumps(config)
+    os.environ[TASK_ENV] = f"{role}:{index}"
+    spec = os.environ["RUNWAY_TRAINING_SPEC"]
+    if os.environ.get("RUNWAY_TRAINING_STRATEGY") == "parameter_server" and role != "chief":
+        return main(["serve", json.dumps(config["cluster"]), role, str(index)])
+    return main(["train", spec])
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
