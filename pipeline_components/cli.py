@@ -33,6 +33,7 @@ Typical session (embedded defaults: SQLite, local files under var/):
   runway params flights              the run parameters (--param NAME=VALUE, or Airflow's trigger form)
   runway report flights              what the latest run did, from ML Metadata
   runway predict flights             ask the pushed model about real flights
+  runway model inspect var/models/flights_delay   signatures, inputs/outputs, variables, ops of a SavedModel
   runway train manifests flights     a multi-worker training run as Kubernetes manifests
   runway serve flights               serve it over TF Serving's REST (8501) and gRPC (8500) APIs
   runway query --example-from-span 12  ask the served model (label stable) over REST or gRPC
@@ -481,6 +482,10 @@ def build_parser() -> argparse.ArgumentParser:
     from pipeline_components.fleet.cli import add_fleet_parser
 
     add_fleet_parser(sub, formatter)
+
+    from pipeline_components.inspection.cli import add_model_parser
+
+    add_model_parser(sub, formatter)
 
     from pipeline_components.training.cli import add_train_parser
 

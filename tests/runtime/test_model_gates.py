@@ -271,3 +271,26 @@ def test_a_truncated_model_fails_infra_validation_and_is_never_pushed(tiny: Tiny
     pushed, store = _push(tmp_path, warmed, blessing)
     assert pushed.get_int_custom_property("pushed") == 0
     assert not store.exists() or not any(store.iterdir())
+
+
+def test_the_inspect_command_prints_the_report_and_compares(tiny: TinyModel, tmp_path: Path) -> None:
+    import sys
+
+    def inspect(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "pipeline_components.inspection", *args]
+        return subprocess.run(command, capture_output=True, text=True, timeout=600)
+
+    shown = inspect(str(tiny.saved_model.parent), "--json", "--html", str(tmp_path / "page.html"))
+    assert shown.returncode == 0, shown.stderr[-2000:]
+    report = json.loads(shown.stdout)
+    assert report["path"] == str(tiny.saved_model.resolve())  # a model artifact folder resolves to Format-Serving
+    assert "serving_default" in report["meta_graphs"][0]["signatures"]
+    assert "signature_def['serving_classify']" in (tmp_path / "page.html").read_text()
+
+    served = tmp_path / "served"
+    _served_model_with_an_extra_input(served, tiny.saved_model)
+    compared = inspect(str(tiny.saved_model), "--compare-with", str(served))
+    assert compared.returncode == 1
+    assert "BREAKING: serving_default: input 'year' (int64 (-1)) was removed" in compared.stdout
+    missing = inspect(str(tmp_path / "nothing"))
+    assert missing.returncode == 2 and "holds no SavedModel" in missing.stderr
