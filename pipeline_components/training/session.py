@@ -119,6 +119,14 @@ def read_spec(path: Path) -> tuple[str, Any]:
     return spec["entry"], fn_args_utils.FnArgs(data_accessor=accessor, **spec["fn_args"])
 
 
+def prepare_devices(custom_configs: list[dict[str, Any]]) -> None:
+    """Before several in-process runs share one process: as many logical CPUs as the most demanding one needs."""
+    wanted = [from_custom_config(c) for c in custom_configs]
+    wanted = [s for s in wanted if s.strategy in ("mirrored", "central_storage")]
+    if wanted:
+        strategies.compute_devices(max(wanted, key=lambda s: s.logical_cpus))
+
+
 def call_entry(entry: str, fn_args: Any) -> None:
     module, _, name = entry.rpartition(".")
     getattr(importlib.import_module(module), name)(fn_args)

@@ -18,10 +18,13 @@ def main(argv: list[str]) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     command, *args = argv
     if command in ("train", "trainer"):
-        from pipeline_components.training.session import call_entry, read_spec
+        from pipeline_components.training.session import call_entry, prepare_devices, read_spec
 
-        entry, fn_args = read_spec(Path(args[0]))
-        call_entry(entry, fn_args)
+        runs = [read_spec(Path(arg)) for arg in args]
+        if len(runs) > 1:  # several in-process runs in one process: logical devices once, before any op
+            prepare_devices([fn_args.custom_config for _, fn_args in runs])
+        for entry, fn_args in runs:
+            call_entry(entry, fn_args)
         return 0
     if command == "serve":
         import tensorflow as tf
