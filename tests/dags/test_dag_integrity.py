@@ -109,4 +109,6 @@ def test_airflow_discovers_every_dag_without_import_errors(compiled: Settings) -
     assert result.returncode == 0, result.stderr[-3000:]
     found = json.loads(result.stdout.strip().splitlines()[-1])
     assert found["errors"] == {}
-    assert found["dags"] == ["flights_data", "flights_pipeline", "penguins_data", "penguins_pipeline"]
+    assert found["dags"] == [
+        f"{name}_{kind}" for name in ("flights", "penguins") for kind in ("data", "pipeline", "serving")
+    ]
