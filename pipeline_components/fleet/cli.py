@@ -221,6 +221,33 @@ def add_fleet_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
 # -- `runway run --serve` -------------------------------------------------------------------------------------------
 
 
+def example_row(settings: Settings, config: PipelineConfig) -> dict[str, Any]:
+    """The first complete row of the newest prepared span, as raw features (for a version pushed without
+    verification samples)."""
+    import csv
+
+    from pipeline_components.config import fill_span
+
+    files = sorted((settings.data_dir / config.data.folder).glob(fill_span(config.data.span_pattern)))
+    for path in reversed(files):
+        with open(path, newline="") as handle:
+            for raw in csv.DictReader(handle):
+                if all(raw.get(name) not in (None, "") for name in config.features.all):
+                    return {
+                        name: _json_value(raw[name], name in config.features.numeric) for name in config.features.all
+                    }
+    return {}
+
+
+def _json_value(text: str, numeric: bool) -> Any:
+    if not numeric:
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        return float(text)
+
+
 def ensure_fleet(settings: Settings, say: Callable[[str], None]) -> FleetState:
     """Start the local fleet unless one is running (before the pipeline run, so its rollout has a fleet)."""
     state = read_fleet_state(settings.home)
@@ -256,7 +283,7 @@ def ensure_served(settings: Settings, config: PipelineConfig, say: Callable[[str
         f"behind nginx (REST {state.rest_url}, gRPC {state.grpc_target})"
     )
     sample = store.verification_path(model, serving.stable)
-    row: dict[str, Any] = json.loads(sample.read_text())["rows"][0] if sample.is_file() else {}
+    row = json.loads(sample.read_text())["rows"][0] if sample.is_file() else example_row(settings, config)
     body = json.dumps({"instances": [row]})
     say("  REST:  curl -s -X POST " + f"{state.rest_url}/v1/models/{model}/labels/{STABLE_LABEL}:predict -d '{body}'")
     say(f"  gRPC:  runway query --pipeline {config.name} --protocol grpc --json '{json.dumps(row)}'")
