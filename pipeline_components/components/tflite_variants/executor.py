@@ -27,7 +27,7 @@ from pipeline_components.components.tflite_variants.variants import (
     predict,
 )
 from pipeline_components.config import TFLITE_VARIANTS
-from pipeline_components.errors import ConfigError
+from pipeline_components.errors import ConfigError, DataError
 from pipeline_components.runtime.figures import write_gate
 
 log = logging.getLogger("runway.tflite")
@@ -109,6 +109,8 @@ def produce_variants(
     raw, serialized = data.read_examples(
         eval_uris, "eval", raw_spec, limit=settings["max_eval_rows"], keep_serialized=True
     )
+    if not serialized:
+        raise DataError(f"no evaluation rows in the 'eval' split of {eval_uris}: nothing to measure the variants on")
     transformed = data.transform_raw(tf_transform_output, raw)
     features, labels = data.features_and_labels(transformed, input_names)
     saved_model = tf.saved_model.load(saved_model_dir)
@@ -274,17 +276,23 @@ class Executor(base_executor.BaseExecutor):
         transformed = sorted(input_dict["transformed_examples"], key=_span)
         examples = sorted(input_dict["examples"], key=_span)
         span = _span(examples[-1]) if examples else None
-        result = produce_variants(
-            saved_model_dir=path_utils.serving_model_path(artifact_utils.get_single_uri(input_dict["model"])),
-            transform_graph_dir=artifact_utils.get_single_uri(input_dict["transform_graph"]),
-            train_uris=[a.uri for a in transformed],
-            eval_uris=[examples[-1].uri],
-            out_dir=out.uri,
-            variants=variants,
-            settings=settings,
-            run_id=run_id,
-            span=span,
-        )
+        try:
+            result = produce_variants(
+                saved_model_dir=path_utils.serving_model_path(artifact_utils.get_single_uri(input_dict["model"])),
+                transform_graph_dir=artifact_utils.get_single_uri(input_dict["transform_graph"]),
+                train_uris=[a.uri for a in transformed],
+                eval_uris=[examples[-1].uri],
+                out_dir=out.uri,
+                variants=variants,
+                settings=settings,
+                run_id=run_id,
+                span=span,
+            )
+        except DataError as err:  # no rows to calibrate or measure on: no variant can be trusted
+            write_gate(
+                out.uri, passed=False, summary="TFLite variants: no data to build or measure on", failures=[str(err)]
+            )
+            return
         out.set_string_custom_property("accepted", ",".join(result["accepted"]))
         out.set_string_custom_property("run_id", run_id)
         page = publish_page(self._context, (Path(out.uri) / "tflite_variants.html").read_text(), "tflite")
