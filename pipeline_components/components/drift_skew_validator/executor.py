@@ -153,31 +153,39 @@ def _page(title: str, verdict: str, passed: bool, notes: list[str], measurements
     return (
         f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title><style>{css}</style>"
         f"</head><body><h1>{html.escape(title)}</h1><p class='{'ok' if passed else 'bad'}'>{html.escape(verdict)}</p>"
-        f"<ul>{notes_html}</ul><img src='drift_skew.png' alt='observed / threshold per feature' "
-        "onerror=\"this.style.display='none'\">"
+        f"<ul>{notes_html}</ul>{bar_chart_svg(measurements)}"
         "<table><tr><th>check</th><th>feature</th><th>comparator</th><th>observed</th><th>threshold</th>"
         f"<th>compared</th><th>verdict</th></tr>{rows}</table></body></html>\n"
     )
 
 
-def _plot(measurements: list[Measurement], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+def bar_chart_svg(measurements: list[Measurement]) -> str:
+    """Observed / threshold per comparison as an inline SVG bar chart (above the dashed line at 1 fails)."""
     measured = [m for m in measurements if m.observed is not None]
     if not measured:
-        return
-    labels = [f"{m.check}: {m.feature} ({m.compared.split(' vs ')[0]})" for m in measured]
-    ratios = [m.observed / m.threshold for m in measured if m.observed is not None]
-    fig, ax = plt.subplots(figsize=(8, 0.3 * len(measured) + 1.2))
-    ax.barh(labels, ratios, color=["#b03a2e" if r > 1 else "#1e8449" for r in ratios])
-    ax.axvline(1.0, color="black", linestyle="--", linewidth=1)
-    ax.set_xlabel("observed / threshold (above 1 fails)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+        return ""
+    label_w, bar_w, row_h = 330, 360, 18
+    top = max(2.0, *(m.observed / m.threshold for m in measured if m.observed is not None))
+    scale = bar_w / top
+    rows = []
+    for i, m in enumerate(measured):
+        ratio = (m.observed or 0.0) / m.threshold
+        y = 20 + i * row_h
+        color = "#b03a2e" if ratio > 1 else "#1e8449"
+        label = html.escape(f"{m.check}: {m.feature} ({m.compared.split(' vs ')[0]})")
+        rows.append(
+            f"<text x='{label_w - 6}' y='{y + 12}' text-anchor='end' font-size='11'>{label}</text>"
+            f"<rect x='{label_w}' y='{y + 2}' width='{max(ratio * scale, 1):.1f}' height='{row_h - 5}' fill='{color}'/>"
+            f"<text x='{label_w + max(ratio * scale, 1) + 4:.1f}' y='{y + 12}' font-size='10'>{ratio:.2f}</text>"
+        )
+    height = 30 + len(measured) * row_h
+    one = label_w + scale
+    return (
+        f"<svg xmlns='http://www.w3.org/2000/svg' width='{label_w + bar_w + 60}' height='{height}' "
+        "font-family='sans-serif'><text x='4' y='12' font-size='11'>observed / threshold (above 1 fails)</text>"
+        + "".join(rows)
+        + f"<line x1='{one:.1f}' y1='16' x2='{one:.1f}' y2='{height}' stroke='black' stroke-dasharray='4 3'/></svg>"
+    )
 
 
 class Executor(base_executor.BaseExecutor):
@@ -259,15 +267,9 @@ class Executor(base_executor.BaseExecutor):
             "measurements": [{**asdict(m), "failed": m.failed} for m in measurements],
         }
         (out / "drift_skew.json").write_text(json.dumps(document, indent=2))
-        try:
-            _plot(measurements, out / "drift_skew.png")
-        except Exception as err:  # a plot is a convenience
-            log.warning("could not plot drift/skew: %s", err)
         page = _page(f"Drift and skew — span {span}", verdict, passed, notes, measurements)
         (out / "index.html").write_text(page)
         published = publish_page(getattr(self, "_context", None), page, "drift")
-        if published is not None and (out / "drift_skew.png").is_file():
-            (published.parent / "drift_skew.png").write_bytes((out / "drift_skew.png").read_bytes())
         for note in notes:
             log.info("%s", note)
         write_gate(
