@@ -129,3 +129,26 @@ def test_gate_budget_and_undefined_metric() -> None:
     assert not ok and "exceeds budget 0.0050" in reason
     ok, reason = measure.gate({"metrics": {"auc": math.nan}}, reference, "auc", 0.01)
     assert not ok and "could not be computed" in reason
+
+
+@pytest.mark.parametrize(
+    ("variants", "present"), [pytest.param([], False, id="empty-list"), pytest.param(["int8"], True, id="int8")]
+)
+def test_the_tflite_nodes_exist_only_when_variants_are_configured(
+    tmp_path: Path, variants: list[str], present: bool
+) -> None:
+    from pipeline_components.config import load_pipeline_config
+    from pipeline_components.pipeline.factory import create_pipeline
+    from tests.conftest import CONFIGS
+
+    config = load_pipeline_config(CONFIGS / "penguins.yaml").with_overrides({"tflite.variants": variants})
+    pipeline = create_pipeline(
+        config=config,
+        data_root=tmp_path / "data",
+        pipeline_root=tmp_path / "root",
+        metadata_path=tmp_path / "m.sqlite",
+        serving_model_dir=tmp_path / "models" / "penguins_species",
+    )
+    ids = {component.id for component in pipeline.components}
+    assert ({"TFLiteVariants", "TFLitePublisher"} <= ids) is present
+    assert not ({"TFLiteVariants", "TFLitePublisher"} & ids) or present
