@@ -118,8 +118,9 @@ def _tpu_reachable_quickly(address: str, timeout_s: float) -> None:
             return
     except OSError as err:
         raise TPUUnavailableError(
-            f"no TPU answers at training.tpu = {address!r} ({err.strerror or err}); check the TPU's address and "
-            "that it is running, or choose another strategy (training.strategy / the run parameter 'strategy')"
+            f"strategy 'tpu': no TPU answers at training.tpu = {address!r} ({err.strerror or err}). Check that the "
+            "TPU is running and set training.tpu to its name, 'local' on a TPU VM, or grpc://HOST:8470, or choose "
+            "another strategy (training.strategy / the run parameter 'strategy')"
         ) from None
 
 
