@@ -7,7 +7,7 @@ One run, so that the variants share the machine's conditions: ExampleGen and Tra
 month (one span, the whole year by default), then ``run_fn`` for the same number of steps under one_device,
 default, mirrored (2 logical CPUs), central_storage (2 logical CPUs), multi_worker_mirrored (2 workers) and
 parameter_server (2 workers, 1 ps), each in a fresh process as the Trainer runs it. Reported per strategy:
-examples/second of the training epoch (from keras' epoch time; global batch x steps), the peak summed RSS of the
+examples/second of training (global batch / keras' time per step), the peak summed RSS of the
 process tree (sampled every 0.2 s), the wall time including start-up, and the ratio of examples/second to
 one_device measured in the same run. Results: benchmarks/results/strategies.json and strategies.md, with the
 command and the machine's load.
@@ -39,7 +39,9 @@ STRATEGIES: dict[str, dict[str, Any]] = {
     "parameter_server": {"strategy": "parameter_server", "workers": 2, "parameter_servers": 1},
 }
 REPLICAS = {"mirrored": 2, "central_storage": 2, "multi_worker_mirrored": 2}
-EPOCH_LINE = re.compile(r"(\d+)/\1 - (\d+)s - ")
+# keras' verbose=2 epoch line ends with "... - 8s/epoch - 153ms/step": the per-step time is the precise figure
+STEP_TIME = re.compile(r"(\d+)/\1 - .* - (\d+(?:\.\d+)?)(us|ms|s)/step")
+UNIT = {"us": 1e-6, "ms": 1e-3, "s": 1.0}
 
 
 def tree_rss(pid: int) -> int:
@@ -140,17 +142,19 @@ def run_strategy(name: str, paths: dict[str, Path], out: Path, *, steps: int, ba
     chief_log = out / "run" / "cluster" / "logs" / "worker-0.log"
     if chief_log.is_file():
         text += chief_log.read_text(errors="replace")
-    epochs = EPOCH_LINE.findall(text)
+    epochs = STEP_TIME.findall(text)
     if process.returncode != 0 or not epochs:
         return {"strategy": name, "error": f"exit {process.returncode}; see {out / 'trainer.log'}"}
-    seconds = max(1, int(epochs[-1][1]))
+    step_s = float(epochs[-1][1]) * UNIT[epochs[-1][2]]
+    seconds = step_s * steps
     examples = steps * batch * REPLICAS.get(name, 1)
     return {
         "strategy": name,
         "steps": steps,
         "global_batch": batch * REPLICAS.get(name, 1),
         "examples": examples,
-        "epoch_s": seconds,
+        "step_ms": round(step_s * 1000, 1),
+        "epoch_s": round(seconds, 1),
         "examples_per_s": round(examples / seconds, 1),
         "peak_rss_mib": round(peak / 2**20),
         "wall_s": round(wall, 1),
