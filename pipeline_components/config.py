@@ -158,9 +158,7 @@ class TrainingConfig(_Strict):
     )
     workers: int = Field(default=2, ge=1, le=64, description="multi_worker_mirrored/parameter_server: workers.")
     parameter_servers: int = Field(default=1, ge=1, le=16, description="parameter_server: parameter servers.")
-    tpu: str = Field(
-        default="", description="tpu: the TPU name, 'local' (a TPU VM) or its address grpc://HOST:8470."
-    )
+    tpu: str = Field(default="", description="tpu: the TPU name, 'local' (a TPU VM) or its address grpc://HOST:8470.")
     tpu_timeout_s: int = Field(default=20, ge=1, le=600, description="tpu: how long to try reaching the TPU.")
     worker_timeout_s: int = Field(
         default=3600, ge=10, description="Multi-process strategies: the node fails when training takes longer."
@@ -191,6 +189,30 @@ class EvaluationConfig(_Strict):
     )
 
 
+SignatureDtype = Literal["string", "int64", "int32", "float32", "float64", "bool"]
+
+
+class SignatureContract(_Strict):
+    inputs: dict[str, SignatureDtype] = Field(
+        default_factory=dict, description="Required inputs and their dtypes (every caller sends these)."
+    )
+    outputs: list[str] = Field(default_factory=list, description="Outputs callers read.")
+
+
+class ServingContract(_Strict):
+    signatures: dict[str, SignatureContract] = Field(
+        default_factory=dict, description="Signature name -> what callers rely on (checked on every candidate)."
+    )
+
+
+class InfraValidationConfig(_Strict):
+    warmup_records: int = Field(
+        default=16, ge=1, le=1000, description="PredictionLog records in assets.extra/tf_serving_warmup_requests."
+    )
+    query_examples: int = Field(default=8, ge=1, le=256, description="Real eval examples each test query sends.")
+    timeout_s: int = Field(default=120, ge=5, description="How long the model server may take to load the model.")
+
+
 class ServingConfig(_Strict):
     model_name: str = Field(pattern=_NAME, description="Name under the model store: <store>/<model_name>/<version>.")
     # The fleet rollout after the push (docs/fleet.md).
@@ -199,6 +221,11 @@ class ServingConfig(_Strict):
     rollout_timeout_s: float = Field(default=300, gt=0, description="Bound on waiting for AVAILABLE everywhere.")
     verify_tolerance: float = Field(default=1e-4, gt=0, description="Allowed |served - exported| (relative above 1).")
     verify_latency_ms: float = Field(default=1000, gt=0, description="Budget for the median verification request.")
+    contract: ServingContract = Field(
+        default_factory=ServingContract,
+        description="The serving contract (docs/models.md): checked against every candidate before a push.",
+    )
+    infra_validation: InfraValidationConfig = Field(default_factory=InfraValidationConfig)
 
 
 TFLiteVariant = Literal[

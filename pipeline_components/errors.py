@@ -44,6 +44,10 @@ class ServingError(RunwayError):
         self.message = message
 
 
+class ModelInspectionError(RunwayError):
+    """A SavedModel folder is missing or does not parse, so it cannot be inspected."""
+
+
 class ServingClientError(ServingError):
     """A request of runway's serving client (``pipeline_components.client``) failed.
 
@@ -85,10 +89,6 @@ class ModelNotFoundError(ServingClientError):
 class InvalidRequestError(ServingClientError):
     """The server refused the request itself (INVALID_ARGUMENT, FAILED_PRECONDITION, HTTP 400, e.g. a missing
     feature, a wrong type or an unknown label); not retried: fix the request."""
-
-
-class ModelInspectionError(RunwayError):
-    """A SavedModel folder is missing or does not parse, so it cannot be inspected."""
 
 
 class TrainingStrategyError(RunwayError):

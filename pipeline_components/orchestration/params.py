@@ -88,6 +88,13 @@ PARAMETERS: tuple[RunParameter, ...] = (
         "Serving",
     ),
     RunParameter(
+        "allow_breaking_change",
+        {"type": "boolean"},
+        "Push even if the candidate breaks the serving contract of the version currently served (removed or "
+        "renamed input, dtype change, removed output): ModelInspector reports the changes and records this choice.",
+        "Serving",
+    ),
+    RunParameter(
         "tflite_variants",
         {"type": "string", "pattern": r"^[a-z0-9_, ]*$"},
         "TFLite variants to build, measure and publish this run, comma-separated (float32, dynamic_range, float16, "
@@ -110,6 +117,7 @@ _DEFAULTS = {
     "serving_model_name": lambda c: c.serving.model_name,
     "dry_run": lambda c: False,
     "tflite_variants": lambda c: ",".join(c.tflite.variants),
+    "allow_breaking_change": lambda c: False,
     "repush": lambda c: False,
 }
 BY_NAME = {p.name: p for p in PARAMETERS}
@@ -157,10 +165,10 @@ def validate(values: dict[str, Any], config: PipelineConfig) -> dict[str, Any]:
             raise ConfigError(f"run parameter '{name}' = {value!r}: must match {schema['pattern']}")
         if "enum" in schema and value not in schema["enum"]:
             raise ConfigError(f"run parameter '{name}' = {value!r}: must be one of {schema['enum']}")
+    tflite_variant_list(resolved.get("tflite_variants"))  # names checked here, not first in the node
     if resolved.get("strategy") != config.training.strategy or resolved.get("workers") != config.training.workers:
         # the strategy's own rules (e.g. tpu needs an address): checked here, not first in the Trainer
         config.with_overrides({"training.strategy": resolved["strategy"], "training.workers": resolved["workers"]})
-    tflite_variant_list(resolved.get("tflite_variants"))  # names checked here, not first in the node
     return resolved
 
 

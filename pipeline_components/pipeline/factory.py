@@ -9,9 +9,13 @@ ingested spans:
                                  │                        │ (data gate: all three validators before training)
                                  │          rolling window of spans ─► Transform ─► Trainer
                                  │                                                    │
-                                 └─────────────── eval split ─► Evaluator ◄───────────┘
-                                                                 ▲ baseline: latest blessed model (Resolver)
-                                                                 └─► Pusher (only when blessed)
+                                 ├─────────────── eval split ─► Evaluator ◄───────────┤
+                                 │                               ▲ baseline          ├─► ModelInspector (contract gate)
+                                 └─ eval examples ─► InfraValidator ◄────────────────┘
+                                                       │ warmed model + infra blessing
+                                                       ▼
+                                    Pusher (warmed model; only with the Evaluator's AND the infra blessing,
+                                            and after the serving-contract gate passed)
 
 Beside the serving path, when the configuration lists ``tflite.variants``: Trainer ─► TFLiteVariants (build,
 measure and gate on-device variants) ─► TFLitePublisher ◄─ Pusher (accepted variants beside the pushed version).
@@ -30,6 +34,9 @@ from tfx.dsl.input_resolution.canned_resolver_functions import rolling_range
 
 from pipeline_components.components.drift_skew_validator import DriftSkewValidator
 from pipeline_components.components.great_expectations_validator import GreatExpectationsValidator
+from pipeline_components.components.infra_validator import InfraValidator
+from pipeline_components.components.model_inspector import ModelInspector
+from pipeline_components.components.pusher import Pusher
 from pipeline_components.components.tflite_variants import TFLitePublisher, TFLiteVariants
 from pipeline_components.config import PipelineConfig
 from pipeline_components.training.settings import trainer_training_config
@@ -198,13 +205,30 @@ def create_pipeline(
         baseline_model=model_resolver.outputs["model"],
         eval_config=eval_config(config),
     )
-    pusher = tfx.components.Pusher(
+    model_inspector = ModelInspector(
         model=trainer.outputs["model"],
+        contract=config.serving.contract.model_dump(),
+        serving_model_dir=str(serving_model_dir),
+    )
+    infra = config.serving.infra_validation
+    infra_validator = InfraValidator(
+        model=trainer.outputs["model"],
+        examples=example_gen.outputs["examples"],
+        model_name=config.serving.model_name,
+        warmup_records=infra.warmup_records,
+        query_examples=infra.query_examples,
+        timeout_s=infra.timeout_s,
+    )
+    # The Pusher pushes the warmed copy, and only with both blessings (tests/runtime/test_pusher_wiring.py).
+    pusher = Pusher(
+        model=infra_validator.outputs["warmed_model"],
         model_blessing=evaluator.outputs["blessing"],
+        infra_blessing=infra_validator.outputs["blessing"],
         push_destination=tfx.proto.PushDestination(
             filesystem=tfx.proto.PushDestination.Filesystem(base_directory=str(serving_model_dir))
         ),
     )
+    pusher.add_upstream_node(model_inspector)  # the serving-contract gate must pass first
     # On-device TFLite variants (docs/tflite.md), beside the serving path: built, measured and gated from the
     # Trainer's model, published after the Pusher. Only when the configuration lists variants.
     tflite_nodes: list[TFLiteVariants | TFLitePublisher] = []
@@ -235,6 +259,8 @@ def create_pipeline(
             trainer,
             model_resolver,
             evaluator,
+            model_inspector,
+            infra_validator,
             pusher,
             *tflite_nodes,
         ],

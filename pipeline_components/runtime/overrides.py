@@ -91,6 +91,17 @@ def apply_run_parameters(node: pipeline_pb2.PipelineNode, params: dict[str, Any]
                 changes.append(f"thresholds of {metric.get('class_name')}: {threshold}")
         _set(node, "eval_config", json.dumps(eval_config, indent=2))
 
+    if component == "ModelInspector":
+        if params.get("allow_breaking_change") is not None:
+            node.parameters.parameters["allow_breaking_change"].field_value.int_value = int(
+                bool(params["allow_breaking_change"])
+            )
+            changes.append(f"allow_breaking_change: {bool(params['allow_breaking_change'])}")
+        if params.get("serving_model_name") and _get(node, "serving_model_dir"):
+            base = Path(_get(node, "serving_model_dir") or ".")
+            _set(node, "serving_model_dir", str(base.parent / params["serving_model_name"]))
+            changes.append(f"served version looked up under: {base.parent / params['serving_model_name']}")
+
     if component == "TFLiteVariants" and params.get("tflite_variants"):
         from pipeline_components.orchestration.params import tflite_variant_list
 

@@ -89,6 +89,32 @@ def test_parameters_for_other_nodes_change_nothing(ir: pipeline_pb2.Pipeline) ->
     assert n.SerializeToString() == before
 
 
+def test_allow_breaking_change_reaches_the_model_inspector(ir: pipeline_pb2.Pipeline) -> None:
+    n = node(ir, "ModelInspector")
+    assert n.parameters.parameters["allow_breaking_change"].field_value.int_value == 0
+    changes = apply_run_parameters(n, {"allow_breaking_change": True, "serving_model_name": "flights_canary"})
+    assert n.parameters.parameters["allow_breaking_change"].field_value.int_value == 1
+    assert param(n, "serving_model_dir").endswith("/flights_canary")
+    assert any("allow_breaking_change: True" in c for c in changes)
+    pusher = node(ir, "Pusher")
+    before = pusher.SerializeToString()
+    apply_run_parameters(pusher, {"allow_breaking_change": True})
+    assert pusher.SerializeToString() == before
+
+
+def test_tflite_variants_reach_the_tflite_node_only(ir: pipeline_pb2.Pipeline) -> None:
+    n = node(ir, "TFLiteVariants")
+    assert len(json.loads(param(n, "variants"))) == 9  # flights.yaml lists every variant
+    assert apply_run_parameters(n, {"tflite_variants": "int8, qat_int8"}) == ["TFLite variants: int8, qat_int8"]
+    assert json.loads(param(n, "variants")) == ["int8", "qat_int8"]
+    apply_run_parameters(n, {"tflite_variants": "none"})
+    assert json.loads(param(n, "variants")) == []
+    before = node(ir, "TFLiteVariants")
+    assert apply_run_parameters(before, {"tflite_variants": ""}) == []  # empty: the configuration's list
+    trainer = node(ir, "Trainer")
+    assert apply_run_parameters(trainer, {"tflite_variants": "int8"}) == []
+
+
 def test_strategy_and_workers_reach_the_trainer_only(ir: pipeline_pb2.Pipeline) -> None:
     n = node(ir, "Trainer")
     before = json.loads(param(n, "custom_config"))
@@ -103,16 +129,3 @@ def test_strategy_and_workers_reach_the_trainer_only(ir: pipeline_pb2.Pipeline) 
     apply_run_parameters(transform, {"strategy": "mirrored"})
     assert param(transform, "custom_config") == original
     assert "training" not in json.loads(original)
-
-
-def test_tflite_variants_reach_the_tflite_node_only(ir: pipeline_pb2.Pipeline) -> None:
-    n = node(ir, "TFLiteVariants")
-    assert len(json.loads(param(n, "variants"))) == 9  # flights.yaml lists every variant
-    assert apply_run_parameters(n, {"tflite_variants": "int8, qat_int8"}) == ["TFLite variants: int8, qat_int8"]
-    assert json.loads(param(n, "variants")) == ["int8", "qat_int8"]
-    apply_run_parameters(n, {"tflite_variants": "none"})
-    assert json.loads(param(n, "variants")) == []
-    before = node(ir, "TFLiteVariants")
-    assert apply_run_parameters(before, {"tflite_variants": ""}) == []  # empty: the configuration's list
-    trainer = node(ir, "Trainer")
-    assert apply_run_parameters(trainer, {"tflite_variants": "int8"}) == []

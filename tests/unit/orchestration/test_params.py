@@ -65,17 +65,11 @@ def test_no_data_at_all_says_how_to_prepare_it(flights, tmp_path: Path) -> None:
         params.check_against_data(params.defaults(flights), flights, tmp_path)
 
 
-def test_strategy_and_workers_default_to_the_configuration_and_are_checked(flights) -> None:  # type: ignore[no-untyped-def]
-    assert params.defaults(flights)["strategy"] == flights.training.strategy
-    assert params.defaults(flights)["workers"] == flights.training.workers
-    resolved = params.validate({"strategy": "parameter_server", "workers": 3}, flights)
-    assert (resolved["strategy"], resolved["workers"]) == ("parameter_server", 3)
-    with pytest.raises(ConfigError, match="'strategy' = 'horovod': must be one of"):
-        params.validate({"strategy": "horovod"}, flights)
-    with pytest.raises(ConfigError, match="strategy 'tpu' needs 'tpu'"):  # the strategy's own rules, before a run
-        params.validate({"strategy": "tpu"}, flights)
-    with pytest.raises(ConfigError, match="workers >= 2"):
-        params.validate({"strategy": "multi_worker_mirrored", "workers": 1}, flights)
+def test_allow_breaking_change_is_an_explicit_boolean(flights) -> None:  # type: ignore[no-untyped-def]
+    assert params.defaults(flights)["allow_breaking_change"] is False
+    assert params.validate({"allow_breaking_change": True}, flights)["allow_breaking_change"] is True
+    with pytest.raises(ConfigError, match="'allow_breaking_change' = 'true': expected boolean"):
+        params.validate({"allow_breaking_change": "true"}, flights)
 
 
 def test_tflite_variants_default_to_the_configuration_and_are_checked(flights) -> None:  # type: ignore[no-untyped-def]
@@ -88,3 +82,16 @@ def test_tflite_variants_default_to_the_configuration_and_are_checked(flights) -
         params.validate({"tflite_variants": "int4"}, flights)
     with pytest.raises(ConfigError, match="expected distinct names"):
         params.validate({"tflite_variants": "int8,int8"}, flights)
+
+
+def test_strategy_and_workers_default_to_the_configuration_and_are_checked(flights) -> None:  # type: ignore[no-untyped-def]
+    assert params.defaults(flights)["strategy"] == flights.training.strategy
+    assert params.defaults(flights)["workers"] == flights.training.workers
+    resolved = params.validate({"strategy": "parameter_server", "workers": 3}, flights)
+    assert (resolved["strategy"], resolved["workers"]) == ("parameter_server", 3)
+    with pytest.raises(ConfigError, match="'strategy' = 'horovod': must be one of"):
+        params.validate({"strategy": "horovod"}, flights)
+    with pytest.raises(ConfigError, match="strategy 'tpu' needs 'tpu'"):  # the strategy's own rules, before a run
+        params.validate({"strategy": "tpu"}, flights)
+    with pytest.raises(ConfigError, match="workers >= 2"):
+        params.validate({"strategy": "multi_worker_mirrored", "workers": 1}, flights)
