@@ -130,14 +130,23 @@ class ModelServer:
         self._stopped.wait()
 
     def stop(self) -> None:
-        """Stop polling, close both ports."""
+        """Stop polling, drain both ports, then unload the models.
+
+        Like TF Serving on SIGTERM: new requests are refused at once (a client or load balancer retries them on
+        another instance), requests already running finish (up to ``_DRAIN_SECONDS``), and only then are the
+        servables unloaded, so no request that was accepted fails because the instance is going away.
+        """
         self._stopped.set()
-        self.manager.stop()
+        grpc_server = getattr(self, "_grpc", None)
+        drained = grpc_server.stop(grace=_DRAIN_SECONDS) if grpc_server is not None else None
         if self._rest is not None:
             self._rest.stop()
-        grpc_server = getattr(self, "_grpc", None)
-        if grpc_server is not None:
-            grpc_server.stop(grace=1).wait(2)
+        if drained is not None:
+            drained.wait(_DRAIN_SECONDS + 1)
+        self.manager.stop()
+
+
+_DRAIN_SECONDS = 5.0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -24,7 +24,7 @@ import pytest
 from pipeline_components.orchestration import params as run_params
 from pipeline_components.orchestration.airflow_local import airflow_bin, airflow_env, ensure_database
 from pipeline_components.settings import Settings
-from tests.helpers import check, runway
+from tests.helpers import PIPELINE_NODES, ROLLOUT_TASKS, check, runway
 
 pytestmark = pytest.mark.e2e
 
@@ -36,6 +36,7 @@ PARAMS = {
     "learning_rate": 0.005,
     "eval_lower_bound": 0.5,
     "eval_max_regression": 1.0,
+    "tflite_variants": "int8",
 }
 
 
@@ -177,8 +178,10 @@ def test_every_task_succeeds_and_independent_branches_overlap(
     finished_run: tuple[Settings, Api, str, list[dict[str, Any]]],
 ) -> None:
     _, _, _, tasks = finished_run
-    assert {t["task_id"]: t["state"] for t in tasks} == {t["task_id"]: "success" for t in tasks}
-    assert len(tasks) == 10
+    # Every node succeeds; no serving fleet runs here, so the rollout task group skips (tests/fleet covers it).
+    expected = {task: "success" for task in {"check_params", *PIPELINE_NODES}}
+    expected |= {task: "skipped" for task in ROLLOUT_TASKS}
+    assert {t["task_id"]: t["state"] for t in tasks} == expected
     spans = {
         t["task_id"]: (datetime.fromisoformat(t["start_date"]), datetime.fromisoformat(t["end_date"])) for t in tasks
     }
