@@ -1,7 +1,8 @@
 """End to end: real data -> Airflow 3 DAG run -> TFX nodes in the runtime environment -> pushed model.
 
-Slow (each DAG run is nine cold runtime processes, about four minutes here). They use small samples of the
-real data and few training steps, through the same `runway` commands a user types.
+Slow (each DAG run is sixteen TFX nodes and the rollout task group: one to three minutes here through the warm
+runtime). They use small samples of the real data and few training steps, through the same `runway` commands a
+user types.
 """
 
 from __future__ import annotations
