@@ -21,6 +21,7 @@ per process).
 from __future__ import annotations
 
 import base64
+import dataclasses
 import http.client
 import json
 import random
@@ -275,32 +276,12 @@ class ServingClient:
         start = time.perf_counter()
         if protocol == "rest":
             body = {"signature_name": signature, "instances": [dict(row) for row in rows]}
-            document, attempts = self._rest("POST", self._rest_path(label, version, ":predict"), body)
-            answered = version
+            prediction = self._predict_rest(body, label, version, signature, start)
             if resolve_version and version is None:
-                answered = self.resolve_version(label=label)
-            return Prediction(
-                model=self.model,
-                version=answered,
-                label=label,
-                protocol="rest",
-                signature=signature,
-                predictions=document.get("predictions", []),
-                attempts=attempts,
-                latency_s=time.perf_counter() - start,
-            )
+                prediction = dataclasses.replace(prediction, version=self.resolve_version(label=label))
+            return prediction
         request = self._grpc_predict_request(rows, label, version, signature)
-        response, attempts = self._grpc("Predict", request)
-        return Prediction(
-            model=self.model,
-            version=response.model_spec.version.value if response.model_spec.HasField("version") else version,
-            label=label,
-            protocol="grpc",
-            signature=signature,
-            predictions=self._rows_of_outputs(response.outputs),
-            attempts=attempts,
-            latency_s=time.perf_counter() - start,
-        )
+        return self._predict_grpc(request, label, version, signature, start)
 
     def predict_examples(
         self,
@@ -323,20 +304,32 @@ class ServingClient:
                 "signature_name": signature,
                 "instances": [{"b64": base64.b64encode(data).decode()} for data in serialized],
             }
-            document, attempts = self._rest("POST", self._rest_path(label, version, ":predict"), body)
-            return Prediction(
-                model=self.model,
-                version=version,
-                label=label,
-                protocol="rest",
-                signature=signature,
-                predictions=document.get("predictions", []),
-                attempts=attempts,
-                latency_s=time.perf_counter() - start,
-            )
+            return self._predict_rest(body, label, version, signature, start)
         request = sp.PredictRequest()
         self._fill_spec(request.model_spec, label, version, signature)
         request.inputs["examples"].CopyFrom(sp.make_tensor_proto(serialized, dtype="DT_STRING"))
+        return self._predict_grpc(request, label, version, signature, start)
+
+    def _predict_rest(
+        self, body: dict[str, Any], label: str | None, version: int | None, signature: str, start: float
+    ) -> Prediction:
+        """POST ``:predict``; REST does not say which version answered (``version`` is what was asked)."""
+        document, attempts = self._rest("POST", self._rest_path(label, version, ":predict"), body)
+        return Prediction(
+            model=self.model,
+            version=version,
+            label=label,
+            protocol="rest",
+            signature=signature,
+            predictions=document.get("predictions", []),
+            attempts=attempts,
+            latency_s=time.perf_counter() - start,
+        )
+
+    def _predict_grpc(
+        self, request: Any, label: str | None, version: int | None, signature: str, start: float
+    ) -> Prediction:
+        """``PredictionService.Predict``; the response names the version that answered."""
         response, attempts = self._grpc("Predict", request)
         return Prediction(
             model=self.model,
