@@ -213,9 +213,14 @@ class LocalFleet:
             "--load_retry_interval_micros=2000000",
             *extra,
         ]
-        log_file = self.log_dir / f"{name}.log"
-        with open(log_file, "ab") as log:
-            log.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(argv)}\n".encode())
+        pid = self._spawn(name, argv, " ".join(argv))
+        (self.dir / "instances" / f"{name}.argv").write_text("\n".join(argv) + "\n")
+        return pid
+
+    def _spawn(self, name: str, argv: list[str], banner: str) -> int:
+        """Start one instance in its own session, logging to ``<log dir>/<name>.log``; record and return its pid."""
+        with open(self.log_dir / f"{name}.log", "ab") as log:
+            log.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} {banner}\n".encode())
             log.flush()
             process = subprocess.Popen(
                 argv,
@@ -226,7 +231,6 @@ class LocalFleet:
                 start_new_session=True,
             )
         (self.dir / "instances" / f"{name}.pid").write_text(f"{process.pid}\n")
-        (self.dir / "instances" / f"{name}.argv").write_text("\n".join(argv) + "\n")
         return process.pid
 
     def render_nginx_config(self, spec: FleetSpec, addresses: list[InstanceAddress]) -> str:
@@ -323,24 +327,13 @@ class LocalFleet:
             return address.pid or 0
         argv = (self.dir / "instances" / f"{name}.argv").read_text().split("\n")
         argv = [arg for arg in argv if arg]
-        with open(self.log_dir / f"{name}.log", "ab") as log:
-            log.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} restart\n".encode())
-            log.flush()
-            process = subprocess.Popen(
-                argv,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                env={**os.environ, **self.settings.as_env(), "PYTHONUNBUFFERED": "1"},
-                start_new_session=True,
-            )
-        (self.dir / "instances" / f"{name}.pid").write_text(f"{process.pid}\n")
+        pid = self._spawn(name, argv, "restart")
         instances = list(state.instances)
-        instances[index] = InstanceAddress(**{**address.__dict__, "pid": process.pid})
+        instances[index] = InstanceAddress(**{**address.__dict__, "pid": pid})
         new_state = FleetState(**{**state.__dict__, "instances": instances})
         write_fleet_state(self.settings.home, new_state)
         self._wait_ready(FleetState(**{**new_state.__dict__, "instances": [instances[index]]}))
-        return process.pid
+        return pid
 
     # -- down / status ----------------------------------------------------------------------------------------------
 
