@@ -6,14 +6,21 @@ environment from ``airflow_env`` so that the CLI, the scheduler and the DAG file
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import signal
+import socket
+import sqlite3
 import subprocess
 import sys
-from collections.abc import Callable
+import threading
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +28,6 @@ from pipeline_components.errors import RunwayError
 from pipeline_components.settings import CHECKOUT, Settings
 
 _RUN_CREATED = re.compile(r"<DagRun (?P<dag>\S+) @ .*?: (?P<run_id>[a-z_]+__\S+?), state:")
-_TASK_STARTED = re.compile(r"\[DAG TEST\] running task <TaskInstance: (?P<dag>[^.\s]+)\.(?P<task>\S+) ")
-_TASK_ENDED = re.compile(r"Task instance state updated .*new_state=(?P<state>\w+)")
 _TASK_SKIPPED = re.compile(r"Skipping task\..*reason='(?P<task>\w+) skipped: (?P<reason>.*?)'")
 
 
@@ -65,6 +70,15 @@ class DagTestResult:
     skip_reasons: dict[str, str]
 
 
+def default_parallelism() -> int:
+    """Tasks one local run executes at once: twice the CPUs (at least 2).
+
+    Node tasks beyond the warm runtime's limit (``RUNWAY_WARM_MAX_PARALLEL``, the CPU count) wait their turn
+    inside it, so light tasks (parameter checks, the rollout's waits) are never stuck behind heavy ones.
+    """
+    return max(2, 2 * (os.cpu_count() or 1))
+
+
 def dags_test(
     settings: Settings,
     dag_id: str,
@@ -72,73 +86,218 @@ def dags_test(
     conf: dict[str, Any] | None,
     log_path: Path,
     progress: Callable[[str], None],
+    parallelism: int = 1,
 ) -> DagTestResult:
-    """Run a whole DAG through Airflow (``airflow dags test``), full log to a file, progress to ``progress``."""
+    """One DAG run through Airflow (``airflow dags test``): full log to a file, each task's progress to ``progress``.
+
+    ``parallelism`` 1 runs the tasks one after another inside the ``dags test`` process (Airflow's debugging mode).
+    Above 1, ``dags test --use-executor`` hands ready tasks to the LocalExecutor, up to ``parallelism`` at once,
+    so independent branches run side by side as under the scheduler; the executor's tasks report to Airflow's
+    Execution API, which `execution_api` serves for the length of the run.
+    """
     log_path.parent.mkdir(parents=True, exist_ok=True)
+    env = airflow_env(settings)
     argv = [airflow_bin(), "dags", "test", dag_id]
     if conf:
         argv += ["--conf", json.dumps(conf)]
     run_id = None
     skip_reasons: dict[str, str] = {}
-    current: str | None = None
-    started_at = datetime.now()
-    with (
-        log_path.open("w") as log,
-        subprocess.Popen(
-            argv,
-            env=airflow_env(settings),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            bufsize=1,
-        ) as process,
-    ):
+    with contextlib.ExitStack() as stack:
+        if parallelism > 1:
+            api_log = log_path.with_name(log_path.stem + ".execution-api.log")
+            url = stack.enter_context(execution_api(settings, log_path=api_log))
+            env |= {"AIRFLOW__CORE__EXECUTION_API_SERVER_URL": url, "AIRFLOW__CORE__PARALLELISM": str(parallelism)}
+            argv.append("--use-executor")
+            progress(f"tasks run by the LocalExecutor, up to {parallelism} at once (Execution API: {url})")
+        log = stack.enter_context(log_path.open("w"))
+        process = stack.enter_context(
+            subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
+        )
+        watcher = TaskWatcher(database_path(settings), dag_id, progress)
         assert process.stdout is not None
-        for line in process.stdout:
-            log.write(line)
-            if run_id is None and (match := _RUN_CREATED.search(line)):
-                run_id = match.group("run_id")
-                progress(f"run {run_id} started (full log: {log_path})")
-            elif match := _TASK_STARTED.search(line):
-                current = match.group("task")
-                started_at = datetime.now()
-                progress(f"  {current:<32} running ...")
-            elif match := _TASK_SKIPPED.search(line):
-                skip_reasons[match.group("task")] = match.group("reason")
-            elif current and (match := _TASK_ENDED.search(line)):
-                seconds = (datetime.now() - started_at).total_seconds()
-                progress(f"  {current:<32} {match.group('state'):<8} {seconds:6.1f} s")
-                current = None
-        returncode = process.wait()
+        try:
+            for line in process.stdout:
+                log.write(line)
+                if run_id is None and (match := _RUN_CREATED.search(line)):
+                    run_id = match.group("run_id")
+                    progress(f"run {run_id} started (full log: {log_path})")
+                    watcher.start(run_id)
+                elif match := _TASK_SKIPPED.search(line):
+                    skip_reasons[match.group("task")] = match.group("reason")
+            returncode = process.wait()
+        finally:
+            watcher.stop()
     return DagTestResult(returncode=returncode, run_id=run_id, log_path=log_path, skip_reasons=skip_reasons)
+
+
+@contextlib.contextmanager
+def execution_api(settings: Settings, *, log_path: Path, timeout: float = 180.0) -> Iterator[str]:
+    """Airflow's Execution API alone (``airflow api-server --apps execution``), on a free loopback port.
+
+    Airflow 3 tasks run by an executor fetch their context from this API and report their state to it. One
+    worker, loopback only, stopped (its whole process group) when the block ends. It is not the UI:
+    ``runway airflow standalone`` serves that over the same database.
+    """
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}/execution/"
+    argv = [airflow_bin(), "api-server", "--apps", "execution", "--workers", "1", "--host", "127.0.0.1"]
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(
+            [*argv, "--port", str(port)],
+            env=airflow_env(settings),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + timeout
+        while not _healthy(url + "health"):
+            if process.poll() is not None:
+                raise RunwayError(f"Airflow's Execution API exited ({process.returncode}) at start; see {log_path}")
+            if time.monotonic() > deadline:
+                raise RunwayError(f"Airflow's Execution API did not answer within {timeout:.0f} s; see {log_path}")
+            time.sleep(0.25)
+        yield url
+    finally:
+        _stop_group(process)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
+def _stop_group(process: subprocess.Popen[Any], grace: float = 15.0) -> None:
+    if process.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+# --- task states, read from Airflow's database ------------------------------------------------------------------
+
+
+def database_path(settings: Settings) -> Path:
+    return settings.home / "airflow" / "airflow.db"
+
+
+_FINISHED = {"success", "failed", "skipped", "upstream_failed", "removed"}
+
+
+def read_task_instances(db: Path, dag_id: str, run_id: str) -> list[dict[str, Any]]:
+    """Each task of a run (latest try): id, state, start, end and seconds, in the order they started.
+
+    Read-only, straight from the embedded SQLite database: a cheap poll while Airflow writes to it (the same
+    rows ``airflow tasks states-for-dag-run`` prints, without starting Airflow).
+    """
+    with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)) as connection:
+        rows = connection.execute(
+            "SELECT task_id, state, start_date, end_date, try_number FROM task_instance "
+            "WHERE dag_id = ? AND run_id = ? AND map_index = -1",
+            (dag_id, run_id),
+        ).fetchall()
+    tasks = []
+    for task_id, state, start, end, tries in rows:
+        begin = _parse_time(start)
+        finish = _parse_time(end)
+        tasks.append(
+            {
+                "task_id": task_id,
+                "state": state,
+                "start_date": begin.isoformat() if begin else None,
+                "end_date": finish.isoformat() if finish else None,
+                "try_number": tries,
+                "seconds": round((finish - begin).total_seconds(), 1) if begin and finish else None,
+            }
+        )
+    tasks.sort(key=lambda t: (t["start_date"] is None, t["start_date"] or "", t["task_id"]))
+    return tasks
+
+
+def _parse_time(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    parsed = datetime.fromisoformat(value)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+class TaskWatcher:
+    """Polls a run's task states (twice a second) and reports each task's start and end, as they happen."""
+
+    def __init__(self, db: Path, dag_id: str, progress: Callable[[str], None], every: float = 0.5) -> None:
+        self.db, self.dag_id, self.progress, self.every = db, dag_id, progress, every
+        self.run_id: str | None = None
+        self.seen: dict[str, tuple[str | None, int]] = {}
+        self.first_start: datetime | None = None
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="runway-task-watcher", daemon=True)
+
+    def start(self, run_id: str) -> None:
+        self.run_id = run_id
+        self._thread.start()
+
+    def stop(self) -> None:
+        if self.run_id is None:
+            return
+        self._stopped.set()
+        self._thread.join(timeout=10)
+        self.poll()  # the final states, written just before `dags test` exited
+
+    def _loop(self) -> None:
+        while not self._stopped.wait(self.every):
+            self.poll()
+
+    def poll(self) -> None:
+        assert self.run_id is not None
+        try:
+            tasks = read_task_instances(self.db, self.dag_id, self.run_id)
+        except sqlite3.Error:
+            return  # busy or mid-migration: the next poll reads it
+        for task in tasks:
+            state, tries = task["state"], task["try_number"]
+            if self.seen.get(task["task_id"]) == (state, tries):
+                continue
+            self.seen[task["task_id"]] = (state, tries)
+            started, ended = _parse_time(task["start_date"]), _parse_time(task["end_date"])
+            if started and (self.first_start is None or started < self.first_start):
+                self.first_start = started
+            name = task["task_id"]
+            if state == "running":
+                at = self._offset(started)
+                self.progress(f"  {at}  {name:<32} running" + (f" (try {tries})" if tries > 1 else ""))
+            elif state in _FINISHED or state == "up_for_retry":
+                seconds = f"{task['seconds']:.1f} s" if task["seconds"] is not None else ""
+                self.progress(f"  {self._offset(ended or started)}  {name:<32} {state:<8} {seconds}")
+
+    def _offset(self, moment: datetime | None) -> str:
+        """When, counted from the run's first task start: ``+  12.3 s``."""
+        if moment is None or self.first_start is None:
+            return "+     - s"
+        return f"+{(moment - self.first_start).total_seconds():6.1f} s"
 
 
 def task_states(settings: Settings, dag_id: str, run_id: str) -> list[dict[str, Any]]:
     """Each task's state, start and end, from Airflow's database."""
-    result = subprocess.run(
-        [airflow_bin(), "tasks", "states-for-dag-run", dag_id, run_id, "-o", "json"],
-        env=airflow_env(settings),
-        capture_output=True,
-        text=True,
-    )
-    if result.returncode != 0:
-        raise RunwayError(f"cannot read task states of {dag_id} {run_id}:\n{result.stderr[-1500:]}")
-    rows: list[dict[str, Any]] = json.loads(_json_part(result.stdout))
-    for row in rows:
-        start, end = row.get("start_date"), row.get("end_date")
-        row["seconds"] = (
-            round((datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds(), 1)
-            if start and end
-            else None
-        )
-    return rows
-
-
-def _json_part(text: str) -> str:
-    """The JSON document in a CLI's stdout (Airflow may print warnings before it)."""
-    if text.startswith("["):
-        return text
-    start = text.find("\n[")
-    if start < 0:
-        raise RunwayError(f"no JSON in Airflow's output: {text[-500:]}")
-    return text[start + 1 :]
+    try:
+        return read_task_instances(database_path(settings), dag_id, run_id)
+    except sqlite3.Error as err:
+        raise RunwayError(
+            f"cannot read task states of {dag_id} {run_id} from {database_path(settings)}: {err}"
+        ) from err

@@ -88,6 +88,13 @@ PARAMETERS: tuple[RunParameter, ...] = (
         "Serving",
     ),
     RunParameter(
+        "repush",
+        {"type": "boolean"},
+        "Push even if this span is already served by an earlier run's model (a retrain of the same month, e.g. "
+        "after a code or configuration change); without it, Pusher skips and says which version serves the span.",
+        "Serving",
+    ),
+    RunParameter(
         "allow_breaking_change",
         {"type": "boolean"},
         "Push even if the candidate breaks the serving contract of the version currently served (removed or "

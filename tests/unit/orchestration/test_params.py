@@ -95,3 +95,11 @@ def test_strategy_and_workers_default_to_the_configuration_and_are_checked(fligh
         params.validate({"strategy": "tpu"}, flights)
     with pytest.raises(ConfigError, match="workers >= 2"):
         params.validate({"strategy": "multi_worker_mirrored", "workers": 1}, flights)
+
+
+def test_repush_named_by_the_pushers_skip_message_is_a_parameter(flights) -> None:  # type: ignore[no-untyped-def]
+    # Pusher's skip says "run parameter repush=true pushes a retrained model": the trigger must accept it.
+    assert params.defaults(flights)["repush"] is False
+    assert params.validate({"repush": True}, flights)["repush"] is True
+    with pytest.raises(ConfigError, match="'repush' = 'yes': expected boolean"):
+        params.validate({"repush": "yes"}, flights)
