@@ -85,6 +85,11 @@ def anchor_child(args: argparse.Namespace) -> None:
             node_seconds[self._pipeline_node.node_info.id] = round(time.monotonic() - begin, 1)
 
     launcher.Launcher.launch = timed_launch  # type: ignore[method-assign]
+    # The same local-runner fix runway's nodes get (pipeline_components/runtime/node.py): without it TFX builds
+    # an sdist of itself before every Beam node (5-20 s each), which would flatter the Airflow modes.
+    from tfx.utils import dependency_utils
+
+    dependency_utils.make_beam_dependency_flags = lambda beam_pipeline_args: list(beam_pipeline_args)
     settings = Settings.from_env()
     config = load_pipeline_config(settings.config_dir / f"{args.pipeline}.yaml")
     overrides = json.loads(args.overrides)

@@ -104,7 +104,7 @@ def dags_test(
     skip_reasons: dict[str, str] = {}
     with contextlib.ExitStack() as stack:
         if parallelism > 1:
-            api_log = log_path.with_name(log_path.stem + ".execution-api.log")
+            api_log = log_path.parent / "execution-api" / log_path.name
             url = stack.enter_context(execution_api(settings, log_path=api_log))
             env |= {"AIRFLOW__CORE__EXECUTION_API_SERVER_URL": url, "AIRFLOW__CORE__PARALLELISM": str(parallelism)}
             argv.append("--use-executor")
