@@ -70,11 +70,8 @@ def tree_rss(pid: int) -> int:
 
 def transform_year(root: Path, rows: int | None) -> dict[str, Path]:
     import pandas as pd
-    from tfx import v1 as tfx
-    from tfx.orchestration import metadata
 
-    from pipeline_components.config import load_pipeline_config
-    from pipeline_components.pipeline.factory import model_custom_config
+    from pipeline_components.pipeline.slices import transform_slice
 
     data = root / "data"
     data.mkdir(parents=True)
@@ -83,27 +80,8 @@ def transform_year(root: Path, rows: int | None) -> dict[str, Path]:
     if rows:
         frame = frame.sample(n=min(rows, len(frame)), random_state=0)
     frame.to_csv(data / "flights.csv", index=False)
-    config = load_pipeline_config(CHECKOUT / "configs" / "flights.yaml")
-    example_gen = tfx.components.CsvExampleGen(input_base=str(data))
-    schema = tfx.components.ImportSchemaGen(schema_file=str(config.schema_path))
-    transform = tfx.components.Transform(
-        examples=example_gen.outputs["examples"],
-        schema=schema.outputs["schema"],
-        preprocessing_fn="pipeline_components.models.tabular.preprocessing_fn",
-        custom_config=model_custom_config(config),
-    )
-    tfx.orchestration.LocalDagRunner().run(
-        tfx.dsl.Pipeline(
-            pipeline_name="strategies_benchmark",
-            pipeline_root=str(root / "pipeline"),
-            components=[example_gen, schema, transform],
-            metadata_connection_config=metadata.sqlite_metadata_connection_config(str(root / "mlmd.sqlite")),
-            enable_cache=False,
-        )
-    )
-    (transformed,) = sorted((root / "pipeline").glob("Transform/transformed_examples/*"))
-    (graph,) = sorted((root / "pipeline").glob("Transform/transform_graph/*"))
-    return {"transformed": transformed, "graph": graph, "rows": Path(str(len(frame)))}
+    paths = transform_slice(data, root, config_path=CHECKOUT / "configs" / "flights.yaml", name="strategies_benchmark")
+    return {**paths, "rows": Path(str(len(frame)))}
 
 
 def run_strategy(name: str, paths: dict[str, Path], out: Path, *, steps: int, batch: int) -> dict[str, Any]:

@@ -21,6 +21,7 @@ import pendulum
 from airflow.sdk import DAG, Asset, AssetOrTimeSchedule, CronTriggerTimetable, Param
 
 from pipeline_components.config import PipelineConfig
+from pipeline_components.orchestration import dag_id_for, data_dag_id_for, serving_dag_id_for
 from pipeline_components.orchestration import params as run_params
 from pipeline_components.orchestration.backends import ContainerSettings, NodeBackend, container_node_task
 from pipeline_components.orchestration.ir import PipelineGraph, read_pipeline_graph
@@ -41,14 +42,6 @@ DEFAULT_ARGS: dict[str, Any] = {
     "max_retry_delay": timedelta(minutes=5),
     "execution_timeout": timedelta(hours=2),
 }
-
-
-def dag_id_for(pipeline_name: str) -> str:
-    return f"{pipeline_name}_pipeline"
-
-
-def data_dag_id_for(pipeline_name: str) -> str:
-    return f"{pipeline_name}_data"
 
 
 def spans_asset(config: PipelineConfig, settings: Settings) -> Asset:
@@ -142,10 +135,6 @@ def dag_from_graph(
             _, first_step = rollout_task_group(config=config)
             tasks["Pusher"] >> first_step
     return dag
-
-
-def serving_dag_id_for(pipeline_name: str) -> str:
-    return f"{pipeline_name}_serving"
 
 
 def build_serving_dag(*, config: PipelineConfig) -> DAG:

