@@ -38,8 +38,11 @@ CHECKOUT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(CHECKOUT))
 
 # The timestamp Airflow puts in front of a task's log line (serial: "...T...Z"; executor: "... ...+00:00").
-_NODE_RUNNING = re.compile(
-    r"^(?P<ts>\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d\.\d+)(?:Z|\+00:00).*runway\.node: running node (?P<node>\S+) of"
+_TS = r"^(?P<ts>\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d\.\d+)(?:Z|\+00:00)"
+_NODE_RUNNING = re.compile(_TS + r".*runway\.node: running node (?P<node>\S+) of")
+_SERVICE_ANSWERED = re.compile(_TS + r".*\[warm runtime\] node runs in a child of service pid")
+_SLOT_WAIT = re.compile(
+    r"\[warm runtime\] started after waiting (?P<seconds>[\d.]+) s for a free slot.* task_id=(?P<task>\S+)"
 )
 
 
@@ -146,14 +149,25 @@ def run_anchor(home: Path, args: argparse.Namespace, env: dict[str, str]) -> dic
 # --- Airflow modes (orchestrator environment) ------------------------------------------------------------------
 
 
-def node_running_times(log: str) -> dict[str, float]:
-    """When each node's ``running node`` line was logged (seconds since epoch), from the DAG run's full log."""
-    times: dict[str, float] = {}
+def _epoch(stamp: str) -> float:
+    return datetime.fromisoformat(stamp).replace(tzinfo=UTC).timestamp()
+
+
+def parse_run_log(log: str) -> dict[str, Any]:
+    """From the DAG run's full log: when each node logged ``running node``, how long each task waited for a free
+    slot in the warm runtime (its deliberate limit, not overhead), and when the service first answered (before
+    that, tasks wait for its one-time preload)."""
+    running: dict[str, float] = {}
+    slot_wait: dict[str, float] = {}
+    answered: float | None = None
     for line in log.splitlines():
         if match := _NODE_RUNNING.search(line):
-            stamp = datetime.fromisoformat(match.group("ts")).replace(tzinfo=UTC).timestamp()
-            times.setdefault(match.group("node"), stamp)
-    return times
+            running.setdefault(match.group("node"), _epoch(match.group("ts")))
+        elif match := _SLOT_WAIT.search(line):
+            slot_wait[match.group("task")] = float(match.group("seconds"))
+        elif answered is None and (match := _SERVICE_ANSWERED.search(line)):
+            answered = _epoch(match.group("ts"))
+    return {"running": running, "slot_wait": slot_wait, "service_answered": answered}
 
 
 def run_airflow(
@@ -175,7 +189,8 @@ def run_airflow(
     log_path = Path(re.findall(r"full log: (\S+)\)", result.stdout)[-1])
     summary_path = Path(re.findall(r"summary saved to (\S+)", result.stdout)[-1])
     tasks = json.loads(summary_path.read_text())["tasks"]
-    running = node_running_times(log_path.read_text())
+    parsed = parse_run_log(log_path.read_text())
+    running, slot_wait = parsed["running"], parsed["slot_wait"]
     nodes: dict[str, dict[str, Any]] = {}
     spans: list[tuple[float, float, bool]] = []
     for task in tasks:
@@ -185,7 +200,10 @@ def run_airflow(
         end = datetime.fromisoformat(task["end_date"]).timestamp()
         entry: dict[str, Any] = {"seconds": round(end - begin, 1), "state": task["state"], "start": begin}
         if task["task_id"] in running:
-            entry["overhead_seconds"] = round(running[task["task_id"]] - begin, 2)
+            waited = slot_wait.get(task["task_id"], 0.0)
+            entry["overhead_seconds"] = round(running[task["task_id"]] - begin - waited, 2)
+            if waited:
+                entry["slot_wait_seconds"] = waited
         nodes[task["task_id"]] = entry
         spans.append((begin, end, not task["task_id"].startswith("rollout.")))
     first = min(b for b, _, _ in spans)
@@ -197,6 +215,7 @@ def run_airflow(
         "run_seconds": round(max(e for _, e, _ in spans) - first, 1),
         "pipeline_seconds": round(max(e for _, e, tfx in spans if tfx) - first, 1),
         "nodes": nodes,
+        "service_answered": parsed["service_answered"],
         "log": str(log_path),
     }
 
@@ -239,7 +258,8 @@ def markdown(report: dict[str, Any]) -> str:
         "including the `rollout` task group, which has no counterpart in the anchor and skips itself when no "
         "serving fleet is up. *Whole command*: `runway run`, including Airflow's own start, the warm runtime's "
         "preload where it did not overlap, and the run summary. Ratios are to the anchor. *Overhead*: Airflow "
-        "task start -> the node's `running node` line (the first nodes wait for the warm runtime's preload). "
+        "task start -> the node's `running node` line, less any wait for a free slot in the warm runtime (its "
+        "parallelism limit); the first nodes wait for the service's one-time preload. "
         "Anchor per node: `Launcher.launch` of each node inside LocalDagRunner.",
         "",
         "## Per node (seconds; Airflow: task start to end, overhead in brackets)",
@@ -335,18 +355,21 @@ def verdict(report: dict[str, Any]) -> list[str]:
             f"warm Airflow run ({label}) / LocalDagRunner = {ratio:.2f} (target <= 0.9): "
             + ("met" if ratio <= 0.9 else "NOT met")
         )
-    # Tasks that started before the service finished its preload wait for it; after that, overhead is the task's.
-    preload_end = max(
-        (n["start"] + n["overhead_seconds"] for n in warm["nodes"].values() if n.get("overhead_seconds", 0) > 1.5),
-        default=0.0,
-    )
-    later = [
-        n["overhead_seconds"] for n in warm["nodes"].values() if "overhead_seconds" in n and n["start"] > preload_end
-    ]
+    # Tasks that started before the service first answered waited for its one-time preload (reported apart);
+    # a wait for a free slot (the service's parallelism limit) is left out of every task's overhead.
+    ready = warm.get("service_answered") or 0.0
+    early = [n for n in warm["nodes"].values() if "overhead_seconds" in n and n["start"] < ready]
+    later = [n["overhead_seconds"] for n in warm["nodes"].values() if "overhead_seconds" in n and n["start"] >= ready]
     out.append(
-        f"per-task overhead of tasks started after the preload: max {max(later, default=0):.2f} s over {len(later)} "
-        f"tasks (target <= 1.5 s): {'met' if later and max(later) <= 1.5 else 'NOT met'}"
+        f"per-task overhead (task start -> node running, less any wait for a free slot), tasks started after the "
+        f"service's preload: max {max(later, default=0):.2f} s over {len(later)} tasks (target <= 1.5 s): "
+        + ("met" if later and max(later) <= 1.5 else "NOT met")
     )
+    if early:
+        out.append(
+            f"{len(early)} tasks started while the service preloaded (in the background since the command began) "
+            f"and waited for it: up to {max(n['overhead_seconds'] for n in early):.1f} s"
+        )
     for name in ("airflow-warm-serial", "airflow-cold"):
         if name in modes:
             out.append(f"{name} DAG run / LocalDagRunner = {modes[name]['run_seconds'] / anchor:.2f}")

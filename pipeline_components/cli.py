@@ -474,7 +474,7 @@ def build_parser() -> argparse.ArgumentParser:
 
             Prepares the data if no span exists and recompiles the IR if the configuration or schema changed."""),
     )
-    run.add_argument("pipeline")
+    run.add_argument("pipeline", help="a pipeline configuration under configs/ (flights, penguins)")
     run.add_argument(
         "--param",
         action="append",

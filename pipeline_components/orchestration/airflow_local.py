@@ -110,10 +110,20 @@ def dags_test(
             argv.append("--use-executor")
             progress(f"tasks run by the LocalExecutor, up to {parallelism} at once (Execution API: {url})")
         log = stack.enter_context(log_path.open("w"))
+        # Its own process group, so that it can be stopped whole (the executor's workers with it); Ctrl-C here is
+        # passed on to that group as the terminal would.
         process = stack.enter_context(
-            subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
+            subprocess.Popen(
+                argv,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                bufsize=1,
+                start_new_session=True,
+            )
         )
-        watcher = TaskWatcher(database_path(settings), dag_id, progress)
+        watcher = TaskWatcher(database_path(settings), dag_id, progress, process=process)
         assert process.stdout is not None
         try:
             for line in process.stdout:
@@ -125,8 +135,16 @@ def dags_test(
                 elif match := _TASK_SKIPPED.search(line):
                     skip_reasons[match.group("task")] = match.group("reason")
             returncode = process.wait()
+        except KeyboardInterrupt:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGINT)
+            _stop_group(process, grace=30.0)
+            raise
         finally:
             watcher.stop()
+        if watcher.stopped_process:
+            # Stopped by runway after Airflow had finished the run: the run's own state is the outcome.
+            returncode = 0 if watcher.run_state == "success" else 1
     return DagTestResult(returncode=returncode, run_id=run_id, log_path=log_path, skip_reasons=skip_reasons)
 
 
@@ -231,6 +249,15 @@ def read_task_instances(db: Path, dag_id: str, run_id: str) -> list[dict[str, An
     return tasks
 
 
+def read_run_state(db: Path, dag_id: str, run_id: str) -> str | None:
+    """The DAG run's state (queued, running, success, failed), None before it exists."""
+    with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)) as connection:
+        row = connection.execute(
+            "SELECT state FROM dag_run WHERE dag_id = ? AND run_id = ?", (dag_id, run_id)
+        ).fetchone()
+    return str(row[0]) if row and row[0] else None
+
+
 def _parse_time(value: str | None) -> datetime | None:
     if not value:
         return None
@@ -239,11 +266,29 @@ def _parse_time(value: str | None) -> datetime | None:
 
 
 class TaskWatcher:
-    """Polls a run's task states (twice a second) and reports each task's start and end, as they happen."""
+    """Polls a run's task states (twice a second) and reports each task's start and end, as they happen.
 
-    def __init__(self, db: Path, dag_id: str, progress: Callable[[str], None], every: float = 0.5) -> None:
+    Given the ``dags test`` process, it also stops that process (its whole group) when Airflow has finished the
+    run but the process has not exited ``exit_grace`` seconds later: Airflow 3.3's LocalExecutor can wait forever
+    at shutdown for a worker that never receives its stop message, with every task already done.
+    """
+
+    def __init__(
+        self,
+        db: Path,
+        dag_id: str,
+        progress: Callable[[str], None],
+        every: float = 0.5,
+        *,
+        process: subprocess.Popen[str] | None = None,
+        exit_grace: float = 30.0,
+    ) -> None:
         self.db, self.dag_id, self.progress, self.every = db, dag_id, progress, every
+        self.process, self.exit_grace = process, exit_grace
         self.run_id: str | None = None
+        self.run_state: str | None = None
+        self.finished_at: float | None = None
+        self.stopped_process = False
         self.seen: dict[str, tuple[str | None, int]] = {}
         self.first_start: datetime | None = None
         self._stopped = threading.Event()
@@ -263,13 +308,28 @@ class TaskWatcher:
     def _loop(self) -> None:
         while not self._stopped.wait(self.every):
             self.poll()
+            self._stop_a_process_that_outlives_its_run()
+
+    def _stop_a_process_that_outlives_its_run(self) -> None:
+        if self.process is None or self.finished_at is None or self.stopped_process:
+            return
+        if self.process.poll() is None and time.monotonic() - self.finished_at > self.exit_grace:
+            self.progress(
+                f"  Airflow finished the run ({self.run_state}) but `airflow dags test` has not exited "
+                f"{self.exit_grace:.0f} s later (its LocalExecutor is waiting for an idle worker): stopping it"
+            )
+            self.stopped_process = True
+            _stop_group(self.process, grace=10.0)
 
     def poll(self) -> None:
         assert self.run_id is not None
         try:
             tasks = read_task_instances(self.db, self.dag_id, self.run_id)
+            run_state = read_run_state(self.db, self.dag_id, self.run_id)
         except sqlite3.Error:
             return  # busy or mid-migration: the next poll reads it
+        if run_state in ("success", "failed") and self.finished_at is None:
+            self.run_state, self.finished_at = run_state, time.monotonic()
         for task in tasks:
             state, tries = task["state"], task["try_number"]
             if self.seen.get(task["task_id"]) == (state, tries):

@@ -4,6 +4,8 @@ Airflow 3.3 prints them), and each task's progress from Airflow's database."""
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -44,15 +46,20 @@ def test_airflow_env_points_at_this_checkouts_dags_and_an_embedded_database(
 RUN = "manual__2026-11-22T04:06:00.130429+00:00"
 
 
-def _database(path: Path, rows: list[tuple[str, str | None, str | None, str | None, int]]) -> Path:
-    """A task_instance table with the columns runway reads, values as Airflow 3.3 stores them in SQLite."""
+def _database(
+    path: Path, rows: list[tuple[str, str | None, str | None, str | None, int]], run_state: str = "running"
+) -> Path:
+    """task_instance and dag_run with the columns runway reads, values as Airflow 3.3 stores them in SQLite."""
     with sqlite3.connect(path) as db:
         db.execute(
             "CREATE TABLE IF NOT EXISTS task_instance (dag_id TEXT, run_id TEXT, task_id TEXT, map_index INTEGER, "
             "state TEXT, start_date TIMESTAMP, end_date TIMESTAMP, try_number INTEGER)"
         )
+        db.execute("CREATE TABLE IF NOT EXISTS dag_run (dag_id TEXT, run_id TEXT, state TEXT)")
         db.execute("DELETE FROM task_instance")
+        db.execute("DELETE FROM dag_run")
         db.executemany("INSERT INTO task_instance VALUES ('p', ?, ?, -1, ?, ?, ?, ?)", [(RUN, *row) for row in rows])
+        db.execute("INSERT INTO dag_run VALUES ('p', ?, ?)", (RUN, run_state))
     return path
 
 
@@ -123,3 +130,42 @@ def test_parallelism_defaults_to_twice_the_cpus_and_never_below_two(monkeypatch:
     assert airflow_local.default_parallelism() == 2
     monkeypatch.setattr("os.cpu_count", lambda: 8)
     assert airflow_local.default_parallelism() == 16
+
+
+def test_a_dags_test_process_that_outlives_its_finished_run_is_stopped(tmp_path: Path) -> None:
+    """Airflow 3.3's LocalExecutor can hang at shutdown after the last task: runway stops the process group."""
+    db = _database(
+        tmp_path / "airflow.db",
+        [("Pusher", "success", "2026-11-22 04:06:10.000000", "2026-11-22 04:06:11.000000", 1)],
+        run_state="success",
+    )
+    # Stands in for `airflow dags test` stuck in LocalExecutor.end(), with a worker in its process group.
+    stuck = subprocess.Popen(["sh", "-c", "sleep 300 & sleep 300"], start_new_session=True, text=True)
+    lines: list[str] = []
+    watcher = airflow_local.TaskWatcher(db, "p", lines.append, every=0.1, process=stuck, exit_grace=0.5)
+    watcher.start(RUN)
+    try:
+        assert stuck.wait(timeout=20) != 0
+    finally:
+        watcher.stop()
+        if stuck.poll() is None:
+            stuck.kill()
+    assert watcher.stopped_process and watcher.run_state == "success"
+    assert any("has not exited" in line and "stopping it" in line for line in lines)
+    time.sleep(0.2)
+    members = subprocess.run(["ps", "-o", "stat=", "-g", str(stuck.pid)], capture_output=True, text=True).stdout
+    assert [state for state in members.split() if not state.startswith("Z")] == []  # the background "worker" too
+
+
+def test_a_process_still_finishing_a_running_dag_is_left_alone(tmp_path: Path) -> None:
+    db = _database(tmp_path / "airflow.db", [("Trainer", "running", "2026-11-22 04:06:10.000000", None, 1)])
+    busy = subprocess.Popen(["sleep", "300"], start_new_session=True)
+    watcher = airflow_local.TaskWatcher(db, "p", [].append, every=0.1, process=busy, exit_grace=0.2)
+    watcher.start(RUN)
+    try:
+        time.sleep(1.0)
+        assert busy.poll() is None and not watcher.stopped_process
+    finally:
+        watcher.stop()
+        busy.kill()
+        busy.wait()
