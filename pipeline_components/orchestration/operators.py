@@ -125,9 +125,10 @@ class TfxNodeOperator(BaseOperator):
         except RuntimeEnvironmentError as err:
             raise AirflowFailException(str(err)) from None
         result = outcome.result or {}
+        # Before the state is decided: a failed gate's page is the one an operator needs most. Pushed empty when
+        # the node wrote none, so that the Report link (read as the task ends) finds a value rather than an error.
+        context["ti"].xcom_push(key=REPORT_XCOM_KEY, value=report_url(result["report"]) if result.get("report") else "")
         if result.get("report"):
-            # Before the state is decided: a failed gate's page is the one an operator needs most.
-            context["ti"].xcom_push(key=REPORT_XCOM_KEY, value=report_url(result["report"]))
             self.log.info("report: %s (in the Airflow UI: the task's Report link)", report_url(result["report"]))
         if outcome.returncode == EXIT_SKIPPED:
             reason = result.get("reason", "nothing to do")
