@@ -75,3 +75,20 @@ def runtime_json(settings: Settings, *args: str) -> Any:
 def model_store_versions(settings: Settings, model_name: str) -> list[Path]:
     base = settings.model_store / model_name
     return sorted(p for p in base.iterdir() if p.name.isdigit()) if base.is_dir() else []
+
+
+def overlapping(tasks: list[dict[str, Any]], names: list[str]) -> list[tuple[str, str]]:
+    """Pairs among ``names`` whose runs overlapped in time (tasks as Airflow reports them: ISO start and end)."""
+    from datetime import datetime
+
+    spans = {
+        t["task_id"]: (datetime.fromisoformat(t["start_date"]), datetime.fromisoformat(t["end_date"]))
+        for t in tasks
+        if t.get("start_date") and t.get("end_date")
+    }
+    return [
+        (a, b)
+        for i, a in enumerate(names)
+        for b in names[i + 1 :]
+        if spans[a][0] < spans[b][1] and spans[b][0] < spans[a][1]
+    ]

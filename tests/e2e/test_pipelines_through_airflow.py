@@ -8,7 +8,6 @@ user types.
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ from tests.helpers import (
     check,
     latest_summary,
     model_store_versions,
+    overlapping,
     runtime_json,
     runway,
 )
@@ -94,21 +94,13 @@ def test_every_task_succeeds_and_the_model_is_pushed(
 
 def test_independent_branches_run_side_by_side(two_monthly_runs: tuple[dict[str, Any], dict[str, Any]]) -> None:
     """`runway run` hands ready tasks to the LocalExecutor: the four checks after the Trainer overlap in time."""
+    after_trainer = ["Evaluator", "InfraValidator", "ModelInspector", "TFLiteVariants"]
     for summary in two_monthly_runs:
-        spans = {
-            t["task_id"]: (datetime.fromisoformat(t["start_date"]), datetime.fromisoformat(t["end_date"]))
-            for t in summary["tasks"]
-            if t["start_date"] and t["end_date"]
-        }
-        after_trainer = ["Evaluator", "InfraValidator", "ModelInspector", "TFLiteVariants"]
-        assert all(spans[node][0] >= spans["Trainer"][1] for node in after_trainer)
-        overlapping = [
-            (a, b)
-            for i, a in enumerate(after_trainer)
-            for b in after_trainer[i + 1 :]
-            if spans[a][0] < spans[b][1] and spans[b][0] < spans[a][1]
-        ]
-        assert overlapping, f"the branches after the Trainer ran one after another: {spans}"
+        trainer = next(t for t in summary["tasks"] if t["task_id"] == "Trainer")
+        assert all(t["start_date"] >= trainer["end_date"] for t in summary["tasks"] if t["task_id"] in after_trainer)
+        assert overlapping(summary["tasks"], after_trainer), (
+            f"the branches after the Trainer ran one after another: {summary['tasks']}"
+        )
 
 
 def test_a_new_month_is_ingested_and_the_window_rolls(

@@ -15,7 +15,6 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +23,7 @@ import pytest
 from pipeline_components.orchestration import params as run_params
 from pipeline_components.orchestration.airflow_local import airflow_bin, airflow_env, ensure_database
 from pipeline_components.settings import Settings
-from tests.helpers import PIPELINE_NODES, ROLLOUT_TASKS, check, runway
+from tests.helpers import PIPELINE_NODES, ROLLOUT_TASKS, check, overlapping, runway
 
 pytestmark = pytest.mark.e2e
 
@@ -182,17 +181,8 @@ def test_every_task_succeeds_and_independent_branches_overlap(
     expected = {task: "success" for task in {"check_params", *PIPELINE_NODES}}
     expected |= {task: "skipped" for task in ROLLOUT_TASKS}
     assert {t["task_id"]: t["state"] for t in tasks} == expected
-    spans = {
-        t["task_id"]: (datetime.fromisoformat(t["start_date"]), datetime.fromisoformat(t["end_date"])) for t in tasks
-    }
     roots = ["CsvExampleGen", "ImportSchemaGen", "latest_blessed_model_resolver"]
-    overlapping = [
-        (a, b)
-        for i, a in enumerate(roots)
-        for b in roots[i + 1 :]
-        if spans[a][0] < spans[b][1] and spans[b][0] < spans[a][1]
-    ]
-    assert overlapping, f"the independent root nodes ran one after another: {[(r, spans[r]) for r in roots]}"
+    assert overlapping(tasks, roots), f"the independent root nodes ran one after another: {tasks}"
 
 
 def test_a_transient_failure_is_retried(finished_run: tuple[Settings, Api, str, list[dict[str, Any]]]) -> None:
