@@ -157,7 +157,14 @@ def test_an_invalid_parameter_is_refused_at_trigger_time(stack: tuple[Settings, 
 def finished_run(stack: tuple[Settings, Api]) -> tuple[Settings, Api, str, list[dict[str, Any]]]:
     settings, api = stack
     api.call("PATCH", f"/api/v2/dags/{DAG_ID}", {"is_paused": False})
-    status, run = api.call("POST", f"/api/v2/dags/{DAG_ID}/dagRuns", {"logical_date": None, "conf": PARAMS})
+    # On the embedded SQLite database, the API server, scheduler and DAG processor all write; a write can time out
+    # on the database lock ("database is locked", HTTP 500, nothing created). A client retries that, as here;
+    # production runs on PostgreSQL (docker-compose.yml, infra/k8s).
+    for _attempt in range(4):
+        status, run = api.call("POST", f"/api/v2/dags/{DAG_ID}/dagRuns", {"logical_date": None, "conf": PARAMS})
+        if status < 500:
+            break
+        time.sleep(3)
     assert status == 200, run
     run_id = run["dag_run_id"]
 
