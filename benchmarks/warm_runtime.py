@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 CHECKOUT = Path(__file__).resolve().parent.parent
+MODES = ("anchor", "airflow-cold", "airflow-warm", "airflow-warm-serial")
 sys.path.insert(0, str(CHECKOUT))
 
 # The timestamp Airflow puts in front of a task's log line (serial: "...T...Z"; executor: "... ...+00:00").
@@ -48,17 +49,6 @@ _SLOT_WAIT = re.compile(
 
 def _uptime() -> str:
     return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
-
-
-def _overrides(items: list[str]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for item in items:
-        key, _, raw = item.partition("=")
-        try:
-            out[key] = json.loads(raw)
-        except ValueError:
-            out[key] = raw
-    return out
 
 
 # --- anchor: TFX LocalDagRunner (runtime environment) ---------------------------------------------------------
@@ -119,13 +109,14 @@ def anchor_child(args: argparse.Namespace) -> None:
 
 
 def run_anchor(home: Path, args: argparse.Namespace, env: dict[str, str]) -> dict[str, Any]:
+    from pipeline_components.cli import parse_overrides
     from pipeline_components.orchestration.runner import RUNTIME_ENV
     from pipeline_components.settings import Settings
 
     settings = Settings.from_env(env)
     argv = [
         str(settings.runtime_python), __file__, "--anchor-child", "--pipeline", args.pipeline,
-        "--overrides", json.dumps(_overrides(args.set)),
+        "--overrides", json.dumps(parse_overrides(args.set)),
     ]  # fmt: skip
     started = time.monotonic()
     result = subprocess.run(argv, env={**env, **RUNTIME_ENV}, capture_output=True, text=True)
@@ -299,6 +290,7 @@ def main() -> None:
     if args.anchor_child:
         anchor_child(args)
         return
+    from pipeline_components.cli import parse_overrides
     from pipeline_components.settings import Settings
 
     modes = args.modes.split(",")
@@ -311,7 +303,7 @@ def main() -> None:
         "date": datetime.now().isoformat(timespec="seconds"),
         "machine": f"{platform.node()} {os.cpu_count()} CPUs",
         "command": shlex.join(["python", "benchmarks/warm_runtime.py", *sys.argv[1:]]),
-        "overrides": _overrides(args.set),
+        "overrides": parse_overrides(args.set),
         "uptime": {},
         "modes": {},
     }
@@ -337,9 +329,6 @@ def main() -> None:
     (out / "warm_runtime.json").write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
     (out / "warm_runtime.md").write_text(markdown(report))
     print(markdown(report))
-
-
-MODES = ("anchor", "airflow-cold", "airflow-warm", "airflow-warm-serial")
 
 
 def verdict(report: dict[str, Any]) -> list[str]:

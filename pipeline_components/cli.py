@@ -52,55 +52,51 @@ def say(message: str = "") -> None:
 
 
 def runtime(settings: Settings, *args: str, verbose: bool = False) -> Any:
-    """Run ``python -m pipeline_components.runtime ARGS`` in the runtime env; return its JSON stdout."""
+    """Run ``python -m pipeline_components.runtime ARGS`` in the runtime env; return its JSON answer.
+
+    In the warm runtime when it is already up (``runway run`` starts it): the answer in a second instead of ten
+    seconds of cold imports. Otherwise in a cold process; this never starts the service.
+    """
     python = settings.runtime_python
     if not python.exists():
         raise RuntimeEnvironmentError(f"the pipeline runtime environment is missing ({python}); run `make setup`")
+    argv = [str(python), "-m", "pipeline_components.runtime", *args]
     env = {**os.environ, **settings.as_env(), **RUNTIME_ENV}
     if not verbose:
         env.setdefault("RUNWAY_LOG_LEVEL", "WARNING")
-        answered, answer = _runtime_through_warm_service(settings, [str(python), *args], env)
-        if answered:
-            return answer
+        if (warm := _warm_service_if_up(settings)) is not None:
+            from pipeline_components.orchestration.runner import NodeCommand
+
+            lines: list[str] = []  # the child's stdout and stderr, as one stream
+            outcome = warm.run(NodeCommand(argv=argv, env=env), log=lines.append)
+            return _runtime_answer(outcome.returncode, lines, lines)
     result = subprocess.run(
-        [str(python), "-m", "pipeline_components.runtime", *args],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=None if verbose else subprocess.PIPE,
-        text=True,
+        argv, env=env, stdout=subprocess.PIPE, stderr=None if verbose else subprocess.PIPE, text=True
     )
-    if result.returncode != 0:
-        detail = (result.stderr or "").strip().splitlines()
-        errors = [line for line in detail if line.startswith("error: ")]
-        raise RunwayError(errors[-1][7:] if errors else "\n".join(detail[-25:]) or "runtime command failed")
-    lines = [line for line in result.stdout.splitlines() if line.strip()]
-    return json.loads(lines[-1]) if lines else None
+    return _runtime_answer(result.returncode, result.stdout.splitlines(), (result.stderr or "").splitlines())
 
 
-def _runtime_through_warm_service(settings: Settings, argv: list[str], env: dict[str, str]) -> tuple[bool, Any]:
-    """Run a runtime command in the warm runtime when it is already up (``runway run`` starts it): the answer in
-    a second instead of ten seconds of cold imports. ``(False, None)`` when it is not running: run it cold.
-
-    The child's stdout and stderr arrive as one stream; the command's JSON answer is its last JSON line.
-    """
-    if not _warm_runtime_wanted():
-        return False, None
-    from pipeline_components.orchestration import warm_client
-    from pipeline_components.orchestration.runner import NodeCommand
-
-    if warm_client.ping(warm_client.ServicePaths.for_settings(settings), timeout=2.0) is None:
-        return False, None
-    lines: list[str] = []
-    command = NodeCommand(argv=[argv[0], "-m", "pipeline_components.runtime", *argv[1:]], env=env)
-    outcome = warm_client.WarmNodeRunner(settings=settings).run(command, log=lines.append)
-    if outcome.returncode != 0:
-        errors = [line[7:] for line in lines if line.startswith("error: ")]
-        raise RunwayError(errors[-1] if errors else "\n".join(lines[-25:]) or "runtime command failed")
-    for line in reversed(lines):
+def _runtime_answer(returncode: int, output: list[str], detail: list[str]) -> Any:
+    """A runtime command's answer, its last JSON line; or its ``error: ...`` line (else its last lines) raised."""
+    if returncode != 0:
+        errors = [line[7:] for line in detail if line.startswith("error: ")]
+        raise RunwayError(errors[-1] if errors else "\n".join(detail[-25:]).strip() or "runtime command failed")
+    for line in reversed(output):
         if line.startswith(("{", "[")):
             with contextlib.suppress(ValueError):
-                return True, json.loads(line)
-    return True, None
+                return json.loads(line)
+    return None
+
+
+def _warm_service_if_up(settings: Settings) -> Any:
+    """A runner for the warm runtime when it is wanted and answering, else None."""
+    if not _warm_runtime_wanted():
+        return None
+    from pipeline_components.orchestration import warm_client
+
+    if warm_client.ping(warm_client.ServicePaths.for_settings(settings), timeout=2.0) is None:
+        return None
+    return warm_client.WarmNodeRunner(settings=settings)
 
 
 def config_path(settings: Settings, name: str) -> Path:
@@ -188,11 +184,7 @@ def _has_spans(settings: Settings, name: str) -> bool:
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> None:
     name = args.pipeline
-    parallelism = (
-        1 if args.serial else (args.parallel if args.parallel is not None else airflow_local.default_parallelism())
-    )
-    if parallelism < 1:
-        raise ConfigError(f"--parallel {parallelism}: give at least 1 (or --serial)")
+    parallelism = 1 if args.serial else args.parallel or airflow_local.default_parallelism()
     if _warm_runtime_wanted():
         from pipeline_components.orchestration import warm_client
 
@@ -406,6 +398,13 @@ def cmd_airflow(args: argparse.Namespace, settings: Settings) -> None:
     os.execve(airflow_local.airflow_bin(), ["airflow", *args.airflow_args], airflow_local.airflow_env(settings))
 
 
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value}: give at least 1 (or --serial)")
+    return value
+
+
 SET_HELP = "override a configuration value for this compile, e.g. --set model.train_steps=200 (repeatable)"
 
 # --- parser -----------------------------------------------------------------------------------------------
@@ -487,7 +486,7 @@ def build_parser() -> argparse.ArgumentParser:
     width = run.add_mutually_exclusive_group()
     width.add_argument(
         "--parallel",
-        type=int,
+        type=_positive_int,
         metavar="N",
         help="tasks at once (default: twice the CPUs, here "
         f"{airflow_local.default_parallelism()}); nodes beyond the warm runtime's limit wait inside it",

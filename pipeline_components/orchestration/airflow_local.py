@@ -11,7 +11,6 @@ import json
 import os
 import re
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -25,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from pipeline_components.errors import RunwayError
+from pipeline_components.orchestration.runner import stop_process_group
+from pipeline_components.ports import free_ports
 from pipeline_components.settings import CHECKOUT, Settings
 
 _RUN_CREATED = re.compile(r"<DagRun (?P<dag>\S+) @ .*?: (?P<run_id>[a-z_]+__\S+?), state:")
@@ -138,7 +139,7 @@ def dags_test(
         except KeyboardInterrupt:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGINT)
-            _stop_group(process, grace=30.0)
+            stop_process_group(process, grace=30.0)
             raise
         finally:
             watcher.stop()
@@ -156,7 +157,7 @@ def execution_api(settings: Settings, *, log_path: Path, timeout: float = 180.0)
     worker, loopback only, stopped (its whole process group) when the block ends. It is not the UI:
     ``runway airflow standalone`` serves that over the same database.
     """
-    port = _free_port()
+    (port,) = free_ports(1)
     url = f"http://127.0.0.1:{port}/execution/"
     argv = [airflow_bin(), "api-server", "--apps", "execution", "--workers", "1", "--host", "127.0.0.1"]
     log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -179,13 +180,7 @@ def execution_api(settings: Settings, *, log_path: Path, timeout: float = 180.0)
             time.sleep(0.25)
         yield url
     finally:
-        _stop_group(process)
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+        stop_process_group(process)
 
 
 def _healthy(url: str) -> bool:
@@ -194,19 +189,6 @@ def _healthy(url: str) -> bool:
             return bool(response.status == 200)
     except OSError:
         return False
-
-
-def _stop_group(process: subprocess.Popen[Any], grace: float = 15.0) -> None:
-    if process.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=grace)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
 
 
 # --- task states, read from Airflow's database ------------------------------------------------------------------
@@ -219,13 +201,17 @@ def database_path(settings: Settings) -> Path:
 _FINISHED = {"success", "failed", "skipped", "upstream_failed", "removed"}
 
 
-def read_task_instances(db: Path, dag_id: str, run_id: str) -> list[dict[str, Any]]:
-    """Each task of a run (latest try): id, state, start, end and seconds, in the order they started.
+def read_run(db: Path, dag_id: str, run_id: str) -> tuple[str | None, list[dict[str, Any]]]:
+    """The run's state (None before it exists) and each of its tasks (latest try): id, state, start, end and
+    seconds, in the order they started.
 
-    Read-only, straight from the embedded SQLite database: a cheap poll while Airflow writes to it (the same
-    rows ``airflow tasks states-for-dag-run`` prints, without starting Airflow).
+    Read-only, one connection, straight from the embedded SQLite database: a cheap poll while Airflow writes to it
+    (the rows ``airflow tasks states-for-dag-run`` prints, without starting Airflow).
     """
     with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)) as connection:
+        run = connection.execute(
+            "SELECT state FROM dag_run WHERE dag_id = ? AND run_id = ?", (dag_id, run_id)
+        ).fetchone()
         rows = connection.execute(
             "SELECT task_id, state, start_date, end_date, try_number FROM task_instance "
             "WHERE dag_id = ? AND run_id = ? AND map_index = -1",
@@ -246,16 +232,7 @@ def read_task_instances(db: Path, dag_id: str, run_id: str) -> list[dict[str, An
             }
         )
     tasks.sort(key=lambda t: (t["start_date"] is None, t["start_date"] or "", t["task_id"]))
-    return tasks
-
-
-def read_run_state(db: Path, dag_id: str, run_id: str) -> str | None:
-    """The DAG run's state (queued, running, success, failed), None before it exists."""
-    with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)) as connection:
-        row = connection.execute(
-            "SELECT state FROM dag_run WHERE dag_id = ? AND run_id = ?", (dag_id, run_id)
-        ).fetchone()
-    return str(row[0]) if row and row[0] else None
+    return (str(run[0]) if run and run[0] else None), tasks
 
 
 def _parse_time(value: str | None) -> datetime | None:
@@ -319,13 +296,12 @@ class TaskWatcher:
                 f"{self.exit_grace:.0f} s later (its LocalExecutor is waiting for an idle worker): stopping it"
             )
             self.stopped_process = True
-            _stop_group(self.process, grace=10.0)
+            stop_process_group(self.process, grace=10.0)
 
     def poll(self) -> None:
         assert self.run_id is not None
         try:
-            tasks = read_task_instances(self.db, self.dag_id, self.run_id)
-            run_state = read_run_state(self.db, self.dag_id, self.run_id)
+            run_state, tasks = read_run(self.db, self.dag_id, self.run_id)
         except sqlite3.Error:
             return  # busy or mid-migration: the next poll reads it
         if run_state in ("success", "failed") and self.finished_at is None:
@@ -356,7 +332,7 @@ class TaskWatcher:
 def task_states(settings: Settings, dag_id: str, run_id: str) -> list[dict[str, Any]]:
     """Each task's state, start and end, from Airflow's database."""
     try:
-        return read_task_instances(database_path(settings), dag_id, run_id)
+        return read_run(database_path(settings), dag_id, run_id)[1]
     except sqlite3.Error as err:
         raise RunwayError(
             f"cannot read task states of {dag_id} {run_id} from {database_path(settings)}: {err}"

@@ -9,6 +9,7 @@ that output.
 from __future__ import annotations
 
 import collections
+import contextlib
 import json
 import os
 import signal
@@ -109,13 +110,22 @@ class LocalNodeRunner:
         return NodeOutcome(returncode=returncode, result=result, tail=list(tail))
 
     def kill(self) -> None:
-        process = self._process
-        if process is not None and process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
+        if self._process is not None:
+            stop_process_group(self._process, grace=10.0)
+
+
+def stop_process_group(process: subprocess.Popen[Any], grace: float = 15.0) -> None:
+    """SIGTERM to a process started with ``start_new_session=True`` and its whole group; SIGKILL after ``grace``."""
+    if process.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
 
 
 def run_node_locally(command: NodeCommand, *, node_id: str, log: Callable[[str], None]) -> dict[str, Any]:

@@ -31,6 +31,7 @@ from types import FrameType
 from typing import Any
 
 from pipeline_components.errors import TrainingWorkerError
+from pipeline_components.ports import free_ports
 
 log = logging.getLogger(__name__)
 
@@ -38,21 +39,6 @@ TASK_ENV = "RUNWAY_TRAINING_TASK"  # "worker:1" in a cluster process; absent in 
 SPEC_ENV = "RUNWAY_TRAINING_SPEC"
 LOG_TAIL_LINES = 40
 _PR_SET_PDEATHSIG = 1
-
-
-def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
-    """``count`` distinct free TCP ports: all bound at once (so no two are the same), released together just before
-    the processes that use them start."""
-    sockets = []
-    try:
-        for _ in range(count):
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.bind((host, 0))
-            sockets.append(sock)
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
 
 
 def cluster_spec(roles: dict[str, int], host: str = "127.0.0.1") -> dict[str, list[str]]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import time
 import urllib.error
@@ -22,6 +21,7 @@ import pytest
 
 from pipeline_components.orchestration import params as run_params
 from pipeline_components.orchestration.airflow_local import airflow_bin, airflow_env, ensure_database
+from pipeline_components.ports import free_ports
 from pipeline_components.settings import Settings
 from tests.helpers import PIPELINE_NODES, ROLLOUT_TASKS, check, overlapping, runway
 
@@ -62,12 +62,6 @@ class Api:
         self.token = body["access_token"]
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def _wait(what: str, predicate: Any, timeout: float, every: float = 2.0) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -89,7 +83,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Settings, 
     check(runway(settings, "data", "prepare", "penguins"))
     check(runway(settings, "compile", "flights", "penguins"))
     ensure_database(settings)
-    port = _free_port()
+    (port,) = free_ports(1)
     env = {
         **airflow_env(settings),
         "AIRFLOW__API__PORT": str(port),

@@ -6,7 +6,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,6 +13,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
+
+from pipeline_components.ports import free_ports
 
 VERSION = 1
 
@@ -24,12 +25,6 @@ def server_command() -> tuple[list[str], str]:
     if real:
         return [real], "tensorflow_model_server"
     return [sys.executable, "-m", "pipeline_components.serving"], "runway-model-server"
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class ValidationServer:
@@ -51,8 +46,7 @@ class ValidationServer:
             f"    model_version_policy {{ specific {{ versions: {VERSION} }} }}\n"
             "  }\n}\n"
         )
-        self.grpc_port = _free_port()
-        self.rest_port = _free_port()
+        self.grpc_port, self.rest_port = free_ports(2)
         self.command, self.kind = server_command()
         self.args = [
             f"--port={self.grpc_port}",

@@ -72,11 +72,12 @@ def test_task_instances_come_in_start_order_with_durations(tmp_path: Path) -> No
             ("CsvExampleGen", "success", "2026-11-22 04:06:01.200000", "2026-11-22 04:06:03.700000", 1),
         ],
     )
-    tasks = airflow_local.read_task_instances(db, "p", RUN)
+    state, tasks = airflow_local.read_run(db, "p", RUN)
+    assert state == "running"
     assert [t["task_id"] for t in tasks] == ["CsvExampleGen", "StatisticsGen", "Trainer"]
     assert tasks[0]["seconds"] == 2.5 and tasks[0]["start_date"] == "2026-11-22T04:06:01.200000+00:00"
     assert tasks[1]["seconds"] is None and tasks[2]["state"] is None
-    assert airflow_local.read_task_instances(db, "p", "another-run") == []
+    assert airflow_local.read_run(db, "p", "another-run") == (None, [])
 
 
 def test_watcher_reports_each_start_and_end_once_including_parallel_tasks_and_retries(tmp_path: Path) -> None:
