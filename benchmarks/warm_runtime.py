@@ -109,8 +109,8 @@ def anchor_child(args: argparse.Namespace) -> None:
 
 
 def run_anchor(home: Path, args: argparse.Namespace, env: dict[str, str]) -> dict[str, Any]:
+    from pipeline_components.boundary import RUNTIME_ENV
     from pipeline_components.cli import parse_overrides
-    from pipeline_components.orchestration.runner import RUNTIME_ENV
     from pipeline_components.settings import Settings
 
     settings = Settings.from_env(env)

@@ -17,10 +17,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from pipeline_components.boundary import RUNTIME_ENV, locate_pipeline_config
 from pipeline_components.config import find_pipeline_configs, load_pipeline_config
 from pipeline_components.errors import ConfigError, RuntimeEnvironmentError, RunwayError
 from pipeline_components.orchestration import airflow_local, dag_id_for
-from pipeline_components.orchestration.runner import RUNTIME_ENV
 from pipeline_components.settings import Settings
 
 DESCRIPTION = """\
@@ -100,13 +100,7 @@ def _warm_service_if_up(settings: Settings) -> Any:
 
 
 def config_path(settings: Settings, name: str) -> Path:
-    if name.endswith((".yaml", ".yml")):
-        return Path(name)
-    configs = find_pipeline_configs(settings.config_dir)
-    if name not in configs:
-        known = ", ".join(sorted(configs)) or "none"
-        raise ConfigError(f"no pipeline named '{name}' in {settings.config_dir} (known: {known})")
-    return configs[name]
+    return locate_pipeline_config(settings.config_dir, name)
 
 
 # --- commands ---------------------------------------------------------------------------------------------
@@ -176,7 +170,7 @@ def _needs_compile(settings: Settings, name: str, overrides: dict[str, Any]) -> 
 
 
 def _has_spans(settings: Settings, name: str) -> bool:
-    from pipeline_components.orchestration.params import available_spans
+    from pipeline_components.boundary import available_spans
 
     config = load_pipeline_config(config_path(settings, name), require_schema=False)
     return bool(available_spans(config, settings.data_dir))
@@ -321,7 +315,7 @@ def cmd_predict(args: argparse.Namespace, settings: Settings) -> None:
 
 
 def cmd_params(args: argparse.Namespace, settings: Settings) -> None:
-    from pipeline_components.orchestration import params as run_params
+    from pipeline_components import boundary as run_params
 
     config = load_pipeline_config(config_path(settings, args.pipeline))
     say(f"Run parameters of {config.name} (set with `runway run {config.name} --param NAME=VALUE`, or in the")

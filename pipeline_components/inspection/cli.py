@@ -15,7 +15,7 @@ from pipeline_components.settings import Settings
 
 
 def cmd_model_inspect(args: argparse.Namespace, settings: Settings) -> None:
-    from pipeline_components.orchestration.runner import RUNTIME_ENV
+    from pipeline_components.boundary import RUNTIME_ENV
 
     python = settings.runtime_python
     if not python.exists():

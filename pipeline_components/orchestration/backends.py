@@ -27,8 +27,9 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from pipeline_components.boundary import EXIT_SKIPPED, RUNTIME_ENV
 from pipeline_components.errors import ConfigError
-from pipeline_components.orchestration.runner import EXIT_SKIPPED, RUNTIME_ENV, node_argv
+from pipeline_components.orchestration.runner import node_argv
 from pipeline_components.settings import Settings
 
 RUNTIME_PYTHON_IN_IMAGE = "/opt/runway/.venv-runtime/bin/python"

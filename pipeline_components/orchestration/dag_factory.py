@@ -3,7 +3,7 @@
 For each pipeline ``<name>``:
 
 - ``<name>_pipeline``: ``check_params`` then one task per TFX node, with the IR's edges. Typed run parameters
-  (``orchestration/params.py``) appear in the trigger form. Scheduled by the configuration: a cron schedule,
+  (``pipeline_components/boundary.py``) appear in the trigger form. Scheduled by the configuration: a cron schedule,
   an Asset (a new span landed), or both.
 - ``<name>_data``: prepares the next span of the dataset and emits the pipeline's Asset, so that retraining
   starts when new data arrives. Outside producers emit the same Asset through Airflow's REST API.
@@ -20,9 +20,9 @@ from typing import Any
 import pendulum
 from airflow.sdk import DAG, Asset, AssetOrTimeSchedule, CronTriggerTimetable, Param
 
+from pipeline_components import boundary as run_params
 from pipeline_components.config import PipelineConfig
 from pipeline_components.orchestration import dag_id_for, data_dag_id_for, serving_dag_id_for
-from pipeline_components.orchestration import params as run_params
 from pipeline_components.orchestration.backends import ContainerSettings, NodeBackend, container_node_task
 from pipeline_components.orchestration.ir import PipelineGraph, read_pipeline_graph
 from pipeline_components.orchestration.operators import (

@@ -11,14 +11,12 @@ from typing import Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
 
+from pipeline_components import boundary as run_params
+from pipeline_components.boundary import EXIT_GATE_FAILED, EXIT_SKIPPED, RUNTIME_ENV
 from pipeline_components.config import load_pipeline_config
 from pipeline_components.errors import ConfigError, RuntimeEnvironmentError
-from pipeline_components.orchestration import params as run_params
 from pipeline_components.orchestration.links import REPORT_XCOM_KEY, NodeReportLink, report_url
 from pipeline_components.orchestration.runner import (
-    EXIT_GATE_FAILED,
-    EXIT_SKIPPED,
-    RUNTIME_ENV,
     LocalNodeRunner,
     NodeCommand,
     node_failure_message,

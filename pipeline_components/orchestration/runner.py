@@ -19,21 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pipeline_components.boundary import RESULT_PREFIX, RUNTIME_ENV
 from pipeline_components.errors import NodeFailedError, RuntimeEnvironmentError
 from pipeline_components.settings import Settings
 
-RESULT_PREFIX = "RUNWAY_RESULT "  # printed by pipeline_components.runtime.node
-EXIT_GATE_FAILED = 3  # a data or model gate refused the run: fail, do not retry
-EXIT_SKIPPED = 99  # nothing to do (dry run, not blessed): skip the task
 TAIL_LINES = 40
-
-# The runtime environment's process settings: legacy Keras 2 for TFX/tfmot, TensorFlow's C++ logs kept to
-# warnings, unbuffered output so that lines reach the task log as they are written.
-RUNTIME_ENV = {
-    "TF_USE_LEGACY_KERAS": "1",
-    "TF_CPP_MIN_LOG_LEVEL": "1",
-    "PYTHONUNBUFFERED": "1",
-}
 
 
 def node_argv(*, python: str, ir_path: str, node_id: str, run_id: str, params_json: str) -> list[str]:

@@ -37,10 +37,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pipeline_components.boundary import RESULT_PREFIX, RUNTIME_ENV
 from pipeline_components.errors import ConfigError, RunwayError
 from pipeline_components.orchestration.runner import (
-    RESULT_PREFIX,
-    RUNTIME_ENV,
     TAIL_LINES,
     LocalNodeRunner,
     NodeCommand,

@@ -14,14 +14,14 @@ import os
 import sys
 from pathlib import Path
 
+from pipeline_components.boundary import EXIT_GATE_FAILED, EXIT_SKIPPED, locate_pipeline_config
 from pipeline_components.config import load_pipeline_config
 from pipeline_components.errors import RunwayError
-from pipeline_components.orchestration.runner import EXIT_GATE_FAILED, EXIT_SKIPPED
 from pipeline_components.settings import Settings
 
 
 def _config_path(name: str, settings: Settings) -> Path:
-    return Path(name) if name.endswith((".yaml", ".yml")) else settings.config_dir / f"{name}.yaml"
+    return locate_pipeline_config(settings.config_dir, name)
 
 
 def _config(args: argparse.Namespace, settings: Settings, *, require_schema: bool = True):
@@ -75,8 +75,8 @@ def cmd_run_node(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_prepare_data(args: argparse.Namespace, settings: Settings) -> None:
+    from pipeline_components.boundary import available_spans
     from pipeline_components.data import next_span, prepare_dataset
-    from pipeline_components.orchestration.params import available_spans
 
     config = _config(args, settings, require_schema=False)
     options: dict[str, object] = {}

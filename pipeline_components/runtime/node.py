@@ -32,6 +32,7 @@ from tfx.orchestration.local import runner_utils
 from tfx.orchestration.portable import launcher, runtime_parameter_utils
 from tfx.proto.orchestration import pipeline_pb2
 
+from pipeline_components.boundary import RESULT_PREFIX
 from pipeline_components.config import fill_span, span_folder_regex
 from pipeline_components.errors import ConfigError, DataError, RunwayError
 from pipeline_components.runtime.compile import read_ir
@@ -39,7 +40,6 @@ from pipeline_components.runtime.csv_check import check_csv_files
 from pipeline_components.runtime.figures import node_figures
 from pipeline_components.runtime.overrides import apply_run_parameters
 
-RESULT_PREFIX = "RUNWAY_RESULT "
 # Beam runners that execute in this process or in local worker processes of this same environment.
 _LOCAL_BEAM_RUNNERS = frozenset({"FnApiRunner", "DirectRunner", "BundleBasedDirectRunner", "SwitchingDirectRunner"})
 log = logging.getLogger("runway.node")

@@ -1,6 +1,6 @@
 """Apply a run's typed parameters to one node of the compiled IR, just before TFX's launcher runs it.
 
-The parameters were validated on the orchestrator side (``orchestration/params.py``). Each one maps onto a
+The parameters were validated on the orchestrator side (``pipeline_components/boundary.py``). Each one maps onto a
 node's execution parameter (a JSON-serialized proto or dict in the IR) or onto its input-resolution graph, so
 the values the executor sees, and the execution properties ML Metadata records, are the run's values.
 """
@@ -103,7 +103,7 @@ def apply_run_parameters(node: pipeline_pb2.PipelineNode, params: dict[str, Any]
             changes.append(f"served version looked up under: {base.parent / params['serving_model_name']}")
 
     if component == "TFLiteVariants" and params.get("tflite_variants"):
-        from pipeline_components.orchestration.params import tflite_variant_list
+        from pipeline_components.boundary import tflite_variant_list
 
         variants = tflite_variant_list(params["tflite_variants"])
         if variants is not None:

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from pipeline_components.orchestration import params as run_params
+from pipeline_components import boundary as run_params
 from pipeline_components.orchestration.airflow_local import airflow_bin, airflow_env, ensure_database
 from pipeline_components.ports import free_ports
 from pipeline_components.settings import Settings

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
+from pipeline_components import boundary as run_params
 from pipeline_components.config import load_pipeline_config
-from pipeline_components.orchestration import params as run_params
 from pipeline_components.orchestration.backends import ContainerSettings
 from pipeline_components.orchestration.dag_factory import (
     CHECK_PARAMS_TASK,

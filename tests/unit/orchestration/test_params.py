@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
+from pipeline_components import boundary as params
 from pipeline_components.config import load_pipeline_config
 from pipeline_components.errors import ConfigError
-from pipeline_components.orchestration import params
 from tests.conftest import CONFIGS
 
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from pipeline_components.boundary import RESULT_PREFIX
 from pipeline_components.errors import NodeFailedError, RuntimeEnvironmentError
 from pipeline_components.orchestration.runner import (
-    RESULT_PREFIX,
     LocalNodeRunner,
     NodeCommand,
     run_node_locally,

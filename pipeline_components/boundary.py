@@ -1,11 +1,20 @@
-"""Typed run parameters: what an operator may change per run, in Airflow's trigger form, without recompiling.
+"""What the two environments agree on: exit codes, the result line, run parameters, where configurations live.
 
-Each parameter has a JSON-schema type, a default taken from the pipeline configuration, and a description; the
-DAG turns them into Airflow ``Param``s (validated by the trigger form), the ``check_params`` task validates them
-again against the data on disk, and each TFX node task passes them to the runtime, which applies them to the
-node in the compiled IR just before TFX's launcher runs it (``pipeline_components.runtime.overrides``). TFX's
-own ``RuntimeParameter`` cannot reach inside ``TrainArgs``, ``custom_config`` or ``eval_config``, hence this
-mechanism; the values end up in the execution's properties in ML Metadata.
+The orchestrator side (Airflow, the ``runway`` command) and the runtime side (TFX, TensorFlow) never import each
+other; both import this module, which imports neither (only the typed configuration and the errors).
+
+- **The runtime's process settings** (``RUNTIME_ENV``), **exit codes and the result line** of a runtime
+  command (``python -m pipeline_components.runtime ...``): the runtime prints one ``RUNWAY_RESULT {json}`` line
+  and exits 0, ``EXIT_GATE_FAILED`` (a data or model gate refused the run: fail, never retry) or
+  ``EXIT_SKIPPED`` (nothing to do: dry run, not blessed); any other code is a failure that may be retried.
+- **Typed run parameters**: what an operator may change per run, in Airflow's trigger form, without recompiling.
+  Each has a JSON-schema type, a default taken from the pipeline configuration, and a description; the DAG turns
+  them into Airflow ``Param``s (validated by the trigger form), the ``check_params`` task validates them again
+  against the data on disk, and each TFX node task passes them to the runtime, which applies them to the node in
+  the compiled IR just before TFX's launcher runs it (``pipeline_components.runtime.overrides``). TFX's own
+  ``RuntimeParameter`` cannot reach inside ``TrainArgs``, ``custom_config`` or ``eval_config``, hence this
+  mechanism; the values end up in the execution's properties in ML Metadata.
+- **Locating a pipeline configuration** by name or path (``locate_pipeline_config``).
 """
 
 from __future__ import annotations
@@ -15,8 +24,42 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipeline_components.config import STRATEGIES, TFLITE_VARIANTS, PipelineConfig, fill_span, span_folder_regex
+from pipeline_components.config import (
+    STRATEGIES,
+    TFLITE_VARIANTS,
+    PipelineConfig,
+    fill_span,
+    find_pipeline_configs,
+    span_folder_regex,
+)
 from pipeline_components.errors import ConfigError
+
+RESULT_PREFIX = "RUNWAY_RESULT "  # the one line of JSON a runtime command prints for its caller
+EXIT_GATE_FAILED = 3  # a data or model gate refused the run: fail, do not retry
+EXIT_SKIPPED = 99  # nothing to do (dry run, not blessed): skip the task
+
+# The runtime environment's process settings: legacy Keras 2 for TFX/tfmot, TensorFlow's C++ logs kept to
+# warnings, unbuffered output so that lines reach the task log as they are written.
+RUNTIME_ENV = {
+    "TF_USE_LEGACY_KERAS": "1",
+    "TF_CPP_MIN_LOG_LEVEL": "1",
+    "PYTHONUNBUFFERED": "1",
+}
+
+
+def locate_pipeline_config(config_dir: Path, name: str) -> Path:
+    """The configuration file of pipeline ``name`` in ``config_dir``, or ``name`` itself when it is a YAML path.
+
+    Raises:
+        ConfigError: no pipeline of that name, with the names there are.
+    """
+    if name.endswith((".yaml", ".yml")):
+        return Path(name)
+    configs = find_pipeline_configs(config_dir)
+    if name not in configs:
+        known = ", ".join(sorted(configs)) or "none"
+        raise ConfigError(f"no pipeline named '{name}' in {config_dir} (known: {known})")
+    return configs[name]
 
 
 @dataclass(frozen=True)
