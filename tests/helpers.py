@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from pipeline_components.settings import CHECKOUT, Settings
 
@@ -34,6 +37,26 @@ ROLLOUT_TASKS = {
     **{step: [upstream] for step, upstream in zip(_STEPS, ["Pusher", *_STEPS[:-1]], strict=True)},
     "rollout.rollback_on_failure": sorted(_STEPS),
 }  # fmt: skip
+
+
+def missing(what: str) -> None:
+    """A real component this test needs is not here: skip on a laptop, fail where it must be (CI).
+
+    ``.ci/run`` installs every component the suite uses (``make setup``: both environments and nginx) and sets
+    ``RUNWAY_REQUIRE_ALL=1``, so there a missing component is a broken setup, not a reason to pass quietly.
+    """
+    if os.environ.get("RUNWAY_REQUIRE_ALL") == "1":
+        pytest.fail(f"{what} (RUNWAY_REQUIRE_ALL=1: .ci/run installs it, so this is a broken setup)")
+    pytest.skip(what)
+
+
+def require_nginx() -> str:
+    """The nginx binary, or ``missing(...)``."""
+    binary = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").is_file() else None)
+    if binary is None:
+        missing("nginx is not installed (make setup installs it: apt-get install nginx-light)")
+    assert binary is not None
+    return binary
 
 
 def runtime_available(settings: Settings) -> bool:

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.conformance.harness import ServerProcess, make_base_path
+from tests.helpers import missing
 
 CHECKOUT = Path(__file__).resolve().parents[2]
 OURS = str(CHECKOUT / "scripts" / "runway-model-server")
@@ -56,7 +57,7 @@ def exported_version(tmp_path_factory: pytest.TempPathFactory) -> Path:
     home = tmp_path_factory.mktemp("runway_home")
     runway = CHECKOUT / ".venv" / "bin" / "runway"
     if not runway.exists():
-        pytest.skip("no orchestrator environment (.venv) to run the pipeline; set RUNWAY_CONFORMANCE_MODEL_BASE")
+        missing("no orchestrator environment (.venv) to run the pipeline; set RUNWAY_CONFORMANCE_MODEL_BASE")
     env = {k: v for k, v in os.environ.items() if not k.startswith("RUNWAY_")} | {"RUNWAY_HOME": str(home)}
     result = subprocess.run(
         [str(runway), "run", "penguins", "--set", "model.train_steps=100"],

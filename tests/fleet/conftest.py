@@ -11,12 +11,13 @@ import pytest
 from pipeline_components.fleet.local import find_nginx
 from pipeline_components.settings import Settings
 from tests.fleet.fixtures import RunningFleet, start_fleet, tiny_models
+from tests.helpers import missing
 
 
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if not Settings.from_env().runtime_python.exists():
-        pytest.skip("the runtime environment is missing (make setup)")
+        missing("the runtime environment is missing (make setup)")
     return tiny_models(tmp_path_factory.mktemp("tiny-models"))
 
 
@@ -26,7 +27,7 @@ def local_fleet(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) 
     try:
         find_nginx()
     except Exception as error:
-        pytest.skip(str(error))
+        missing(str(error))
     home = tmp_path_factory.mktemp("fleet-home")
     running = start_fleet(home, tiny_model_dir)
     try:

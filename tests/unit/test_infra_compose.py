@@ -22,6 +22,7 @@ import yaml
 
 from pipeline_components.fleet import FleetState, fleet_state_path, model_config_path
 from pipeline_components.settings import CHECKOUT
+from tests.helpers import require_nginx
 
 COMPOSE = CHECKOUT / "docker-compose.yml"
 SERVERS = ("tf-serving-1", "tf-serving-2", "tf-serving-3")
@@ -326,9 +327,7 @@ def test_nginx_accepts_the_configuration(tmp_path: Path) -> None:
     name); the pid file goes to a temporary folder; and an nginx older than 1.25.1 (Debian 12 ships 1.22) gets
     ``listen 8500 http2`` for the later ``http2 on``. Everything else is tested as written.
     """
-    binary = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").is_file() else None)
-    if binary is None:
-        pytest.skip("nginx is not installed (apt-get install nginx-light); the structural checks above still ran")
+    binary = require_nginx()
     text = NGINX_CONF.read_text()
     for server in SERVERS:
         text = text.replace(f"{server}:", "127.0.0.1:")

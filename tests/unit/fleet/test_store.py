@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -12,6 +11,7 @@ from pipeline_components.fleet import FleetState, InstanceAddress, protos, read_
 from pipeline_components.fleet.local import FleetSpec, LocalFleet
 from pipeline_components.fleet.store import ModelServing, ModelStore, StoreError
 from pipeline_components.settings import Settings
+from tests.helpers import require_nginx
 
 
 def saved_model(folder: Path) -> Path:
@@ -108,9 +108,7 @@ def test_the_generated_nginx_config_balances_rest_and_grpc_and_passes_nginx_t(tm
     assert "server 127.0.0.1:9021 max_fails=1 fail_timeout=5s;" in text
     assert "grpc_next_upstream error timeout" in text and "non_idempotent" in text
     assert "{{" not in text
-    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
-    if not Path(nginx).exists():
-        pytest.skip("nginx is not installed")
+    nginx = require_nginx()
     (tmp_path / "fleet" / "nginx" / "tmp").mkdir(parents=True)
     (tmp_path / "fleet" / "logs").mkdir(parents=True)
     conf = tmp_path / "fleet" / "nginx" / "nginx.conf"

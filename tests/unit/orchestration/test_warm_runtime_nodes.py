@@ -26,7 +26,7 @@ from pipeline_components.orchestration.warm_client import (
     stop_service,
 )
 from pipeline_components.settings import Settings
-from tests.helpers import check, runtime_available, runtime_json, runway
+from tests.helpers import check, missing, runtime_available, runtime_json, runway
 
 pytestmark = pytest.mark.runtime
 
@@ -87,7 +87,7 @@ def _lineage_shape(report: dict[str, Any]) -> list[str]:
 @pytest.fixture(scope="module")
 def cold_and_warm(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], dict[str, Any], Settings]:
     if not runtime_available(Settings.from_env()):
-        pytest.skip("the pipeline runtime environment is not installed")
+        missing("the pipeline runtime environment is not installed (make setup)")
     data_dir = tmp_path_factory.mktemp("data")  # the same prepared spans for both
     cold_home = _home(tmp_path_factory.mktemp("cold"), data_dir)
     warm_home = _home(tmp_path_factory.mktemp("warm"), data_dir)
