@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import html
 from typing import Any
 
 from pipeline_components.inspection.contract import dtype_name
+from pipeline_components.reports.render import Verdict, render
 
 
 def _shape(shape: list[int] | None) -> str:
@@ -82,46 +82,39 @@ def _contract_lines(contract: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _table(header: list[str], rows: list[list[Any]]) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
-    return f"<table><tr>{head}</tr>{body}</table>"
-
-
-_STYLE = """
-body { font-family: system-ui, sans-serif; margin: 2em; color: #1b2631; }
-table { border-collapse: collapse; margin: 0.5em 0 1.2em; }
-th, td { border: 1px solid #d5d8dc; padding: 3px 9px; text-align: left; font-size: 90%; }
-th { background: #f4f6f7; } code { background: #f4f6f7; padding: 1px 4px; }
-.ok { color: #1e8449; font-weight: bold; } .bad { color: #b03a2e; font-weight: bold; }
-"""
-
-
 def to_html(report: dict[str, Any], contract: dict[str, Any] | None = None, title: str | None = None) -> str:
-    """The report as one self-contained HTML page."""
-    title = title or f"SavedModel {report['path']}"
-    parts = [
-        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-        f"<style>{_STYLE}</style></head><body><h1>{html.escape(title)}</h1>",
+    """The report as one self-contained HTML page (the shared page templates, ``pipeline_components/reports``).
+
+    Args:
+        report: ``inspect_saved_model``'s report.
+        contract: the contract verdict (``contract_verdict`` or a comparison), if any: the page opens with it.
+        title: the page's title (default: the SavedModel's path).
+
+    Returns:
+        The page.
+    """
+    if contract is None:
+        verdict = Verdict(None, f"{report['variables']['count']} variables, {_bytes(report['size_bytes'])} on disk")
+    else:
+        failures = list(contract.get("failures") or [])
+        verdict = Verdict(bool(contract.get("passed")), f"serving contract: {contract.get('summary', '')}", failures)
+    meta_graphs = [
+        {
+            "tags": ",".join(meta_graph["tags"]),
+            "signatures": [
+                {"name": name, "method": signature["method_name"] or "-", "rows": _tensor_rows(signature)}
+                for name, signature in meta_graph["signatures"].items()
+            ],
+        }
+        for meta_graph in report["meta_graphs"]
     ]
-    if contract is not None:
-        css = "ok" if contract.get("passed") else "bad"
-        verdict = "passed" if contract.get("passed") else "failed"
-        parts.append(f"<h2>Serving contract: <span class='{css}'>{verdict}</span></h2><ul>")
-        parts += [f"<li>{html.escape(line)}</li>" for line in _contract_lines(contract)]
-        parts.append("</ul>")
-    parts.append("<h2>Overview</h2>" + _table(["", ""], [list(row) for row in _overview(report)]))
-    for meta_graph in report["meta_graphs"]:
-        parts.append(f"<h2>Tag-set <code>{html.escape(','.join(meta_graph['tags']))}</code></h2>")
-        for name, signature in meta_graph["signatures"].items():
-            parts.append(
-                f"<h3>signature_def['{html.escape(name)}'] — method <code>"
-                f"{html.escape(signature['method_name'] or '-')}</code></h3>"
-            )
-            parts.append(_table(["", "name", "dtype", "shape", "tensor"], _tensor_rows(signature)))
-    parts.append("<h2>Ops</h2><p>" + ", ".join(f"<code>{html.escape(op)}</code>" for op in report["ops"]) + "</p>")
-    files = report["assets"] + report["assets_extra"]
-    if files:
-        parts.append("<h2>Assets</h2>" + _table(["file", "bytes"], [[a["path"], a["bytes"]] for a in files]))
-    parts.append("</body></html>\n")
-    return "".join(parts)
+    return render(
+        "saved_model.html",
+        title=title or f"SavedModel {report['path']}",
+        verdict=verdict,
+        contract_lines=_contract_lines(contract) if contract is not None else [],
+        overview=_overview(report),
+        meta_graphs=meta_graphs,
+        ops=report["ops"],
+        files=[[a["path"], a["bytes"]] for a in report["assets"] + report["assets_extra"]],
+    )
