@@ -36,7 +36,7 @@ from typing import Any
 CHECKOUT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(CHECKOUT))
 
-from pipeline_components.client.cli import rows_from_span  # noqa: E402
+from pipeline_components.cli.commands.serving import rows_from_span  # noqa: E402
 from pipeline_components.client.load import LoadGenerator  # noqa: E402
 from pipeline_components.fleet.local import FleetSpec, LocalFleet  # noqa: E402
 from pipeline_components.fleet.rollout import Rollout, RolloutOptions  # noqa: E402

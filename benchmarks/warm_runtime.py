@@ -110,7 +110,7 @@ def anchor_child(args: argparse.Namespace) -> None:
 
 def run_anchor(home: Path, args: argparse.Namespace, env: dict[str, str]) -> dict[str, Any]:
     from pipeline_components.boundary import RUNTIME_ENV
-    from pipeline_components.cli import parse_overrides
+    from pipeline_components.cli.commands.pipelines import parse_overrides
     from pipeline_components.settings import Settings
 
     settings = Settings.from_env(env)
@@ -290,7 +290,7 @@ def main() -> None:
     if args.anchor_child:
         anchor_child(args)
         return
-    from pipeline_components.cli import parse_overrides
+    from pipeline_components.cli.commands.pipelines import parse_overrides
     from pipeline_components.settings import Settings
 
     modes = args.modes.split(",")

@@ -121,7 +121,7 @@ class RolloutStepOperator(BaseOperator):
                 candidate = rollout.candidate()
                 outcome = rollout.promote()
                 if previous != candidate:  # tell downstream apps: a webhook, and this task's Asset event
-                    from pipeline_components.fleet.cli import notify
+                    from pipeline_components.fleet.operations import notify
 
                     notify(rollout.model, candidate, previous, rollout.fleet, context)
             else:

@@ -33,11 +33,21 @@ _TASK_SKIPPED = re.compile(r"Skipping task\..*reason='(?P<task>\w+) skipped: (?P
 
 
 def airflow_env(settings: Settings) -> dict[str, str]:
+    """The environment of every Airflow process runway starts: the embedded Airflow of this checkout.
+
+    Secure by default: Airflow's API server (the UI and REST API of ``runway airflow standalone`` or
+    ``runway airflow api-server``) listens on loopback only, unless ``AIRFLOW__API__HOST`` says otherwise. The
+    orchestrator environment's ``bin`` folder leads ``PATH``, because ``airflow standalone`` starts its components
+    as ``airflow`` from ``PATH``.
+    """
     home = settings.home / "airflow"
+    bin_dir = str(Path(sys.executable).parent)
     return {
         **os.environ,
         **settings.as_env(),
+        "PATH": os.pathsep.join([bin_dir, os.environ.get("PATH", os.defpath)]),
         "AIRFLOW_HOME": str(home),
+        "AIRFLOW__API__HOST": os.environ.get("AIRFLOW__API__HOST", "127.0.0.1"),
         "AIRFLOW__CORE__DAGS_FOLDER": str(CHECKOUT / "dags"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",

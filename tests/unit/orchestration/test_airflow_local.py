@@ -3,6 +3,7 @@ Airflow 3.3 prints them), and each task's progress from Airflow's database."""
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import subprocess
 import time
@@ -170,3 +171,20 @@ def test_a_process_still_finishing_a_running_dag_is_left_alone(tmp_path: Path) -
         watcher.stop()
         busy.kill()
         busy.wait()
+
+
+def test_airflow_binds_loopback_unless_told_otherwise(isolated_settings: Settings, monkeypatch) -> None:
+    monkeypatch.delenv("AIRFLOW__API__HOST", raising=False)
+    assert airflow_local.airflow_env(isolated_settings)["AIRFLOW__API__HOST"] == "127.0.0.1"
+    monkeypatch.setenv("AIRFLOW__API__HOST", "0.0.0.0")  # an operator who publishes the UI says so
+    assert airflow_local.airflow_env(isolated_settings)["AIRFLOW__API__HOST"] == "0.0.0.0"
+
+
+def test_airflow_components_find_airflow_on_path(isolated_settings: Settings) -> None:
+    """`airflow standalone` starts its components as `airflow` from PATH: this environment's must come first."""
+    import shutil
+    import sys
+
+    path = airflow_local.airflow_env(isolated_settings)["PATH"]
+    assert path.split(os.pathsep)[0] == str(Path(sys.executable).parent)
+    assert shutil.which("airflow", path=path) == str(Path(sys.executable).parent / "airflow")

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from pipeline_components.cli import runtime
+from pipeline_components.cli.bridge import runtime
 from pipeline_components.orchestration.runner import LocalNodeRunner, NodeCommand
 from pipeline_components.orchestration.warm_client import (
     ServicePaths,

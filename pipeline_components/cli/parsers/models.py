@@ -1,45 +1,49 @@
-"""``runway train manifests``: a training run as Kubernetes manifests (orchestrator side, no TensorFlow)."""
+"""Parsers of ``runway model inspect`` and ``runway train manifests``."""
 
 from __future__ import annotations
 
 import argparse
 import textwrap
-from pathlib import Path
 from typing import Any
 
-import yaml
-
-from pipeline_components.config import STRATEGIES, load_pipeline_config
-from pipeline_components.settings import Settings
+from pipeline_components.cli.commands.models import cmd_model_inspect, cmd_train_manifests
+from pipeline_components.config import STRATEGIES
 
 
-def cmd_train_manifests(args: argparse.Namespace, settings: Settings) -> None:
-    from pipeline_components.cli import config_path
-    from pipeline_components.training.k8s import render_manifests
-
-    config = load_pipeline_config(config_path(settings, args.pipeline))
-    objects = render_manifests(
-        config,
-        strategy=args.strategy,
-        workers=args.workers,
-        parameter_servers=args.parameter_servers,
-        run=args.run,
-        spec_path=args.spec,
-        jobset=args.jobset,
+def add_parsers(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
+    """Register ``model`` and ``train`` on the ``runway`` subparsers."""
+    model = sub.add_parser(
+        "model",
+        help="look inside SavedModels: signatures, inputs/outputs, variables, ops (docs/models.md)",
+        description="Look inside SavedModels (docs/models.md).",
     )
-    text = yaml.safe_dump_all(objects, sort_keys=False)
-    if args.output is None:
-        print(text, end="")
-        return
-    out = Path(args.output)
-    out.mkdir(parents=True, exist_ok=True)
-    for obj in objects:
-        path = out / f"{obj['kind'].lower()}-{obj['metadata']['name']}.yaml"
-        path.write_text(yaml.safe_dump(obj, sort_keys=False))
-        print(path)
+    model_sub = model.add_subparsers(dest="model_command", required=True)
+    inspect = model_sub.add_parser(
+        "inspect",
+        help="everything `saved_model_cli show --all` shows, plus variables, assets, size, ops, TF version",
+        formatter_class=formatter,
+        description=textwrap.dedent("""\
+            Inspect a SavedModel without running it: tag-sets, each signature's method name, inputs and outputs
+            (dtype, shape, tensor name) as `saved_model_cli show --all` prints them, plus what an operator needs:
+            variable count and bytes, assets (and assets.extra: the warmup requests), size on disk, the ops the
+            graph uses, the TensorFlow version that wrote it. The pipeline's ModelInspector node writes the same
+            report for every candidate.
 
+            PATH is a version folder (<store>/<model>/<version>), a model artifact (its Format-Serving/), or a
+            model base path (<store>/<model>: the version served now, the `stable` one if the fleet labels it).
 
-def add_train_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
+            Examples:
+              runway model inspect var/models/flights_delay               the version served now, as Markdown
+              runway model inspect var/models/flights_delay/1795299581 --json
+              runway model inspect NEW --compare-with var/models/flights_delay
+                  list the differences of the signatures; exit status 2 if any would break clients"""),
+    )
+    inspect.add_argument("path", help="SavedModel folder, model artifact folder, or model base path")
+    inspect.add_argument("--json", action="store_true", help="print the full report as JSON")
+    inspect.add_argument("--compare-with", metavar="PATH", help="the served model to check compatibility against")
+    inspect.add_argument("--html", metavar="FILE", help="also write the report as an HTML page")
+    inspect.set_defaults(func=cmd_model_inspect)
+
     train = sub.add_parser(
         "train",
         help="distributed training on Kubernetes: render a run's manifests",

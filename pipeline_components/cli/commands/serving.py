@@ -1,4 +1,4 @@
-"""``runway query``: ask the serving fleet (or one server) for predictions, by label or version, over REST or gRPC."""
+"""``runway serve`` (serve a pipeline's pushed models) and ``runway query`` (ask the fleet, as an app would)."""
 
 from __future__ import annotations
 
@@ -6,86 +6,48 @@ import argparse
 import csv
 import json
 import os
-import textwrap
+import shutil
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from pipeline_components.cli.commands import pipeline_config
+from pipeline_components.cli.output import say
 from pipeline_components.client.client import (
     DEFAULT_GRPC_TARGET,
     DEFAULT_LABEL,
     DEFAULT_REST_URL,
-    PROTOCOLS,
     RetryPolicy,
     ServingClient,
 )
+from pipeline_components.config import fill_span
 from pipeline_components.errors import DataError, RunwayError
-from pipeline_components.settings import Settings
+from pipeline_components.settings import CHECKOUT, Settings
 
 REST_URL_ENV = "RUNWAY_SERVING_REST_URL"
 GRPC_TARGET_ENV = "RUNWAY_SERVING_GRPC_TARGET"
 
-DESCRIPTION = textwrap.dedent(f"""\
-    Ask the served model for predictions and print which version answered.
 
-    Where: --rest-url / --grpc-target, else ${REST_URL_ENV} / ${GRPC_TARGET_ENV}, else the load balancer
-    of the local fleet ($RUNWAY_HOME/fleet/fleet.json, written by `runway fleet up`), else
-    {DEFAULT_REST_URL} and {DEFAULT_GRPC_TARGET} (e.g. `runway serve flights`).
-    Which version: the label `{DEFAULT_LABEL}` unless --label, --version or --latest says otherwise.
-    What: raw features as JSON (--json), or real rows of a prepared span (--example-from-span), through
-    `serving_default` (predict), or the Classify API on `serving_classify` (--classify, tf.Examples).
-
-    Transient failures (gRPC UNAVAILABLE, HTTP 502/503, connection refused or reset) are retried with
-    backoff (--attempts); bad requests (400 / INVALID_ARGUMENT), unknown models or versions (404 / NOT_FOUND)
-    and timeouts (--timeout) are not. Exit status 0 on success, 2 with the reason on stderr otherwise.
-
-    Examples:
-      runway query --example-from-span 12                       # a real December flight, label stable, REST
-      runway query --example-from-span 12 --count 3 --protocol grpc
-      runway query --version 1795299581 --json '{{"distance": 1617.0, "sched_dep_hour": 23, "sched_arr_hour": 4,
-        "day_of_week": 6, "day": 1, "temp": 41.0, "dewp": 33.98, "humid": 75.88, "wind_speed": 4.6, "precip": 0.0,
-        "pressure": 1016.8, "visib": 10.0, "plane_year": 2008, "plane_seats": 200, "weather_known": 1,
-        "plane_known": 1, "carrier": "B6", "origin": "JFK", "dest": "PSE", "month_name": "dec"}}'
-      runway query --label canary --json @rows.json --output json  # a file with one object or a list
-      runway query --example-from-span 12 --classify --protocol grpc
-
-    From Python (no TensorFlow needed): pipeline_components.client.ServingClient (docs/client.md).""")
-
-
-def add_query_parser(sub: Any, formatter: type[argparse.HelpFormatter]) -> argparse.ArgumentParser:
-    """Register ``runway query`` on the ``runway`` subparsers."""
-    query = sub.add_parser(
-        "query",
-        help="ask the serving fleet for predictions by label (default stable) or version, over REST or gRPC",
-        formatter_class=formatter,
-        description=DESCRIPTION,
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
+    """Serve a pipeline's pushed models with tensorflow_model_server, or runway's TF Serving-compatible server."""
+    config = pipeline_config(settings, args.pipeline)
+    base = settings.model_store / config.serving.model_name
+    if not base.is_dir():
+        raise RunwayError(f"no pushed model under {base}; run `runway run {config.name}` first")
+    real = shutil.which("tensorflow_model_server")
+    binary = real if real and not args.runway_server else str(CHECKOUT / "scripts" / "runway-model-server")
+    argv = [
+        binary,
+        f"--port={args.port}",
+        f"--rest_api_port={args.rest_port}",
+        f"--model_name={config.serving.model_name}",
+        f"--model_base_path={base}",
+    ]
+    say(
+        f"serving {base} with {binary}: gRPC :{args.port}, REST http://localhost:{args.rest_port}"
+        f"/v1/models/{config.serving.model_name}"
     )
-    what = query.add_mutually_exclusive_group(required=True)
-    what.add_argument("--json", metavar="JSON|@FILE", help="raw features: one object, or a list of objects")
-    what.add_argument(
-        "--example-from-span", type=int, metavar="N", help="send real rows of prepared span N (flights: the month)"
-    )
-    query.add_argument("--count", type=int, default=1, help="rows of the span to send as one batch (default 1)")
-    query.add_argument(
-        "--pipeline",
-        default="flights",
-        help="pipeline whose configuration names the model and features (default flights)",
-    )
-    query.add_argument("--model", help="served model name (default: the pipeline's serving.model_name)")
-    which = query.add_mutually_exclusive_group()
-    which.add_argument("--label", help=f"version label to ask (default {DEFAULT_LABEL})")
-    which.add_argument("--version", type=int, help="version number to ask instead of a label")
-    which.add_argument("--latest", action="store_true", help="no label, no version: the newest available version")
-    query.add_argument("--protocol", choices=PROTOCOLS, default="rest", help="rest (default) or grpc")
-    query.add_argument("--classify", action="store_true", help="use the Classify API (serving_classify, tf.Examples)")
-    query.add_argument("--signature", help="signature name (default serving_default, or serving_classify)")
-    query.add_argument("--rest-url", help="REST base URL, e.g. http://127.0.0.1:8501")
-    query.add_argument("--grpc-target", help="gRPC address, e.g. 127.0.0.1:8500")
-    query.add_argument("--timeout", type=float, default=5.0, help="seconds per attempt (default 5)")
-    query.add_argument("--attempts", type=int, default=5, help="tries for transient failures, first included (5)")
-    query.add_argument("--output", choices=("text", "json"), default="text", help="text (default) or json")
-    query.set_defaults(func=cmd_query)
-    return query
+    os.execve(argv[0], argv, {**os.environ, **settings.as_env()})
 
 
 def endpoints(
@@ -120,10 +82,7 @@ def rows_from_span(settings: Settings, pipeline: str, span: int, count: int) -> 
     Raises:
         DataError: the span is not prepared.
     """
-    from pipeline_components.cli import config_path
-    from pipeline_components.config import fill_span, load_pipeline_config
-
-    config = load_pipeline_config(config_path(settings, pipeline))
+    config = pipeline_config(settings, pipeline)
     pattern = fill_span(config.data.span_pattern, span)
     files = sorted((settings.data_dir / config.data.folder).glob(pattern))
     if not files:
@@ -158,10 +117,7 @@ def _load_json(text: str) -> list[dict[str, Any]]:
 
 
 def cmd_query(args: argparse.Namespace, settings: Settings) -> None:
-    from pipeline_components.cli import config_path
-    from pipeline_components.config import load_pipeline_config
-
-    model = args.model or load_pipeline_config(config_path(settings, args.pipeline)).serving.model_name
+    model = args.model or pipeline_config(settings, args.pipeline).serving.model_name
     labels: list[Any] = []
     if args.json is not None:
         rows = _load_json(args.json)

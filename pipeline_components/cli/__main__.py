@@ -1,0 +1,9 @@
+"""``python -m pipeline_components.cli``: the same as the ``runway`` command."""
+
+from __future__ import annotations
+
+import sys
+
+from pipeline_components.cli.main import main
+
+sys.exit(main())

@@ -1,0 +1,48 @@
+"""What the ``runway`` command prints: progress lines and the summary of a run."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def say(message: str = "") -> None:
+    """One line to the terminal, flushed at once (progress must show while a long command runs)."""
+    print(message, flush=True)
+
+
+def print_summary(summary: dict[str, Any]) -> None:
+    """A run's tasks (state, duration), spans, metrics against the baseline, blessing and push."""
+    say(f"\nRun {summary['run_id']} of {summary['dag_id']}")
+    say(f"  {'task':<32} {'state':<10} {'duration':>9}")
+    for task in summary["tasks"]:
+        seconds = f"{task['seconds']:.1f} s" if task.get("seconds") is not None else "-"
+        say(f"  {task['task_id']:<32} {task['state'] or '-':<10} {seconds:>9}")
+    meta = summary.get("metadata") or {}
+    if "error" in meta:
+        say(f"  (no ML Metadata summary: {meta['error']})")
+        return
+    spans = meta.get("spans", {})
+    say(f"Spans: ingested {spans.get('ingested')}, training window {spans.get('training_window')}")
+    evaluation = meta.get("evaluation", {})
+    metrics = evaluation.get("metrics", {})
+    shown = [k for k in sorted(metrics) if not k.endswith("_diff") and k != "loss"]
+    if shown:
+        parts = []
+        for key in shown:
+            diff = metrics.get(f"{key}_diff")
+            parts.append(f"{key} {metrics[key]:.4f}" + (f" ({diff:+.4f} vs baseline)" if diff is not None else ""))
+        say("Evaluation: " + "; ".join(parts))
+    baseline = evaluation.get("baseline_run_id")
+    say(f"Baseline: {'model of run ' + baseline if baseline else 'none (first blessed model)'}")
+    blessed = evaluation.get("blessed")
+    failures = evaluation.get("failures") or []
+    say(f"Blessed: {'yes' if blessed else 'no'}" + (f" ({'; '.join(failures)})" if failures else ""))
+    push = meta.get("push", {})
+    pusher_state = next((t["state"] for t in summary["tasks"] if t["task_id"] == "Pusher"), None)
+    reason = (summary.get("skip_reasons") or {}).get("Pusher")
+    if push.get("pushed"):
+        say(f"Pushed: version {push['version']} -> {push['destination']}")
+    elif reason:
+        say(f"Pushed: nothing ({reason})")
+    else:
+        say(f"Pushed: nothing (Pusher {pusher_state or 'did not run'})")

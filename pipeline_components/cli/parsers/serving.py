@@ -1,0 +1,148 @@
+"""Parsers of ``runway serve``, ``runway query`` and ``runway fleet ...``."""
+
+from __future__ import annotations
+
+import argparse
+import textwrap
+from typing import Any
+
+from pipeline_components.cli.commands.fleet import cmd_down, cmd_promote, cmd_rollback, cmd_rollout, cmd_status, cmd_up
+from pipeline_components.cli.commands.serving import GRPC_TARGET_ENV, REST_URL_ENV, cmd_query, cmd_serve
+from pipeline_components.client.client import DEFAULT_GRPC_TARGET, DEFAULT_LABEL, DEFAULT_REST_URL, PROTOCOLS
+from pipeline_components.fleet import DEFAULT_GRPC_PORT, DEFAULT_INSTANCES, DEFAULT_REST_PORT
+from pipeline_components.fleet.local import DEFAULT_INSTANCE_BASE_PORT
+
+QUERY_DESCRIPTION = textwrap.dedent(f"""\
+    Ask the served model for predictions and print which version answered.
+
+    Where: --rest-url / --grpc-target, else ${REST_URL_ENV} / ${GRPC_TARGET_ENV}, else the load balancer
+    of the local fleet ($RUNWAY_HOME/fleet/fleet.json, written by `runway fleet up`), else
+    {DEFAULT_REST_URL} and {DEFAULT_GRPC_TARGET} (e.g. `runway serve flights`).
+    Which version: the label `{DEFAULT_LABEL}` unless --label, --version or --latest says otherwise.
+    What: raw features as JSON (--json), or real rows of a prepared span (--example-from-span), through
+    `serving_default` (predict), or the Classify API on `serving_classify` (--classify, tf.Examples).
+
+    Transient failures (gRPC UNAVAILABLE, HTTP 502/503, connection refused or reset) are retried with
+    backoff (--attempts); bad requests (400 / INVALID_ARGUMENT), unknown models or versions (404 / NOT_FOUND)
+    and timeouts (--timeout) are not. Exit status 0 on success, 2 with the reason on stderr otherwise.
+
+    Examples:
+      runway query --example-from-span 12                       # a real December flight, label stable, REST
+      runway query --example-from-span 12 --count 3 --protocol grpc
+      runway query --version 1795299581 --json '{{"distance": 1617.0, "sched_dep_hour": 23, "sched_arr_hour": 4,
+        "day_of_week": 6, "day": 1, "temp": 41.0, "dewp": 33.98, "humid": 75.88, "wind_speed": 4.6, "precip": 0.0,
+        "pressure": 1016.8, "visib": 10.0, "plane_year": 2008, "plane_seats": 200, "weather_known": 1,
+        "plane_known": 1, "carrier": "B6", "origin": "JFK", "dest": "PSE", "month_name": "dec"}}'
+      runway query --label canary --json @rows.json --output json  # a file with one object or a list
+      runway query --example-from-span 12 --classify --protocol grpc
+
+    From Python (no TensorFlow needed): pipeline_components.client.ServingClient (docs/client.md).""")
+
+
+FLEET_DESCRIPTION = textwrap.dedent("""\
+    The serving fleet: N model servers on loopback behind nginx, and verified, fleet-wide rollouts.
+
+      runway fleet up [--instances 3]       start the local fleet (nginx: REST 8501, gRPC 8500)
+      runway fleet status                   what every instance serves, labels, processes
+      runway fleet rollout flights          roll the newest pushed version out (if it is not stable yet)
+      runway fleet promote flights 17953..  make version N stable through the same verified steps
+      runway fleet rollback flights [N]     back to N, or to the newest version older than stable
+      runway fleet down                     stop nginx and every instance
+
+    A rollout loads the candidate next to stable on every instance, waits until every instance reports it
+    AVAILABLE, labels it canary, verifies it over REST and gRPC with real examples against the exported
+    model's own predictions, moves stable, and unloads old versions; any failure puts the previous stable
+    back everywhere. Details: docs/fleet.md.""")
+
+
+def add_parsers(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
+    """Register ``serve``, ``query`` and ``fleet`` on the ``runway`` subparsers."""
+    serve = sub.add_parser(
+        "serve",
+        help="serve a pipeline's pushed models (TF Serving's REST and gRPC APIs)",
+        formatter_class=formatter,
+        description=textwrap.dedent("""\
+            Serve <model store>/<serving.model_name> the way TensorFlow Serving does: tensorflow_model_server when
+            it is on PATH, otherwise runway's TF Serving-compatible server (docs/serving.md). Then, for example:
+              curl http://localhost:8501/v1/models/flights_delay
+              curl -d '{"instances": [...]}' http://localhost:8501/v1/models/flights_delay:predict"""),
+    )
+    serve.add_argument("pipeline")
+    serve.add_argument("--port", type=int, default=8500, help="gRPC port (default 8500)")
+    serve.add_argument("--rest-port", type=int, default=8501, help="REST port (default 8501)")
+    serve.add_argument("--runway-server", action="store_true", help="use runway's server even if TF Serving is here")
+    serve.set_defaults(func=cmd_serve)
+
+    query = sub.add_parser(
+        "query",
+        help="ask the serving fleet for predictions by label (default stable) or version, over REST or gRPC",
+        formatter_class=formatter,
+        description=QUERY_DESCRIPTION,
+    )
+    what = query.add_mutually_exclusive_group(required=True)
+    what.add_argument("--json", metavar="JSON|@FILE", help="raw features: one object, or a list of objects")
+    what.add_argument(
+        "--example-from-span", type=int, metavar="N", help="send real rows of prepared span N (flights: the month)"
+    )
+    query.add_argument("--count", type=int, default=1, help="rows of the span to send as one batch (default 1)")
+    query.add_argument(
+        "--pipeline",
+        default="flights",
+        help="pipeline whose configuration names the model and features (default flights)",
+    )
+    query.add_argument("--model", help="served model name (default: the pipeline's serving.model_name)")
+    which = query.add_mutually_exclusive_group()
+    which.add_argument("--label", help=f"version label to ask (default {DEFAULT_LABEL})")
+    which.add_argument("--version", type=int, help="version number to ask instead of a label")
+    which.add_argument("--latest", action="store_true", help="no label, no version: the newest available version")
+    query.add_argument("--protocol", choices=PROTOCOLS, default="rest", help="rest (default) or grpc")
+    query.add_argument("--classify", action="store_true", help="use the Classify API (serving_classify, tf.Examples)")
+    query.add_argument("--signature", help="signature name (default serving_default, or serving_classify)")
+    query.add_argument("--rest-url", help="REST base URL, e.g. http://127.0.0.1:8501")
+    query.add_argument("--grpc-target", help="gRPC address, e.g. 127.0.0.1:8500")
+    query.add_argument("--timeout", type=float, default=5.0, help="seconds per attempt (default 5)")
+    query.add_argument("--attempts", type=int, default=5, help="tries for transient failures, first included (5)")
+    query.add_argument("--output", choices=("text", "json"), default="text", help="text (default) or json")
+    query.set_defaults(func=cmd_query)
+
+    fleet = sub.add_parser(
+        "fleet",
+        help="the serving fleet: up/down/status, rollout, promote, rollback",
+        formatter_class=formatter,
+        description=FLEET_DESCRIPTION,
+    )
+    actions = fleet.add_subparsers(dest="fleet_command", required=True, metavar="ACTION")
+    up = actions.add_parser("up", help="start N model servers behind nginx (a running fleet is left alone)")
+    up.add_argument("--instances", type=int, default=DEFAULT_INSTANCES, help="model servers (default 3)")
+    up.add_argument("--rest-port", type=int, default=DEFAULT_REST_PORT, help="nginx's REST port (default 8501)")
+    up.add_argument("--grpc-port", type=int, default=DEFAULT_GRPC_PORT, help="nginx's gRPC port (default 8500)")
+    up.add_argument(
+        "--instance-base-port",
+        type=int,
+        default=DEFAULT_INSTANCE_BASE_PORT,
+        help="instance i listens on gRPC BASE+10i and REST BASE+10i+1 (default 18500)",
+    )
+    up.add_argument("--server", help="server binary (default: tensorflow_model_server if on PATH, else runway's)")
+    up.set_defaults(func=cmd_up)
+    down = actions.add_parser("down", help="stop nginx and every model server of the local fleet")
+    down.set_defaults(func=cmd_down)
+    status = actions.add_parser("status", help="processes, versions and labels of every instance")
+    status.add_argument("--json", action="store_true", help="as JSON")
+    status.set_defaults(func=cmd_status)
+    for name, helptext, func in (
+        ("rollout", "roll the newest pushed version (or --version N) out to the fleet", cmd_rollout),
+        ("promote", "make VERSION stable through the verified rollout steps", cmd_promote),
+        ("rollback", "go back to VERSION, or to the newest version older than stable", cmd_rollback),
+    ):
+        action = actions.add_parser(name, help=helptext, description=helptext)
+        action.add_argument("pipeline", help="pipeline name (its serving.model_name is the model)")
+        if name == "promote":
+            action.add_argument("version", type=int, help="version number (folder under the model store)")
+        elif name == "rollback":
+            action.add_argument("version", type=int, nargs="?", help="version to go back to (default: previous)")
+        else:
+            action.add_argument("--version", type=int, help="version to roll out (default: the newest pushed)")
+        action.add_argument(
+            "--no-verify", action="store_true", help="skip the REST/gRPC verification step (not recommended)"
+        )
+        action.set_defaults(func=func)
