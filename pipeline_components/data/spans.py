@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import pandas as pd
+
+from pipeline_components.durable import swap_dir
 
 
 @dataclass(frozen=True)
@@ -56,12 +57,5 @@ def write_span(
     )
     (staging / "_manifest.json").write_text(json.dumps(report.as_dict(), indent=2) + "\n")
     os.chmod(staging, 0o755)
-    if span_dir.exists():
-        retired = span_dir.with_name(f".{span_dir.name}.old")
-        shutil.rmtree(retired, ignore_errors=True)
-        span_dir.rename(retired)
-        staging.rename(span_dir)
-        shutil.rmtree(retired, ignore_errors=True)
-    else:
-        staging.rename(span_dir)
+    swap_dir(staging, span_dir)  # the old span or the new one, never neither; flushed to disk first
     return report
