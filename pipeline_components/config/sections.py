@@ -1,52 +1,27 @@
-"""Pipeline configuration: one versioned YAML file per pipeline, validated on load.
+"""The sections of a pipeline configuration (data, features, label, model, training, evaluation, serving, ...).
 
-The file says *what* the pipeline does (data layout, features, label, model, thresholds, serving target); the
-machine settings (``settings.py``) say *where*. ``configs/flights.yaml`` is the annotated reference.
+Each section is a strict, frozen pydantic model: an unknown key or a value out of range is refused on load with
+the key named (``pipeline_components.config.load_pipeline_config``).
 """
 
 from __future__ import annotations
 
-import re
-from pathlib import Path
 from typing import Literal, get_args
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from pipeline_components.errors import ConfigError
+from pipeline_components.config.spans import SPAN_PLACEHOLDER
 
-_NAME = r"^[a-z][a-z0-9_]*$"
+NAME_PATTERN = r"^[a-z][a-z0-9_]*$"
 
 
-class _Strict(BaseModel):
+class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-_SPAN_PLACEHOLDER = re.compile(r"\{SPAN(?::(\d+))?\}")
-
-
-def fill_span(pattern: str, span: int | None = None) -> str:
-    """A span pattern with TFX's ``{SPAN}`` / ``{SPAN:width}`` filled in, or ``*`` for every span."""
-
-    def fill(match: re.Match[str]) -> str:
-        if span is None:
-            return "*"
-        return f"{span:0{int(match.group(1))}d}" if match.group(1) else str(span)
-
-    return _SPAN_PLACEHOLDER.sub(fill, pattern)
-
-
-def span_folder_regex(pattern: str) -> re.Pattern[str]:
-    """Matches a span folder name of ``pattern`` (its first path part), capturing the span number as ``span``."""
-    folder = pattern.split("/")[0]
-    parts = _SPAN_PLACEHOLDER.split(folder)  # literal, width, literal, ...
-    literals = [re.escape(part) for part in parts[::2]]
-    return re.compile("^" + r"(?P<span>\d+)".join(literals) + "$")
-
-
-class DataConfig(_Strict):
+class DataConfig(StrictModel):
     preparer: str = Field(description="Dataset preparer in pipeline_components.data (nycflights13, palmerpenguins).")
-    folder: str = Field(pattern=_NAME, description="Folder under the data directory that holds the spans.")
+    folder: str = Field(pattern=NAME_PATTERN, description="Folder under the data directory that holds the spans.")
     span_pattern: str = Field(
         description="ExampleGen split pattern relative to the dataset folder, with TFX's {SPAN} placeholder."
     )
@@ -57,12 +32,12 @@ class DataConfig(_Strict):
     @field_validator("span_pattern")
     @classmethod
     def _has_span(cls, value: str) -> str:
-        if not _SPAN_PLACEHOLDER.search(value):
+        if not SPAN_PLACEHOLDER.search(value):
             raise ValueError("must contain TFX's {SPAN} (or {SPAN:width}) placeholder, e.g. 'span-{SPAN}/*.csv'")
         return value
 
 
-class FeaturesConfig(_Strict):
+class FeaturesConfig(StrictModel):
     numeric: list[str] = Field(default_factory=list, description="Scaled to z-scores.")
     categorical: list[str] = Field(default_factory=list, description="Vocabulary-encoded, then embedded.")
 
@@ -80,7 +55,7 @@ class FeaturesConfig(_Strict):
         return [*self.numeric, *self.categorical]
 
 
-class LabelConfig(_Strict):
+class LabelConfig(StrictModel):
     column: str = Field(description="Integer column: 0/1 for binary, the class index 0..K-1 for multiclass.")
     kind: Literal["binary", "multiclass"]
     classes: list[str] = Field(
@@ -100,7 +75,7 @@ class LabelConfig(_Strict):
         return 2 if self.kind == "binary" else len(self.classes)
 
 
-class ModelConfig(_Strict):
+class ModelConfig(StrictModel):
     module: str = Field(
         default="pipeline_components.models.tabular",
         description="Python module with preprocessing_fn and run_fn, importable in the runtime environment.",
@@ -116,18 +91,10 @@ class ModelConfig(_Strict):
 StrategyName = Literal[
     "default", "one_device", "mirrored", "central_storage", "multi_worker_mirrored", "parameter_server", "tpu"
 ]
-STRATEGIES: tuple[str, ...] = (
-    "default",
-    "one_device",
-    "mirrored",
-    "central_storage",
-    "multi_worker_mirrored",
-    "parameter_server",
-    "tpu",
-)  # the names of StrategyName, in order
+STRATEGIES: tuple[str, ...] = get_args(StrategyName)
 
 
-class TrainingClusterConfig(_Strict):
+class TrainingClusterConfig(StrictModel):
     """How ``runway train manifests`` sizes the pods of a multi-process strategy on Kubernetes (docs/training.md)."""
 
     image: str = Field(default="runway-pipeline:0.1.0", description="Pipeline image every training pod runs.")
@@ -140,7 +107,7 @@ class TrainingClusterConfig(_Strict):
     data_claim: str = Field(default="runway-data", description="PersistentVolumeClaim of the shared artifacts.")
 
 
-class TrainingConfig(_Strict):
+class TrainingConfig(StrictModel):
     """The tf.distribute strategy the Trainer runs under (docs/training.md); settings of other strategies are unused.
 
     ``one_device`` uses ``device``; ``mirrored`` and ``central_storage`` use every GPU, or ``logical_cpus`` logical
@@ -180,7 +147,7 @@ class TrainingConfig(_Strict):
         return self.strategy in ("multi_worker_mirrored", "parameter_server")
 
 
-class EvaluationConfig(_Strict):
+class EvaluationConfig(StrictModel):
     metric: str = Field(description="Keras metric gated on: 'auc' (binary) or 'sparse_categorical_accuracy'.")
     lower_bound: float = Field(description="Value threshold: the candidate must reach at least this.")
     max_regression: float = Field(
@@ -192,20 +159,20 @@ class EvaluationConfig(_Strict):
 SignatureDtype = Literal["string", "int64", "int32", "float32", "float64", "bool"]
 
 
-class SignatureContract(_Strict):
+class SignatureContract(StrictModel):
     inputs: dict[str, SignatureDtype] = Field(
         default_factory=dict, description="Required inputs and their dtypes (every caller sends these)."
     )
     outputs: list[str] = Field(default_factory=list, description="Outputs callers read.")
 
 
-class ServingContract(_Strict):
+class ServingContract(StrictModel):
     signatures: dict[str, SignatureContract] = Field(
         default_factory=dict, description="Signature name -> what callers rely on (checked on every candidate)."
     )
 
 
-class InfraValidationConfig(_Strict):
+class InfraValidationConfig(StrictModel):
     warmup_records: int = Field(
         default=16, ge=1, le=1000, description="PredictionLog records in assets.extra/tf_serving_warmup_requests."
     )
@@ -213,8 +180,10 @@ class InfraValidationConfig(_Strict):
     timeout_s: int = Field(default=120, ge=5, description="How long the model server may take to load the model.")
 
 
-class ServingConfig(_Strict):
-    model_name: str = Field(pattern=_NAME, description="Name under the model store: <store>/<model_name>/<version>.")
+class ServingConfig(StrictModel):
+    model_name: str = Field(
+        pattern=NAME_PATTERN, description="Name under the model store: <store>/<model_name>/<version>."
+    )
     # The fleet rollout after the push (docs/fleet.md).
     rollout: bool = Field(default=True, description="Roll a pushed version out to the serving fleet (task group).")
     retain_versions: int = Field(default=3, ge=1, description="Version folders kept in the store (labelled: always).")
@@ -234,7 +203,7 @@ TFLiteVariant = Literal[
 TFLITE_VARIANTS: tuple[str, ...] = get_args(TFLiteVariant)
 
 
-class TFLiteConfig(_Strict):
+class TFLiteConfig(StrictModel):
     """On-device TFLite variants of the trained model (docs/tflite.md); none listed: no TFLite nodes at all."""
 
     variants: list[TFLiteVariant] = Field(
@@ -260,12 +229,12 @@ class TFLiteConfig(_Strict):
     latency_runs: int = Field(default=200, ge=10, description="Single-example invocations timed per variant.")
 
 
-class ScheduleConfig(_Strict):
+class ScheduleConfig(StrictModel):
     cron: str | None = Field(default=None, description="Retrain on this cron schedule (UTC), e.g. monthly.")
     on_new_span: bool = Field(default=False, description="Retrain when a new span lands (an Airflow Asset event).")
 
 
-class ValidationConfig(_Strict):
+class ValidationConfig(StrictModel):
     """The data gate beyond the committed schema: drift, skew, the expectation suite (docs/data-validation.md)."""
 
     expectations_file: str | None = Field(
@@ -291,126 +260,3 @@ class ValidationConfig(_Strict):
         if bad:
             raise ValueError(f"thresholds must be in (0, 1] (L-infinity and Jensen-Shannon are both in [0, 1]): {bad}")
         return value
-
-
-class PipelineConfig(_Strict):
-    name: str = Field(pattern=_NAME)
-    description: str = ""
-    data: DataConfig
-    features: FeaturesConfig
-    label: LabelConfig
-    model: ModelConfig = ModelConfig()
-    training: TrainingConfig = Field(default_factory=TrainingConfig)
-    evaluation: EvaluationConfig
-    serving: ServingConfig
-    schedule: ScheduleConfig = ScheduleConfig()
-    tflite: TFLiteConfig = TFLiteConfig()
-    schema_file: str = Field(description="Committed, reviewed TFDV schema (schema.pbtxt), relative to this file.")
-    enable_cache: bool = Field(default=False, description="TFX caching; off so that every run really retrains.")
-    validation: ValidationConfig = Field(default_factory=ValidationConfig)
-    beam_pipeline_args: list[str] | None = Field(
-        default=None,
-        description="Beam options of the data components (StatisticsGen, ExampleValidator, Transform, Evaluator); "
-        "default: in-process. E.g. ['--runner=FlinkRunner', '--flink_master=host:8081'] (docs/data-validation.md).",
-    )
-    max_active_runs: int = Field(
-        default=1,
-        ge=1,
-        le=16,
-        description="Runs of this pipeline at once (backfilling months in parallel); they share ML Metadata.",
-    )
-
-    # Set by load_pipeline_config: where the file came from, for resolving relative paths.
-    source: Path | None = Field(default=None, exclude=True)
-
-    @model_validator(mode="after")
-    def _label_not_a_feature(self) -> PipelineConfig:
-        if self.label.column in self.features.all:
-            raise ValueError(f"the label column '{self.label.column}' is also listed as a feature")
-        return self
-
-    @model_validator(mode="after")
-    def _validation_features_known(self) -> PipelineConfig:
-        for section in ("drift", "skew"):
-            unknown = sorted(set(getattr(self.validation, section)) - set(self.features.all))
-            if unknown:
-                raise ValueError(f"validation.{section} names features that are not features: {unknown}")
-        return self
-
-    @property
-    def expectations_path(self) -> Path:
-        base = self.source.parent if self.source else Path.cwd()
-        return (base / (self.validation.expectations_file or f"expectations/{self.name}.json")).resolve()
-
-    @property
-    def schema_path(self) -> Path:
-        base = self.source.parent if self.source else Path.cwd()
-        return (base / self.schema_file).resolve()
-
-    def with_overrides(self, overrides: dict[str, object]) -> PipelineConfig:
-        """A copy with dotted-key overrides (``{"model.train_steps": 50}``), validated again."""
-        data = self.model_dump()
-        for dotted, value in overrides.items():
-            target = data
-            *parents, leaf = dotted.split(".")
-            for key in parents:
-                if not isinstance(target.get(key), dict):
-                    raise ConfigError(f"unknown configuration key '{dotted}'")
-                target = target[key]
-            if leaf not in target:
-                raise ConfigError(f"unknown configuration key '{dotted}'")
-            target[leaf] = value
-        try:
-            return PipelineConfig.model_validate({**data, "source": self.source})
-        except ValidationError as err:
-            raise ConfigError(f"override makes the configuration invalid:\n{_explain(err)}") from None
-
-
-def _explain(err: ValidationError) -> str:
-    lines = []
-    for item in err.errors():
-        where = ".".join(str(part) for part in item["loc"]) or "(top level)"
-        lines.append(f"  - {where}: {item['msg']}")
-    return "\n".join(lines)
-
-
-def load_pipeline_config(path: str | Path, *, require_schema: bool = True) -> PipelineConfig:
-    """Read and validate a pipeline configuration file.
-
-    Args:
-        path: the YAML file.
-        require_schema: check that the committed schema exists (off only while regenerating it).
-
-    Raises:
-        ConfigError: the file is missing, is not YAML, or does not match the schema; the message lists every
-            offending key.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"pipeline configuration {path} does not exist")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path} is not valid YAML: {err}") from None
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path} must hold a mapping at the top level")
-    try:
-        config = PipelineConfig.model_validate({**raw, "source": path.resolve()})
-    except ValidationError as err:
-        raise ConfigError(f"{path} is not a valid pipeline configuration:\n{_explain(err)}") from None
-    if require_schema and not config.schema_path.is_file():
-        raise ConfigError(
-            f"{path}: schema_file {config.schema_path} does not exist; "
-            f"generate it with `runway schema {config.name}` and review it"
-        )
-    return config
-
-
-def find_pipeline_configs(config_dir: Path) -> dict[str, Path]:
-    """Pipeline name -> configuration file, for every ``*.yaml`` directly in ``config_dir``."""
-    found: dict[str, Path] = {}
-    for path in sorted(config_dir.glob("*.yaml")):
-        raw = yaml.safe_load(path.read_text())
-        if isinstance(raw, dict) and "name" in raw:
-            found[str(raw["name"])] = path
-    return found
