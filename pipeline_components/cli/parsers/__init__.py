@@ -1,6 +1,6 @@
 """The ``runway`` command's argument parsers: the top level here, one module per group of commands.
 
-Each module's ``add_parsers(sub, formatter)`` registers its commands, with help texts that read like
+Each module's ``add_parsers(sub)`` registers its commands, with help texts that read like
 documentation, and points each at its body in ``cli/commands/`` (``set_defaults(func=...)``).
 """
 
@@ -40,5 +40,5 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="runway", description=DESCRIPTION, formatter_class=formatter)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for group in (pipelines, serving, models, runtime):
-        group.add_parsers(sub, formatter)
+        group.add_parsers(sub)
     return parser

@@ -2,27 +2,27 @@
 
 from __future__ import annotations
 
-import argparse
-import textwrap
 from typing import Any
 
 from pipeline_components.cli.commands.models import cmd_model_inspect, cmd_train_manifests
+from pipeline_components.cli.parsers.command import add_command
 from pipeline_components.config import STRATEGIES
 
 
-def add_parsers(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
+def add_parsers(sub: Any) -> None:
     """Register ``model`` and ``train`` on the ``runway`` subparsers."""
-    model = sub.add_parser(
+    model = add_command(
+        sub,
         "model",
         help="look inside SavedModels: signatures, inputs/outputs, variables, ops (docs/models.md)",
         description="Look inside SavedModels (docs/models.md).",
     )
     model_sub = model.add_subparsers(dest="model_command", required=True)
-    inspect = model_sub.add_parser(
+    inspect = add_command(
+        model_sub,
         "inspect",
         help="everything `saved_model_cli show --all` shows, plus variables, assets, size, ops, TF version",
-        formatter_class=formatter,
-        description=textwrap.dedent("""\
+        description="""\
             Inspect a SavedModel without running it: tag-sets, each signature's method name, inputs and outputs
             (dtype, shape, tensor name) as `saved_model_cli show --all` prints them, plus what an operator needs:
             variable count and bytes, assets (and assets.extra: the warmup requests), size on disk, the ops the
@@ -36,7 +36,7 @@ def add_parsers(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
               runway model inspect var/models/flights_delay               the version served now, as Markdown
               runway model inspect var/models/flights_delay/1795299581 --json
               runway model inspect NEW --compare-with var/models/flights_delay
-                  list the differences of the signatures; exit status 2 if any would break clients"""),
+                  list the differences of the signatures; exit status 2 if any would break clients""",
     )
     inspect.add_argument("path", help="SavedModel folder, model artifact folder, or model base path")
     inspect.add_argument("--json", action="store_true", help="print the full report as JSON")
@@ -44,19 +44,19 @@ def add_parsers(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
     inspect.add_argument("--html", metavar="FILE", help="also write the report as an HTML page")
     inspect.set_defaults(func=cmd_model_inspect)
 
-    train = sub.add_parser(
+    train = add_command(
+        sub,
         "train",
         help="distributed training on Kubernetes: render a run's manifests",
-        formatter_class=formatter,
         description="Training under a tf.distribute strategy (docs/training.md). Locally the Trainer node runs\n"
         "every strategy itself; on Kubernetes, `runway train manifests` renders the same run as manifests.",
     )
     train_sub = train.add_subparsers(dest="train_command", required=True, metavar="ACTION")
-    manifests = train_sub.add_parser(
+    manifests = add_command(
+        train_sub,
         "manifests",
         help="render Indexed Jobs (one per role) + a headless Service, or a JobSet",
-        formatter_class=formatter,
-        description=textwrap.dedent("""\
+        description="""\
             Render a multi_worker_mirrored or parameter_server run of PIPELINE as Kubernetes manifests:
             one Indexed Job per role (worker; or chief, worker, ps) and a headless Service that gives each pod
             a stable name; each pod composes its TF_CONFIG from the cluster, its role and its completion index.
@@ -66,7 +66,7 @@ def add_parsers(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
             Apply:   runway train manifests flights --strategy multi_worker_mirrored -o k8s-train/
                      kubectl apply -f k8s-train/
             Follow:  kubectl -n runway get pods -l runway.dev/training=flights-train
-            Remove:  kubectl -n runway delete job,service -l runway.dev/training=flights-train"""),
+            Remove:  kubectl -n runway delete job,service -l runway.dev/training=flights-train""",
     )
     manifests.add_argument("pipeline")
     manifests.add_argument(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import textwrap
 from typing import Any
 
 from pipeline_components.cli.commands.pipelines import (
@@ -15,6 +14,7 @@ from pipeline_components.cli.commands.pipelines import (
     cmd_run,
     cmd_schema,
 )
+from pipeline_components.cli.parsers.command import add_command
 from pipeline_components.orchestration import airflow_local
 
 SET_HELP = "override a configuration value for this compile, e.g. --set model.train_steps=200 (repeatable)"
@@ -30,15 +30,15 @@ def _positive_int(text: str) -> int:
 SET_HELP = "override a configuration value for this compile, e.g. --set model.train_steps=200 (repeatable)"
 
 
-def add_parsers(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
+def add_parsers(sub: Any) -> None:
     """Register the pipeline commands on the ``runway`` subparsers."""
-    data = sub.add_parser("data", help="prepare datasets into spans", description="Prepare datasets into spans.")
+    data = add_command(sub, "data", help="prepare datasets into spans", description="Prepare datasets into spans.")
     data_sub = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")
-    prepare = data_sub.add_parser(
+    prepare = add_command(
+        data_sub,
         "prepare",
         help="write a pipeline's spans from its real dataset",
-        formatter_class=formatter,
-        description=textwrap.dedent("""\
+        description="""\
             Write a pipeline's spans from its real dataset, one folder per span, each with a CSV file and a
             _manifest.json (rows, rows dropped and why, label counts). A span is replaced atomically.
 
@@ -46,27 +46,27 @@ def add_parsers(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
               runway data prepare flights                  all twelve months of 2013
               runway data prepare flights --spans 1,2,3    January to March only
               runway data prepare flights --spans 4        "April arrives": the next run ingests it
-              runway data prepare penguins                 study years 2007-2009"""),
+              runway data prepare penguins                 study years 2007-2009""",
     )
     prepare.add_argument("pipeline", help="pipeline name (configs/NAME.yaml) or a configuration file")
     prepare.add_argument("--spans", help="comma-separated span numbers (months for flights, years for penguins)")
     prepare.add_argument("--sample-fraction", type=float, help="keep this fraction of each span (fast tests)")
     prepare.set_defaults(func=cmd_data_prepare)
 
-    schema = sub.add_parser(
+    schema = add_command(
+        sub,
         "schema",
         help="regenerate a pipeline's committed TFDV schema, on purpose",
-        formatter_class=formatter,
         description="Infer the schema from every prepared span and overwrite the committed schema file.\n"
         "The pipeline itself never re-infers it (ImportSchemaGen). Review `git diff` before committing.",
     )
     schema.add_argument("pipeline")
     schema.set_defaults(func=cmd_schema)
 
-    comp = sub.add_parser(
+    comp = add_command(
+        sub,
         "compile",
         help="compile pipelines to TFX IR (what the DAGs read)",
-        formatter_class=formatter,
         description="Compile pipeline configurations to TFX IR JSON under $RUNWAY_IR_DIR (default var/ir).\n"
         "The Airflow DAG of each pipeline is built from this file.",
     )
@@ -74,11 +74,11 @@ def add_parsers(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
     comp.add_argument("--set", action="append", metavar="KEY=VALUE", help=SET_HELP)
     comp.set_defaults(func=cmd_compile)
 
-    run = sub.add_parser(
+    run = add_command(
+        sub,
         "run",
         help="run a pipeline end to end through Airflow and print a summary",
-        formatter_class=formatter,
-        description=textwrap.dedent("""\
+        description="""\
             Run a pipeline's DAG through Airflow 3 and print each task as it starts and ends, then each task's
             state and duration, the evaluation metrics against the baseline, and the pushed version.
 
@@ -88,7 +88,7 @@ def add_parsers(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
             Airflow's Execution API, which runs on a loopback port for the length of the run. TFX nodes run in
             the warm runtime (`runway runtime status`), started in the background as the command begins.
 
-            Prepares the data if no span exists and recompiles the IR if the configuration or schema changed."""),
+            Prepares the data if no span exists and recompiles the IR if the configuration or schema changed.""",
     )
     run.add_argument("pipeline", help="a pipeline configuration under configs/ (flights, penguins)")
     run.add_argument(
@@ -122,17 +122,17 @@ def add_parsers(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
     )
     run.set_defaults(func=cmd_run)
 
-    prm = sub.add_parser("params", help="list a pipeline's run parameters: type, default, description")
+    prm = add_command(sub, "params", help="list a pipeline's run parameters: type, default, description")
     prm.add_argument("pipeline")
     prm.set_defaults(func=cmd_params)
 
-    report = sub.add_parser("report", help="what a run did: task states, metrics, baseline, push, lineage")
+    report = add_command(sub, "report", help="what a run did: task states, metrics, baseline, push, lineage")
     report.add_argument("pipeline")
     report.add_argument("--run-id", help="Airflow run id (default: the latest `runway run`)")
     report.add_argument("--json", action="store_true", help="print everything as JSON, lineage included")
     report.set_defaults(func=cmd_report)
 
-    predict = sub.add_parser("predict", help="query the pushed model with real rows of the newest span")
+    predict = add_command(sub, "predict", help="query the pushed model with real rows of the newest span")
     predict.add_argument("pipeline")
     predict.add_argument("--count", type=int, default=5)
     predict.add_argument("--version", help="model version (default: the newest in the model store)")

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import argparse
 import textwrap
 from typing import Any
 
 from pipeline_components.cli.commands.fleet import cmd_down, cmd_promote, cmd_rollback, cmd_rollout, cmd_status, cmd_up
 from pipeline_components.cli.commands.serving import GRPC_TARGET_ENV, REST_URL_ENV, cmd_query, cmd_serve
+from pipeline_components.cli.parsers.command import add_command
 from pipeline_components.client.client import DEFAULT_GRPC_TARGET, DEFAULT_LABEL, DEFAULT_REST_URL, PROTOCOLS
 from pipeline_components.fleet import DEFAULT_GRPC_PORT, DEFAULT_INSTANCES, DEFAULT_REST_PORT
 from pipeline_components.fleet.local import DEFAULT_INSTANCE_BASE_PORT
@@ -55,17 +55,17 @@ FLEET_DESCRIPTION = textwrap.dedent("""\
     back everywhere. Details: docs/fleet.md.""")
 
 
-def add_parsers(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
+def add_parsers(sub: Any) -> None:
     """Register ``serve``, ``query`` and ``fleet`` on the ``runway`` subparsers."""
-    serve = sub.add_parser(
+    serve = add_command(
+        sub,
         "serve",
         help="serve a pipeline's pushed models (TF Serving's REST and gRPC APIs)",
-        formatter_class=formatter,
-        description=textwrap.dedent("""\
+        description="""\
             Serve <model store>/<serving.model_name> the way TensorFlow Serving does: tensorflow_model_server when
             it is on PATH, otherwise runway's TF Serving-compatible server (docs/serving.md). Then, for example:
               curl http://localhost:8501/v1/models/flights_delay
-              curl -d '{"instances": [...]}' http://localhost:8501/v1/models/flights_delay:predict"""),
+              curl -d '{"instances": [...]}' http://localhost:8501/v1/models/flights_delay:predict""",
     )
     serve.add_argument("pipeline")
     serve.add_argument("--port", type=int, default=8500, help="gRPC port (default 8500)")
@@ -73,10 +73,10 @@ def add_parsers(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
     serve.add_argument("--runway-server", action="store_true", help="use runway's server even if TF Serving is here")
     serve.set_defaults(func=cmd_serve)
 
-    query = sub.add_parser(
+    query = add_command(
+        sub,
         "query",
         help="ask the serving fleet for predictions by label (default stable) or version, over REST or gRPC",
-        formatter_class=formatter,
         description=QUERY_DESCRIPTION,
     )
     what = query.add_mutually_exclusive_group(required=True)
@@ -105,14 +105,14 @@ def add_parsers(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
     query.add_argument("--output", choices=("text", "json"), default="text", help="text (default) or json")
     query.set_defaults(func=cmd_query)
 
-    fleet = sub.add_parser(
+    fleet = add_command(
+        sub,
         "fleet",
         help="the serving fleet: up/down/status, rollout, promote, rollback",
-        formatter_class=formatter,
         description=FLEET_DESCRIPTION,
     )
     actions = fleet.add_subparsers(dest="fleet_command", required=True, metavar="ACTION")
-    up = actions.add_parser("up", help="start N model servers behind nginx (a running fleet is left alone)")
+    up = add_command(actions, "up", help="start N model servers behind nginx (a running fleet is left alone)")
     up.add_argument("--instances", type=int, default=DEFAULT_INSTANCES, help="model servers (default 3)")
     up.add_argument("--rest-port", type=int, default=DEFAULT_REST_PORT, help="nginx's REST port (default 8501)")
     up.add_argument("--grpc-port", type=int, default=DEFAULT_GRPC_PORT, help="nginx's gRPC port (default 8500)")
@@ -124,9 +124,9 @@ def add_parsers(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
     )
     up.add_argument("--server", help="server binary (default: tensorflow_model_server if on PATH, else runway's)")
     up.set_defaults(func=cmd_up)
-    down = actions.add_parser("down", help="stop nginx and every model server of the local fleet")
+    down = add_command(actions, "down", help="stop nginx and every model server of the local fleet")
     down.set_defaults(func=cmd_down)
-    status = actions.add_parser("status", help="processes, versions and labels of every instance")
+    status = add_command(actions, "status", help="processes, versions and labels of every instance")
     status.add_argument("--json", action="store_true", help="as JSON")
     status.set_defaults(func=cmd_status)
     for name, helptext, func in (
@@ -134,7 +134,7 @@ def add_parsers(sub: Any, formatter: type[argparse.HelpFormatter]) -> None:
         ("promote", "make VERSION stable through the verified rollout steps", cmd_promote),
         ("rollback", "go back to VERSION, or to the newest version older than stable", cmd_rollback),
     ):
-        action = actions.add_parser(name, help=helptext, description=helptext)
+        action = add_command(actions, name, help=helptext, description=helptext)
         action.add_argument("pipeline", help="pipeline name (its serving.model_name is the model)")
         if name == "promote":
             action.add_argument("version", type=int, help="version number (folder under the model store)")
