@@ -15,7 +15,7 @@ from pathlib import Path
 
 import tensorflow as tf
 
-from pipeline_components.runtime.verification import compute_samples, write_samples
+from pipeline_components.components.pusher.verification import compute_samples, write_samples
 
 ROWS = [{"x": float(i) / 4.0, "n": i} for i in range(8)]
 
