@@ -137,11 +137,16 @@ def dag_from_graph(
     return dag
 
 
+def _operator_dag(**kwargs: Any) -> DAG:
+    """A DAG that people or events trigger (no schedule), one run at a time."""
+    return DAG(schedule=None, start_date=START_DATE, catchup=False, max_active_runs=1, **kwargs)
+
+
 def build_serving_dag(*, config: PipelineConfig) -> DAG:
     """Manual DAG for operators: promote a version, or roll back, through the rollout's steps (docs/fleet.md)."""
     from pipeline_components.fleet.tasks import rollout_task_group, serving_params
 
-    with DAG(
+    with _operator_dag(
         dag_id=serving_dag_id_for(config.name),
         description=f"Promote or roll back {config.serving.model_name} on the serving fleet",
         doc_md=(
@@ -150,10 +155,6 @@ def build_serving_dag(*, config: PipelineConfig) -> DAG:
             "(load everywhere, AVAILABLE everywhere, canary, verify over REST and gRPC, promote, retire); any "
             "failure puts the previous stable back. CLI: `runway fleet promote|rollback`."
         ),
-        schedule=None,
-        start_date=START_DATE,
-        catchup=False,
-        max_active_runs=1,
         tags=["serving", config.name],
         params=serving_params(),
     ) as dag:
@@ -163,7 +164,7 @@ def build_serving_dag(*, config: PipelineConfig) -> DAG:
 
 def build_data_dag(*, config: PipelineConfig, settings: Settings) -> DAG:
     """Prepare the next span of the dataset ("a new month arrives") and emit the pipeline's Asset."""
-    with DAG(
+    with _operator_dag(
         dag_id=data_dag_id_for(config.name),
         description=f"Prepare the next span of {config.name}'s data; retraining follows (Asset)",
         doc_md=(
@@ -172,10 +173,6 @@ def build_data_dag(*, config: PipelineConfig, settings: Settings) -> DAG:
             "configuration has `schedule.on_new_span`. An outside producer emits the same Asset event through "
             "Airflow's REST API (`POST /api/v2/assets/events`)."
         ),
-        schedule=None,
-        start_date=START_DATE,
-        catchup=False,
-        max_active_runs=1,
         tags=["data", config.name],
     ) as dag:
         RuntimeCommandOperator(
