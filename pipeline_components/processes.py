@@ -55,7 +55,7 @@ def stop_pid(pid: int | None, *, kill: bool = False, timeout_s: float = 15.0) ->
         os.kill(pid, signal.SIGKILL if kill else signal.SIGTERM)
     except ProcessLookupError:
         return
-    if not wait_for(lambda: _reap(pid) or not pid_alive(pid), timeout=timeout_s, interval=0.1):
+    if not wait_for(lambda: _reaped_or_gone(pid), timeout=timeout_s, interval=0.1):
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
         wait_for(lambda: not pid_alive(pid), timeout=5.0, interval=0.1)
@@ -65,6 +65,11 @@ def stop_pid(pid: int | None, *, kill: bool = False, timeout_s: float = 15.0) ->
 def _reap(pid: int) -> None:
     with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
+
+
+def _reaped_or_gone(pid: int) -> bool:
+    _reap(pid)  # our own child stays a zombie (alive to kill -0) until reaped
+    return not pid_alive(pid)
 
 
 def wait_for(condition: Callable[[], object], *, timeout: float, interval: float = 0.05) -> bool:

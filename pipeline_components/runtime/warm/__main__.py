@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from pipeline_components.runtime.warm.server import main
+from pipeline_components.runtime.warm.service import main
 
 if __name__ == "__main__":
     sys.exit(main())

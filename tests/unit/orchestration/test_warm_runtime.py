@@ -1,9 +1,9 @@
 """The warm runtime service and its client, at the protocol level.
 
-The service here is the real server module run by this environment's interpreter with a light preload (the
-standard library's ``json``) instead of TensorFlow, and the "nodes" are a small module written per test, so
-every behaviour (streaming, exit codes, crash, cancel, a killed or wedged service, parallel requests, fallback)
-is exercised in seconds. ``tests/unit/orchestration/test_warm_runtime_nodes.py`` runs real TFX nodes through it.
+The service here is the real service module run by this environment's interpreter with a light preload, and the
+"nodes" are a small fake module (``warm_fakes``), so every behaviour (streaming, exit codes, crash, cancel, a killed
+or wedged service, parallel requests, fallback) is exercised in seconds. ``test_warm_runtime_security.py`` checks
+who may connect and what may run; ``test_warm_runtime_nodes.py`` runs real TFX nodes through it.
 """
 
 from __future__ import annotations
@@ -11,100 +11,25 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import sys
-import textwrap
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from pipeline_components.errors import ConfigError
-from pipeline_components.orchestration.runner import NodeCommand, NodeOutcome
-from pipeline_components.orchestration.warm_client import (
-    ServicePaths,
-    WarmNodeRunner,
-    WarmSettings,
-    ping,
-    stop_service,
-)
+from pipeline_components.orchestration.runner import NodeOutcome
+from pipeline_components.orchestration.warm_client import ServicePaths, WarmNodeRunner, WarmSettings, stop_service
+from pipeline_components.processes import pid_alive, wait_for
 from pipeline_components.settings import Settings
-
-FAKE_NODE = """
-import os, subprocess, sys, time
-mode = sys.argv[1]
-print(f"started pid={os.getpid()} pgid={os.getpgid(0)} var={os.environ.get('NODE_VAR')} cwd={os.getcwd()}", flush=True)
-if mode == "ok":
-    for i in range(3):
-        print(f"out {i}", flush=True)
-        print(f"err {i}", file=sys.stderr, flush=True)
-    print('RUNWAY_RESULT {"node": "fake", "figures": {"rows": 3}}')
-elif mode == "crash":
-    raise RuntimeError("the node broke")
-elif mode == "segfault":
-    os.kill(os.getpid(), 11)
-elif mode == "exit":
-    sys.exit(int(sys.argv[2]))
-elif mode == "sleep":
-    seconds = float(sys.argv[2])
-    stamp = sys.argv[3] if len(sys.argv) > 3 else None
-    if stamp:
-        open(stamp, "a").write(f"{time.time()} start\\n")
-    grandchild = subprocess.Popen(["sleep", "300"])
-    print(f"grandchild={grandchild.pid}", flush=True)
-    time.sleep(seconds)
-    if stamp:
-        open(stamp, "a").write(f"{time.time()} end\\n")
-    grandchild.kill()
-    print("slept", flush=True)
-"""
-
-
-@pytest.fixture
-def fake_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
-    """A short RUNWAY_HOME, a light preload, and the fake node module on the service's path."""
-    modules = tmp_path / "modules"
-    modules.mkdir()
-    (modules / "fake_node.py").write_text(FAKE_NODE)
-    monkeypatch.setenv("PYTHONPATH", str(modules))
-    monkeypatch.setenv("RUNWAY_WARM_PRELOAD", "json")
-    monkeypatch.setenv("RUNWAY_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("RUNWAY_WARM_START_TIMEOUT", "30")
-    monkeypatch.setenv("RUNWAY_WARM_PING_TIMEOUT", "2")
-    settings = Settings.from_env()
-    yield settings
-    stop_service(settings, timeout=10)
-
-
-def command(*args: str) -> NodeCommand:
-    return NodeCommand(argv=[sys.executable, "-m", "fake_node", *args], env={"NODE_VAR": "seen"})
-
-
-def run(runner: WarmNodeRunner, *args: str) -> tuple[NodeOutcome, list[str]]:
-    lines: list[str] = []
-    return runner.run(command(*args), log=lines.append), lines
-
-
-def service_pid(settings: Settings) -> int:
-    status = ping(ServicePaths.for_settings(settings), timeout=2)
-    assert status is not None, "the service does not answer"
-    return int(status["pid"])
-
-
-def live_members(pgid: int) -> list[int]:
-    """Processes of a process group that are still running (zombies are dead already)."""
-    members = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            members.append(int(entry.name))
-    return members
+from tests.unit.orchestration.warm_fakes import (
+    assert_served_by_a_new_service,
+    command,
+    fake_env_fixture,  # noqa: F401 - the fixture fake_env
+    live_members,
+    run,
+    service_pid,
+)
 
 
 def test_a_node_runs_in_a_forked_child_with_its_output_streamed(fake_env: Settings) -> None:
@@ -151,7 +76,7 @@ def test_a_failing_node_fails_only_itself(
     if expected_line:
         assert expected_line in lines
         traceback = lines[lines.index("Traceback (most recent call last):") :]
-        assert not any("warm/server.py" in line for line in traceback), "the traceback starts at the node"
+        assert not any("runtime/warm/" in line for line in traceback), "the traceback starts at the node"
     pid = service_pid(fake_env)
     outcome, _ = run(runner, "ok")
     assert outcome.returncode == 0 and service_pid(fake_env) == pid
@@ -170,13 +95,11 @@ def _run_in_thread(runner: WarmNodeRunner, *args: str) -> tuple[threading.Thread
 
 
 def _wait_for_line(box: dict[str, object], prefix: str, timeout: float = 20) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for line in list(box["lines"]):  # type: ignore[call-overload]
-            if line.startswith(prefix):
-                return str(line)
-        time.sleep(0.05)
-    raise AssertionError(f"no line starting with {prefix!r}: {box['lines']}")
+    def found() -> str | None:
+        return next((str(line) for line in list(box["lines"]) if line.startswith(prefix)), None)  # type: ignore[call-overload]
+
+    assert wait_for(found, timeout=timeout), f"no line starting with {prefix!r}: {box['lines']}"
+    return str(found())
 
 
 def test_cancelling_kills_the_node_and_everything_it_started(fake_env: Settings) -> None:
@@ -191,7 +114,7 @@ def test_cancelling_kills_the_node_and_everything_it_started(fake_env: Settings)
     assert not thread.is_alive()
     outcome = box["outcome"]
     assert isinstance(outcome, NodeOutcome) and outcome.returncode == -signal.SIGTERM
-    assert live_members(pgid) == [], "no process of the cancelled node remains"
+    assert wait_for(lambda: not live_members(pgid), timeout=10), "no process of the cancelled node remains"
     assert run(runner, "ok")[0].returncode == 0  # the service serves on
 
 
@@ -208,10 +131,7 @@ def test_a_client_that_disappears_takes_its_node_down(fake_env: Settings) -> Non
     first = sock.makefile("rb").readline().decode()
     pgid = int(first.split("pgid=")[1].split()[0])
     sock.close()  # the task process died
-    deadline = time.monotonic() + 15
-    while live_members(pgid) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert live_members(pgid) == []
+    assert wait_for(lambda: not live_members(pgid), timeout=15), f"left in the node's group: {live_members(pgid)}"
 
 
 def test_a_service_killed_mid_run_is_restarted_by_the_next_node(fake_env: Settings) -> None:
@@ -226,10 +146,7 @@ def test_a_service_killed_mid_run_is_restarted_by_the_next_node(fake_env: Settin
     # The node itself was not killed with the service: it finished and said how.
     assert outcome.returncode == 0
     assert any("service went away" in str(line) for line in box["lines"])  # type: ignore[attr-defined]
-    outcome, lines = run(runner, "ok")
-    assert outcome.returncode == 0 and runner.used_warm
-    assert any("starting the service" in line for line in lines)
-    assert service_pid(fake_env) != old
+    assert_served_by_a_new_service(fake_env, runner, old, "starting the service")
 
 
 def test_a_wedged_service_is_killed_and_replaced(fake_env: Settings) -> None:
@@ -238,13 +155,10 @@ def test_a_wedged_service_is_killed_and_replaced(fake_env: Settings) -> None:
     old = service_pid(fake_env)
     os.kill(old, signal.SIGSTOP)  # alive, but answers nothing
     try:
-        outcome, lines = run(runner, "ok")
+        assert_served_by_a_new_service(fake_env, runner, old, f"service pid {old} does not answer")
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.kill(old, signal.SIGKILL)
-    assert outcome.returncode == 0 and runner.used_warm
-    assert any(f"service pid {old} does not answer" in line for line in lines)
-    assert service_pid(fake_env) != old
 
 
 def test_parallel_nodes_run_at_once_up_to_the_limit(
@@ -296,10 +210,7 @@ def test_a_service_with_outdated_code_makes_way_for_a_new_one(
     old = service_pid(fake_env)
     library.write_text("VERSION = 2\n")
     os.utime(library, (time.time() + 5, time.time() + 5))  # a different mtime even on a coarse clock
-    outcome, lines = run(runner, "ok")
-    assert outcome.returncode == 0 and runner.used_warm
-    assert any("code changed (fake_library.py)" in line for line in lines)
-    assert service_pid(fake_env) != old
+    assert_served_by_a_new_service(fake_env, runner, old, "code changed (fake_library.py)")
 
 
 def test_stop_ends_the_service_and_removes_its_socket(fake_env: Settings) -> None:
@@ -307,7 +218,7 @@ def test_stop_ends_the_service_and_removes_its_socket(fake_env: Settings) -> Non
     assert run(runner, "ok")[0].returncode == 0
     pid = service_pid(fake_env)
     assert stop_service(fake_env) is not None
-    assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1][:3]
+    assert not pid_alive(pid)  # stop_service returns once it is gone
     assert not ServicePaths.for_settings(fake_env).socket.exists()
     assert stop_service(fake_env) is None  # nothing to stop
 
@@ -322,15 +233,6 @@ def test_settings_are_checked() -> None:
         WarmSettings.from_env({"RUNWAY_WARM_START_TIMEOUT": "soon"})
 
 
-def test_a_long_home_puts_the_socket_in_a_private_tmp_folder() -> None:
-    settings = Settings.from_env({"RUNWAY_HOME": "/tmp/" + "x" * 120})
-    paths = ServicePaths.for_settings(settings)
-    assert len(str(paths.socket)) < 100 and str(paths.folder).startswith("/tmp/runway-warm-")
-    assert ServicePaths.for_settings(Settings.from_env({"RUNWAY_HOME": "/srv/runway"})).folder == Path(
-        "/srv/runway/warm"
-    )
-
-
 def test_the_operator_uses_the_warm_runner_unless_switched_off(monkeypatch: pytest.MonkeyPatch) -> None:
     from pipeline_components.orchestration.operators import TfxNodeOperator
     from pipeline_components.orchestration.runner import LocalNodeRunner
@@ -339,6 +241,3 @@ def test_the_operator_uses_the_warm_runner_unless_switched_off(monkeypatch: pyte
     assert isinstance(TfxNodeOperator(task_id="a", ir_path="x", node_id="a").runner, WarmNodeRunner)
     monkeypatch.setenv("RUNWAY_WARM_RUNTIME", "off")
     assert isinstance(TfxNodeOperator(task_id="b", ir_path="x", node_id="b").runner, LocalNodeRunner)
-
-
-FAKE_NODE = textwrap.dedent(FAKE_NODE)
