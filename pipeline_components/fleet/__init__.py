@@ -24,10 +24,11 @@ Example::
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from pipeline_components.durable import atomic_write
 
 STABLE_LABEL = "stable"
 CANARY_LABEL = "canary"
@@ -110,13 +111,8 @@ def read_fleet_state(home: Path | None = None) -> FleetState | None:
 
 
 def write_fleet_state(home: Path, state: FleetState) -> Path:
-    """Write ``fleet.json`` atomically."""
-    path = fleet_state_path(home)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(state.to_json() + "\n")
-    tmp.replace(path)
-    return path
+    """Write ``fleet.json`` durably: readers see the old description or the new one, also after a crash."""
+    return atomic_write(fleet_state_path(home), state.to_json() + "\n")
 
 
 __all__ = [

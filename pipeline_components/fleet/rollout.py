@@ -26,25 +26,19 @@ from __future__ import annotations
 
 import json
 import logging
-import math
-import statistics
 import time
-from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pipeline_components.durable import atomic_write
 from pipeline_components.errors import RunwayError
-from pipeline_components.fleet import (
-    CANARY_LABEL,
-    STABLE_LABEL,
-    FleetState,
-    fleet_dir,
-    protos,
-)
+from pipeline_components.fleet import CANARY_LABEL, STABLE_LABEL, FleetState, fleet_dir
 from pipeline_components.fleet.instances import Instance, InstanceError
-from pipeline_components.fleet.store import ModelServing, ModelStore, atomic_write
+from pipeline_components.fleet.reconfigure import reconfigure
+from pipeline_components.fleet.store import ModelServing, ModelStore
+from pipeline_components.fleet.verification import Tolerances, load_samples, verify_fleet
 
 log = logging.getLogger("runway.fleet.rollout")
 
@@ -61,6 +55,17 @@ class NothingToRollOut(RunwayError):
 
 @dataclass(frozen=True, kw_only=True)
 class RolloutOptions:
+    """How a rollout runs (the pipeline's ``serving`` settings; ``fleet.operations.options_for`` reads them).
+
+    Attributes:
+        retain_versions: version folders kept on disk by ``retire`` (labelled or loaded ones always are).
+        available_timeout_s: the longest ``wait_available`` waits, and each reload's deadline.
+        tolerance: relative difference allowed between an answer and the exported model's prediction.
+        latency_budget_ms: the median latency ``verify`` accepts per instance and protocol.
+        rpc_timeout_s: deadline of each status and predict call.
+        verify: whether ``run`` includes the verify step.
+    """
+
     retain_versions: int = 3
     available_timeout_s: float = 300.0
     tolerance: float = 1e-4
@@ -120,62 +125,25 @@ class Rollout:
 
     # -- applying a config to the fleet -----------------------------------------------------------------------------
 
-    def _apply(self, serving: ModelServing, *, what: str, instances: Iterable[Instance] | None = None) -> str:
+    def _apply(self, serving: ModelServing, *, what: str) -> str:
         """Write ``models.config`` with ``serving`` for this model and reload it on every instance, in parallel."""
-        with self.store.locked():
-            models = self.store.read_config()
-            if serving.versions:
-                models[self.model] = serving
-            else:
-                models.pop(self.model, None)
-            self.store.write_config(models)
-            texts = {
-                instance.name: self.store.render_config(models, store_path=instance.address.store_path)
-                for instance in self.instances
-            }
-            # Sent under the lock too: two rollouts (of different models) must not reach an instance out of order.
-            targets = list(instances or self.instances)
-            errors = self._parallel(
-                targets, lambda i: i.reload_config(texts[i.name], timeout_s=self.options.available_timeout_s)
-            )
+        errors = self._configure(serving, timeout_s=self.options.available_timeout_s)
         if errors:
             raise RolloutFailed(f"{what}: " + "; ".join(errors))
-        self.say(f"{what}: applied on {len(targets)} instance(s)")
+        self.say(f"{what}: applied on {len(self.instances)} instance(s)")
         return what
 
-    def _parallel(self, instances: list[Instance], action: Callable[[Instance], Any]) -> list[str]:
-        def run(instance: Instance) -> str | None:
-            try:
-                action(instance)
-            except InstanceError as error:
-                return str(error)
-            except Exception as error:  # a bug or an unexpected answer must still roll back
-                return f"{instance.name}: {type(error).__name__}: {error}"
-            return None
+    def _configure(self, serving: ModelServing, *, timeout_s: float) -> list[str]:
+        return reconfigure(self.store, self.model, serving, all_instances=self.instances, timeout_s=timeout_s)
 
-        with ThreadPoolExecutor(max_workers=max(1, len(instances))) as pool:
-            return [error for error in pool.map(run, instances) if error]
-
-    def _fail(self, step: str, reason: str) -> RolloutFailed:
+    def fail(self, step: str, reason: str) -> RolloutFailed:
         """Put the previous config back everywhere, record why, and return the error to raise."""
         self.say(f"{step} failed: {reason}")
         journal = self.journal()
         restored = "nothing to restore"
         if journal.get("status") == "in_progress":
             previous = self._previous()
-            with self.store.locked():
-                models = self.store.read_config()
-                if previous.versions:
-                    models[self.model] = previous
-                else:
-                    models.pop(self.model, None)
-                self.store.write_config(models)
-                texts = {
-                    i.name: self.store.render_config(models, store_path=i.address.store_path) for i in self.instances
-                }
-                errors = self._parallel(
-                    self.instances, lambda i: i.reload_config(texts[i.name], timeout_s=self.options.rpc_timeout_s)
-                )
+            errors = self._configure(previous, timeout_s=self.options.rpc_timeout_s)
             restored = f"stable back to version {previous.stable}" if previous.stable else "model removed again"
             if errors:
                 restored += "; not reached (they read models.config again when they restart): " + "; ".join(errors)
@@ -187,9 +155,9 @@ class Rollout:
         try:
             outcome = body()
         except RolloutFailed as error:
-            raise self._fail(step, str(error)) from None
+            raise self.fail(step, str(error)) from None
         except (InstanceError, OSError) as error:
-            raise self._fail(step, str(error)) from None
+            raise self.fail(step, str(error)) from None
         self._write_journal(last_step=step)
         return outcome
 
@@ -210,7 +178,7 @@ class Rollout:
             previous = self._previous()  # re-running a half-done rollout: the previous stable is the journal's
         elif journal.get("status") == "in_progress":
             # Another candidate's rollout never finished (its task was killed): put its previous state back first.
-            self._fail("load", f"an unfinished rollout of version {journal.get('candidate')} was found")
+            self.fail("load", f"an unfinished rollout of version {journal.get('candidate')} was found")
             current = self.store.serving(self.model)
             previous = current
         else:
@@ -282,21 +250,15 @@ class Rollout:
         candidate = self.candidate()
 
         def body() -> str:
-            samples = self._samples(candidate)
+            samples = load_samples(self.store, self.model, candidate)
             if samples is None:
                 return "not verified: the version has no verification samples (pushed without them)"
-            failures = []
-            report = []
-            for instance in self.instances:
-                for protocol in ("rest", "grpc"):
-                    try:
-                        outcome = self._verify_one(instance, protocol, samples)
-                    except InstanceError as error:
-                        failures.append(str(error))
-                        continue
-                    report.append(outcome)
-                    if outcome["failure"]:
-                        failures.append(outcome["failure"])
+            limits = Tolerances(
+                tolerance=self.options.tolerance,
+                latency_budget_ms=self.options.latency_budget_ms,
+                rpc_timeout_s=self.options.rpc_timeout_s,
+            )
+            report, failures = verify_fleet(self.instances, samples, model=self.model, limits=limits)
             self._write_journal(verification=report)
             if failures:
                 raise RolloutFailed("verification failed: " + "; ".join(failures))
@@ -362,93 +324,6 @@ class Rollout:
     def close(self) -> None:
         for instance in self.instances:
             instance.close()
-
-    # -- verification -----------------------------------------------------------------------------------------------
-
-    def _samples(self, version: int) -> dict[str, Any] | None:
-        path = self.store.verification_path(self.model, version)
-        if not path.is_file():
-            return None
-        return dict(json.loads(path.read_text()))
-
-    def _verify_one(self, instance: Instance, protocol: str, samples: dict[str, Any]) -> dict[str, Any]:
-        rows: list[dict[str, Any]] = samples["rows"]
-        expected: dict[str, list[list[float]]] = samples["expected"]
-        signature = samples.get("signature_name", "serving_default")
-        latencies = []
-        answers: list[dict[str, list[float]]] = []
-        for row in rows:  # one request per example: latency as a client sees it
-            if protocol == "rest":
-                body = {"signature_name": signature, "instances": [row]}
-                answer, seconds = instance.predict_rest(
-                    f"/v1/models/{self.model}/labels/{CANARY_LABEL}:predict", body, self.options.rpc_timeout_s
-                )
-                answers.append(_rest_outputs(answer, list(expected)))
-            else:
-                dtypes = {name: int(dtype) for name, dtype in samples.get("dtypes", {}).items()}
-                request = protos.predict_request(
-                    self.model,
-                    {name: [value] for name, value in row.items()},
-                    dtypes,
-                    label=CANARY_LABEL,
-                    signature_name=signature,
-                )
-                outputs, seconds = instance.predict_grpc(request, self.options.rpc_timeout_s)
-                answers.append({name: [float(v) for v in values] for name, values in outputs.items()})
-            latencies.append(seconds * 1000)
-        worst_diff, where = 0.0, ""
-        failure = ""
-        for index, answer in enumerate(answers):
-            for name, want in expected.items():
-                got = answer.get(name)
-                if got is None or len(got) != len(want[index]):
-                    failure = (
-                        f"{instance.name} {protocol}: output {name} of example {index} is {got}, expected {want[index]}"
-                    )
-                    break
-                for g, w in zip(got, want[index], strict=True):
-                    diff = abs(g - w)
-                    if not math.isfinite(g) or diff > self.options.tolerance * max(1.0, abs(w)):
-                        failure = (
-                            f"{instance.name} {protocol}: example {index} output {name} is {g:.6g}, "
-                            f"the exported model says {w:.6g} (tolerance {self.options.tolerance:g})"
-                        )
-                    if diff > worst_diff:
-                        worst_diff, where = diff, f"example {index} {name}"
-                if failure:
-                    break
-            if failure:
-                break
-        median = statistics.median(latencies)
-        if not failure and median > self.options.latency_budget_ms:
-            failure = (
-                f"{instance.name} {protocol}: median latency {median:.1f} ms is over the budget of "
-                f"{self.options.latency_budget_ms:.0f} ms"
-            )
-        return {
-            "instance": instance.name,
-            "protocol": protocol,
-            "examples": len(rows),
-            "median_ms": round(median, 2),
-            "max_ms": round(max(latencies), 2),
-            "max_abs_diff": worst_diff,
-            "max_diff_at": where,
-            "failure": failure,
-        }
-
-
-def _rest_outputs(answer: Any, names: list[str]) -> dict[str, list[float]]:
-    """A one-example REST ``predictions`` answer as output name -> flat values."""
-    prediction = answer["predictions"][0]
-    if isinstance(prediction, dict):
-        return {name: _flat(value) for name, value in prediction.items()}
-    return {names[0]: _flat(prediction)} if len(names) == 1 else {}
-
-
-def _flat(value: Any) -> list[float]:
-    if isinstance(value, list):
-        return [x for item in value for x in _flat(item)]
-    return [float(value)]
 
 
 def promote_or_rollback_target(store: ModelStore, model: str, version: int | None) -> int:

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from pipeline_components.durable import atomic_write, fsync_dir, publish_dir
 from pipeline_components.errors import RunwayError
 from pipeline_components.fleet import CANARY_LABEL, STABLE_LABEL, VERIFICATION_FILE, model_config_path, protos
 
@@ -91,8 +92,9 @@ class ModelStore:
     def write_version(self, model: str, version: int, source: Path) -> Path:
         """Copy an exported SavedModel folder in as ``version``, atomically.
 
-        The copy goes to a hidden temporary folder beside the version (same filesystem), ``saved_model.pb`` last,
-        then one rename makes it visible: a server polling the base path sees either nothing or the whole version.
+        The copy goes to a hidden temporary folder beside the version (same filesystem), is flushed to disk, then
+        one rename makes it visible (``durable.publish_dir``): a server polling the base path sees either nothing
+        or the whole version, also after a crash.
 
         Raises:
             StoreError: the version exists already, or ``source`` is not a SavedModel folder.
@@ -145,7 +147,7 @@ class ModelStore:
         return protos.to_text(config)
 
     def write_config(self, models: dict[str, ModelServing]) -> Path:
-        """Write ``models.config`` atomically (temporary file in the same folder, then rename)."""
+        """Write ``models.config`` durably (``durable.atomic_write``: flushed temporary file, rename, folder flush)."""
         for serving in models.values():
             for label, version in serving.labels.items():
                 if version not in serving.versions:
@@ -175,23 +177,18 @@ class ModelStore:
             # Rename out of the base path first: a server never sees a half-deleted version.
             trash = path.with_name(f".deleting-{version}-{os.getpid()}")
             path.rename(trash)
+            fsync_dir(path.parent)
             shutil.rmtree(trash, ignore_errors=True)
             deleted.append(version)
         return deleted
 
 
-def atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    tmp.replace(path)
-
-
 def publish_version(source: Path, target: Path) -> Path:
-    """Copy the SavedModel folder ``source`` to the version folder ``target`` atomically (see ``write_version``)."""
+    """Copy the SavedModel folder ``source`` to the version folder ``target`` atomically (see ``write_version``).
+
+    Raises:
+        StoreError: ``source`` is not a SavedModel folder, or ``target`` exists already.
+    """
     if not (source / SAVED_MODEL).is_file():
         raise StoreError(f"{source} is not a SavedModel folder (no {SAVED_MODEL})")
     if target.exists():
@@ -199,18 +196,13 @@ def publish_version(source: Path, target: Path) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = target.with_name(f".staging-{target.name}-{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
-    shutil.copytree(source, staging, ignore=lambda folder, names: [SAVED_MODEL] if Path(folder) == source else [])
-    shutil.copy2(source / SAVED_MODEL, staging / SAVED_MODEL)
-    os.rename(staging, target)
-    return target
-
-
-def move_version_in(staged: Path, target: Path) -> Path:
-    """Make a complete version folder prepared elsewhere on the same filesystem visible with one rename."""
-    if not (staged / SAVED_MODEL).is_file():
-        raise StoreError(f"{staged} is not a complete SavedModel folder (no {SAVED_MODEL})")
-    if target.exists():
-        raise StoreError(f"version folder {target} exists already; versions are never overwritten")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    os.rename(staged, target)
+    try:
+        shutil.copytree(source, staging)
+        # publish_dir flushes every file and folder of the copy before the one rename that makes it visible,
+        # and refuses to replace a version that appeared meanwhile (RENAME_NOREPLACE).
+        publish_dir(staging, target)
+    except FileExistsError:
+        raise StoreError(f"version folder {target} exists already; versions are never overwritten") from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return target

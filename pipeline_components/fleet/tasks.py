@@ -22,30 +22,21 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from pipeline_components.config import PipelineConfig, load_pipeline_config
 from pipeline_components.fleet import read_fleet_state
-from pipeline_components.fleet.local import pid_alive
+from pipeline_components.fleet.operations import options_for
 from pipeline_components.fleet.rollout import (
+    STEPS,
     NothingToRollOut,
     Rollout,
     RolloutFailed,
-    RolloutOptions,
     promote_or_rollback_target,
 )
 from pipeline_components.fleet.store import ModelStore
+from pipeline_components.processes import pid_alive
 from pipeline_components.settings import Settings
 
 ROLLOUT_GROUP = "rollout"
 ROLLBACK_TASK = "rollback_on_failure"
-STEP_TASKS = ("load", "wait_available", "label_canary", "verify", "promote", "retire")
-
-
-def rollout_options(config: PipelineConfig) -> RolloutOptions:
-    serving = config.serving
-    return RolloutOptions(
-        retain_versions=serving.retain_versions,
-        available_timeout_s=serving.rollout_timeout_s,
-        tolerance=serving.verify_tolerance,
-        latency_budget_ms=serving.verify_latency_ms,
-    )
+STEP_TASKS = STEPS  # one task per step of the rollout
 
 
 def no_fleet_message(config: PipelineConfig) -> str:
@@ -77,7 +68,7 @@ class RolloutStepOperator(BaseOperator):
             fleet=state,
             model=config.serving.model_name,
             home=settings.home,
-            options=rollout_options(config),
+            options=options_for(config),
             say=self.log.info,
         )
 
@@ -115,7 +106,7 @@ class RolloutStepOperator(BaseOperator):
                 journal = rollout.journal()
                 if journal.get("status") != "in_progress":
                     return f"nothing to roll back: the rollout is {journal.get('status', 'not started')}"
-                raise rollout._fail("task", "a rollout step ended without finishing (killed or timed out)")
+                raise rollout.fail("task", "a rollout step ended without finishing (killed or timed out)")
             elif self.step == "promote":
                 previous = rollout.store.serving(rollout.model).stable
                 candidate = rollout.candidate()

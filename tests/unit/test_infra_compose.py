@@ -23,6 +23,7 @@ import yaml
 from pipeline_components.fleet import FleetState, fleet_state_path, model_config_path
 from pipeline_components.settings import CHECKOUT
 from tests.helpers import require_nginx
+from tests.unit.fleet.nginx_conf import directive, find, http_block, nginx_test, runnable
 
 COMPOSE = CHECKOUT / "docker-compose.yml"
 SERVERS = ("tf-serving-1", "tf-serving-2", "tf-serving-3")
@@ -205,44 +206,110 @@ def test_fleet_description_names_the_compose_fleet(compose: dict[str, Any]) -> N
     assert compose["services"]["serving-lb"]["ports"] == ["8500:8500", "8501:8501"]
 
 
+# --- secrets -----------------------------------------------------------------------------------------------------
+
+# Airflow settings that every Airflow component must share: connections encrypted by one fernet key, tokens signed by
+# one API key and one JWT secret, one database.
+SHARED_AIRFLOW_KEYS = (
+    "AIRFLOW__CORE__FERNET_KEY",
+    "AIRFLOW__API__SECRET_KEY",
+    "AIRFLOW__API_AUTH__JWT_SECRET",
+    "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN",
+    "AIRFLOW__CORE__AUTH_MANAGER",
+)
+SECRET_NAME = re.compile(r"PASSWORD$|SECRET$|FERNET_KEY$|SECRET_KEY$|TOKEN$")
+# ${NAME}, ${NAME:?message}, ${NAME:-default}, ... (not $${...}, compose's escape for a literal dollar).
+INTERPOLATION = re.compile(r"(?<!\$)\$\{(\w+)(?:(:?[-?+])([^}]*))?\}")
+REQUIRED = re.compile(r"^\$\{\w+:\?[^}]+\}$")
+
+
+def interpolations() -> list[tuple[str, str, str]]:
+    """(name, operator, message or default) of each variable the compose file reads (comments left out)."""
+    return INTERPOLATION.findall(re.sub(r"(?m)^\s*#.*$", "", COMPOSE.read_text()))
+
+
+def environments(compose: dict[str, Any]) -> dict[str, dict[str, str]]:
+    return {name: dict(service.get("environment") or {}) for name, service in compose["services"].items()}
+
+
+def airflow_services(compose: dict[str, Any]) -> list[str]:
+    """Every service that runs Airflow's image (the Airflow components and the tools built on them)."""
+    return [name for name, service in compose["services"].items() if service["image"].startswith("runway:")]
+
+
+def test_no_variable_has_a_committed_default() -> None:
+    """A default (``${VAR:-value}``) is a value written in the file: every variable must come from the environment."""
+    found = interpolations()
+    assert found, "the compose file reads its secrets from the environment"
+    assert [name for name, operator, _ in found if operator != ":?"] == []
+    for name, _, message in found:
+        assert ".env.example" in message, f"${{{name}}}: say where to get it"
+
+
+def test_no_secret_is_written_in_the_compose_file(compose: dict[str, Any]) -> None:
+    for service, environment in environments(compose).items():
+        for key, value in environment.items():
+            if SECRET_NAME.search(key):
+                assert REQUIRED.match(str(value)), f"{service}: {key} must be ${{VAR:?...}}, not {value!r}"
+        connection = environment.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN")
+        if connection:
+            password = connection.split("://", 1)[1].rsplit("@", 1)[0].split(":", 1)[1]
+            assert REQUIRED.match(password), f"{service}: the database password is written in the file"
+    assert (
+        environments(compose)["postgres"]["POSTGRES_PASSWORD"]
+        == environments(compose)["airflow-scheduler"]["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+        .split(":", 2)[2]
+        .rsplit("@", 1)[0]
+    ), "Airflow connects with the password the database was given"
+
+
+def test_every_airflow_component_gets_the_same_keys(compose: dict[str, Any]) -> None:
+    services = airflow_services(compose)
+    assert {"airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer"} <= set(services)
+    environment = environments(compose)
+    for key in SHARED_AIRFLOW_KEYS:
+        values = {name: environment[name].get(key) for name in services}
+        assert None not in values.values(), f"{key} is missing from {[n for n, v in values.items() if v is None]}"
+        assert len(set(values.values())) == 1, f"{key} differs between Airflow components: {values}"
+    for key in SHARED_AIRFLOW_KEYS[:3]:
+        assert REQUIRED.match(environment["airflow-scheduler"][key]), key
+
+
+def test_the_ui_admin_and_its_password_come_from_the_environment(compose: dict[str, Any]) -> None:
+    """SimpleAuthManager with the one user and password of the environment: never a generated or default one."""
+    apiserver = compose["services"]["airflow-apiserver"]
+    environment = apiserver["environment"]
+    assert environment["AIRFLOW__CORE__AUTH_MANAGER"].endswith(".SimpleAuthManager")
+    assert environment["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"] == (
+        environment["AIRFLOW_ADMIN_USERNAME"] + ":admin"
+    ), "the users list names exactly the environment's admin"
+    assert REQUIRED.match(environment["AIRFLOW_ADMIN_USERNAME"]) and REQUIRED.match(
+        environment["AIRFLOW_ADMIN_PASSWORD"]
+    )
+    script = apiserver["command"][-1]
+    passwords = environment["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"]
+    assert passwords.startswith("/opt/airflow/") and "runway-data" not in passwords, "not on the shared volume"
+    assert 'os.environ["AIRFLOW_ADMIN_PASSWORD"]' in script and "umask 077" in script
+    assert script.endswith("exec airflow api-server")
+
+
+def test_env_example_lists_every_variable_without_a_value(compose: dict[str, Any]) -> None:
+    required = {name for name, _, _ in interpolations()}
+    lines = (CHECKOUT / ".env.example").read_text().splitlines()
+    assignments = dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
+    assert set(assignments) == required
+    assert all(value == "" for value in assignments.values()), ".env.example must hold no real value"
+    for name in required:  # each one says how to make it
+        before = "\n".join(lines[: lines.index(f"{name}=")])
+        assert re.search(r"openssl rand|python3 -c", before.rsplit("\n\n", 1)[-1]), name
+
+
 # --- nginx -------------------------------------------------------------------------------------------------------
-
-
-def parse_nginx(text: str) -> list[tuple[str, list[str], list[Any]]]:
-    """nginx.conf as a tree of (directive, arguments, children)."""
-    tokens = re.findall(r'"(?:[^"\\]|\\.)*"|\'[^\']*\'|[{};]|[^\s{};"\']+', re.sub(r"(?m)^\s*#.*$|\s#.*$", "", text))
-    stack: list[list[Any]] = [[]]
-    words: list[str] = []
-    for token in tokens:
-        if token == ";":
-            stack[-1].append((words[0], words[1:], []))
-            words = []
-        elif token == "{":
-            block: list[Any] = []
-            stack[-1].append((words[0], words[1:], block))
-            stack.append(block)
-            words = []
-        elif token == "}":
-            stack.pop()
-        else:
-            words.append(token.strip("\"'"))
-    assert len(stack) == 1 and not words, "unbalanced nginx.conf"
-    return stack[0]
-
-
-def find(tree: list[Any], name: str) -> list[tuple[str, list[str], list[Any]]]:
-    return [node for node in tree if node[0] == name]
-
-
-def directive(tree: list[Any], name: str) -> list[str]:
-    (node,) = find(tree, name)
-    return node[1]
 
 
 @pytest.fixture(scope="module")
 def nginx_http() -> list[Any]:
-    (http,) = find(parse_nginx(NGINX_CONF.read_text()), "http")
-    return http[2]
+    return http_block(NGINX_CONF.read_text())
 
 
 @pytest.mark.parametrize(("upstream", "port"), [("tf_serving_rest", 8501), ("tf_serving_grpc", 8500)])
@@ -296,8 +363,7 @@ def balancing(http: list[Any]) -> dict[str, Any]:
 def test_nginx_balances_like_the_local_fleet(nginx_http: list[Any], tmp_path: Path) -> None:
     """Same balancing, failure marking and retries as the config `runway fleet up` generates (infra/nginx/)."""
     from pipeline_components.fleet import InstanceAddress
-    from pipeline_components.fleet.local import FleetSpec, LocalFleet
-    from pipeline_components.settings import Settings
+    from pipeline_components.fleet.nginx import render_config
 
     addresses = [
         InstanceAddress(
@@ -308,43 +374,19 @@ def test_nginx_balances_like_the_local_fleet(nginx_http: list[Any], tmp_path: Pa
         )
         for i in range(len(SERVERS))
     ]
-    local = LocalFleet(Settings.from_env({"RUNWAY_HOME": str(tmp_path)})).render_nginx_config(FleetSpec(), addresses)
-    (local_http,) = find(parse_nginx(local), "http")
-    assert balancing(nginx_http) == balancing(local_http[2])
-
-
-def nginx_version(binary: str) -> tuple[int, ...]:
-    output = subprocess.run([binary, "-v"], capture_output=True, text=True, check=True).stderr
-    match = re.search(r"nginx/(\d+)\.(\d+)\.(\d+)", output)
-    assert match, output
-    return tuple(int(part) for part in match.groups())
+    local = render_config(
+        addresses=addresses, host="127.0.0.1", rest_port=8501, grpc_port=8500, nginx_dir=tmp_path, log_dir=tmp_path
+    )
+    assert balancing(nginx_http) == balancing(http_block(local))
 
 
 def test_nginx_accepts_the_configuration(tmp_path: Path) -> None:
-    """``nginx -t`` on the production config, adapted only where this machine differs from the container.
-
-    The compose service names do not resolve here, so they become 127.0.0.1 (and lose ``resolve``, which needs a
-    name); the pid file goes to a temporary folder; and an nginx older than 1.25.1 (Debian 12 ships 1.22) gets
-    ``listen 8500 http2`` for the later ``http2 on``. Everything else is tested as written.
-    """
+    """``nginx -t`` on the production config, adapted only where this machine differs from the container
+    (tests/unit/fleet/nginx_conf.py: service names, ``resolve``, pid and log files, ``http2`` on an older nginx)."""
     binary = require_nginx()
-    text = NGINX_CONF.read_text()
-    for server in SERVERS:
-        text = text.replace(f"{server}:", "127.0.0.1:")
-    text = text.replace(" resolve ", " ")
-    text = re.sub(r"(?m)^pid .*$", f"pid {tmp_path}/nginx.pid;", text)
-    if nginx_version(binary) < (1, 25, 1):
-        text = re.sub(r"listen 8500;\n(\s*)http2 on;[^\n]*", r"listen 8500 http2;", text)
-    (tmp_path / "logs").mkdir()
     config = tmp_path / "nginx.conf"
-    config.write_text(text)
-    result = subprocess.run(
-        [binary, "-t", "-p", str(tmp_path), "-c", str(config), "-e", str(tmp_path / "error.log")],
-        capture_output=True,
-        text=True,
-    )
-    if "-e" in result.stderr and "invalid option" in result.stderr:  # nginx < 1.19.5 has no -e
-        result = subprocess.run([binary, "-t", "-p", str(tmp_path), "-c", str(config)], capture_output=True, text=True)
+    config.write_text(runnable(NGINX_CONF, binary=binary, prefix=tmp_path, ports={}))
+    result = nginx_test(binary, config)
     assert result.returncode == 0, result.stderr
 
 

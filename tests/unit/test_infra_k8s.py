@@ -2,12 +2,14 @@
 ``kubectl kustomize`` where kubectl is installed) and validated against the Kubernetes API's models, then
 cross-checked: selectors match the pods, probes and Services name declared ports, the HPA and the
 PodDisruptionBudget target the Deployment, the TF Serving flags find their files in the ConfigMap and the model
-store mounted read-only.
+store mounted read-only, clients reach the model servers only through the load balancer and the NetworkPolicy lets
+nothing else but the rollout reach them; the Airflow Helm values hold no secret.
 """
 
 from __future__ import annotations
 
 import copy
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -18,6 +20,7 @@ import yaml
 
 from pipeline_components.fleet import model_config_path
 from pipeline_components.settings import CHECKOUT
+from tests.unit.fleet.nginx_conf import K8S_CONF
 from tests.unit.kustomize_lite import KustomizeError, object_key, render, type_errors, validation_errors
 
 K8S = CHECKOUT / "infra" / "k8s"
@@ -30,9 +33,17 @@ def overlay(request: pytest.FixtureRequest) -> tuple[str, list[dict[str, Any]]]:
     return request.param, render(K8S / "overlays" / request.param)
 
 
-def one(objects: list[dict[str, Any]], kind: str) -> dict[str, Any]:
-    (obj,) = [o for o in objects if o["kind"] == kind]
+def one(objects: list[dict[str, Any]], kind: str, name: str | None = None) -> dict[str, Any]:
+    (obj,) = [o for o in objects if o["kind"] == kind and name in (None, o["metadata"]["name"])]
     return obj
+
+
+def model_servers(objects: list[dict[str, Any]]) -> dict[str, Any]:
+    return one(objects, "Deployment", "tf-serving")
+
+
+def load_balancer(objects: list[dict[str, Any]]) -> dict[str, Any]:
+    return one(objects, "Deployment", "serving-lb")
 
 
 def matches(selector: dict[str, str], labels: dict[str, str]) -> bool:
@@ -40,7 +51,7 @@ def matches(selector: dict[str, str], labels: dict[str, str]) -> bool:
 
 
 def serving_container(objects: list[dict[str, Any]]) -> dict[str, Any]:
-    (container,) = one(objects, "Deployment")["spec"]["template"]["spec"]["containers"]
+    (container,) = model_servers(objects)["spec"]["template"]["spec"]["containers"]
     return container
 
 
@@ -49,11 +60,15 @@ def test_every_object_is_valid_against_the_kubernetes_api(overlay: tuple[str, li
     assert sorted(o["kind"] for o in objects) == sorted(
         [
             "ConfigMap",
+            "ConfigMap",
+            "Deployment",
             "Deployment",
             "HorizontalPodAutoscaler",
             "Namespace",
+            "NetworkPolicy",
             "PersistentVolumeClaim",
             "PodDisruptionBudget",
+            "Service",
             "Service",
             "Service",
         ]
@@ -62,7 +77,7 @@ def test_every_object_is_valid_against_the_kubernetes_api(overlay: tuple[str, li
 
 
 def test_validation_rejects_unknown_fields_wrong_types_and_missing_required_fields() -> None:
-    deployment = one(render(K8S / "overlays" / "prod"), "Deployment")
+    deployment = model_servers(render(K8S / "overlays" / "prod"))
     misspelt = copy.deepcopy(deployment)
     misspelt["spec"]["template"]["spec"]["containers"][0]["readinessprobe"] = {}
     assert "unknown field" in " ".join(validation_errors(misspelt))
@@ -102,7 +117,7 @@ def test_everything_lives_in_the_overlay_namespace(overlay: tuple[str, list[dict
 
 def test_selectors_ports_and_probes_agree(overlay: tuple[str, list[dict[str, Any]]]) -> None:
     _, objects = overlay
-    deployment = one(objects, "Deployment")
+    deployment = model_servers(objects)
     pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
     assert matches(deployment["spec"]["selector"]["matchLabels"], pod_labels)
     container = serving_container(objects)
@@ -114,21 +129,29 @@ def test_selectors_ports_and_probes_agree(overlay: tuple[str, list[dict[str, Any
         assert port in ports, f"{probe} names port {port}, which the container does not declare"
     assert container["readinessProbe"]["httpGet"] == {"path": f"/v1/models/{MODEL_NAME}", "port": "rest"}
     assert "httpGet" not in container["livenessProbe"], "liveness must not depend on the model"
-    services = [o for o in objects if o["kind"] == "Service"]
-    assert {s["metadata"]["name"] for s in services} == {"tf-serving", "tf-serving-pods"}
-    for service in services:
-        assert matches(service["spec"]["selector"], pod_labels)
+    services = {o["metadata"]["name"]: o for o in objects if o["kind"] == "Service"}
+    assert set(services) == {"tf-serving", "tf-serving-backends", "tf-serving-pods"}
+    lb_labels = load_balancer(objects)["spec"]["template"]["metadata"]["labels"]
+    # What clients use is the load balancer, never the model servers themselves.
+    assert matches(services["tf-serving"]["spec"]["selector"], lb_labels)
+    assert not matches(services["tf-serving"]["spec"]["selector"], pod_labels)
+    for name in ("tf-serving-backends", "tf-serving-pods"):
+        assert matches(services[name]["spec"]["selector"], pod_labels)
+    lb_ports = {p["name"] for p in load_balancer(objects)["spec"]["template"]["spec"]["containers"][0]["ports"]}
+    for service in services.values():
         assert {(p["name"], p["port"], p["targetPort"]) for p in service["spec"]["ports"]} == {
             ("grpc", 8500, "grpc"),
             ("rest", 8501, "rest"),
         }
-    headless = next(s for s in services if s["metadata"]["name"] == "tf-serving-pods")
+        assert {"grpc", "rest"} <= lb_ports
+    services_list = list(services.values())
+    headless = next(s for s in services_list if s["metadata"]["name"] == "tf-serving-pods")
     assert headless["spec"]["clusterIP"] == "None" and headless["spec"]["publishNotReadyAddresses"] is True
 
 
 def test_autoscaler_and_disruption_budget_target_the_deployment(overlay: tuple[str, list[dict[str, Any]]]) -> None:
     _, objects = overlay
-    deployment = one(objects, "Deployment")
+    deployment = model_servers(objects)
     hpa = one(objects, "HorizontalPodAutoscaler")["spec"]
     assert hpa["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": "tf-serving"}
     assert 1 <= hpa["minReplicas"] <= deployment["spec"]["replicas"] <= hpa["maxReplicas"]
@@ -144,7 +167,7 @@ def test_autoscaler_and_disruption_budget_target_the_deployment(overlay: tuple[s
 
 def test_server_flags_find_their_files(overlay: tuple[str, list[dict[str, Any]]]) -> None:
     _, objects = overlay
-    deployment = one(objects, "Deployment")
+    deployment = model_servers(objects)
     pod = deployment["spec"]["template"]["spec"]
     container = serving_container(objects)
     args = dict(arg[2:].split("=", 1) for arg in container["args"])
@@ -194,3 +217,94 @@ def test_airflow_chart_values_mount_the_shared_claim() -> None:
     assert env["RUNWAY_K8S_NAMESPACE"] == claim["namespace"]
     assert env["RUNWAY_NODE_BACKEND"] == "kubernetes" and values["executor"] == "KubernetesExecutor"
     assert values["airflowVersion"].startswith("3.")
+
+
+# --- the load balancer and the NetworkPolicy --------------------------------------------------------------------
+
+# The labels the official Airflow chart gives the pods that run tasks (KubernetesExecutor workers): the rollout.
+AIRFLOW_WORKER_LABELS = {"tier": "airflow", "component": "worker"}
+
+
+def test_the_load_balancer_runs_the_allow_listed_config(overlay: tuple[str, list[dict[str, Any]]]) -> None:
+    _, objects = overlay
+    pod = load_balancer(objects)["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["image"].startswith("nginxinc/nginx-unprivileged:") and not container["image"].endswith("latest")
+    mount = next(m for m in container["volumeMounts"] if m["mountPath"] == "/etc/nginx/nginx.conf")
+    volume = next(v for v in pod["volumes"] if v["name"] == mount["name"])
+    config_map = one(objects, "ConfigMap", volume["configMap"]["name"])
+    assert config_map["data"][mount["subPath"]] == K8S_CONF.read_text()
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    for probe in ("readinessProbe", "livenessProbe"):
+        port = container[probe]["httpGet"]["port"]
+        assert port in {p["name"] for p in container["ports"]}
+    # nginx sends to the ready model servers, through the Service that selects them.
+    backends = one(objects, "Service", "tf-serving-backends")
+    assert "publishNotReadyAddresses" not in backends["spec"] and backends["spec"]["type"] == "ClusterIP"
+    assert "server tf-serving-backends:8500 " in K8S_CONF.read_text()
+    assert "server tf-serving-backends:8501 " in K8S_CONF.read_text()
+
+
+def test_only_the_load_balancer_and_the_rollout_reach_the_model_servers(
+    overlay: tuple[str, list[dict[str, Any]]],
+) -> None:
+    _, objects = overlay
+    pod_labels = model_servers(objects)["spec"]["template"]["metadata"]["labels"]
+    ports = {port["name"]: port["containerPort"] for port in serving_container(objects)["ports"]}
+    policies = [
+        o
+        for o in objects
+        if o["kind"] == "NetworkPolicy" and matches(o["spec"]["podSelector"]["matchLabels"], pod_labels)
+    ]
+    assert policies, "no NetworkPolicy selects the model servers: every pod in the cluster reaches their admin API"
+    lb_labels = load_balancer(objects)["spec"]["template"]["metadata"]["labels"]
+    admitted_on_grpc: list[dict[str, str]] = []
+    for policy in policies:
+        assert "Ingress" in policy["spec"]["policyTypes"]
+        for rule in policy["spec"].get("ingress", []):
+            assert rule.get("from"), f"{policy['metadata']['name']}: a rule without `from` admits everyone"
+            rule_ports = {ports.get(p["port"], p["port"]) for p in rule.get("ports") or [{"port": "any"}]}
+            if rule_ports & {ports["grpc"], "any"}:  # the port of ModelService/HandleReloadConfigRequest
+                for peer in rule["from"]:
+                    assert set(peer) == {"podSelector"}, f"gRPC open to {peer}: only pods of this namespace"
+                    admitted_on_grpc.append(peer["podSelector"]["matchLabels"])
+    assert all(matches(labels, lb_labels) or labels == AIRFLOW_WORKER_LABELS for labels in admitted_on_grpc)
+    assert any(matches(labels, lb_labels) for labels in admitted_on_grpc), "the load balancer must reach them"
+    assert AIRFLOW_WORKER_LABELS in admitted_on_grpc, "the rollout (Airflow's workers) must reach them"
+
+
+# --- Airflow's Helm values ---------------------------------------------------------------------------------------
+
+# Chart values that would hold a secret's value, and the Secret-name values that replace them (chart >= 1.16).
+SECRET_VALUES = {
+    "fernetKey": "fernetKeySecretName",
+    "apiSecretKey": "apiSecretKeySecretName",
+    "jwtSecret": "jwtSecretName",
+}
+
+
+def test_airflow_chart_values_reference_secrets_and_hold_none() -> None:
+    text = (K8S / "airflow" / "values.yaml").read_text()
+    values = yaml.safe_load(text)
+    for literal, by_name in SECRET_VALUES.items():
+        assert values.get(literal) is None, f"{literal} is written in values.yaml; use {by_name}"
+        assert values.get(by_name), f"{by_name}: the Secret with the {literal}"
+    assert values.get("webserverSecretKey") is None
+    assert values["data"].get("metadataSecretName") and "metadataConnection" not in values["data"]
+    assert values["postgresql"]["enabled"] is False, "the bundled PostgreSQL comes with a default password"
+    assert values["createUserJob"]["defaultUser"]["enabled"] is False, "the chart's default user is admin/admin"
+    api = values["apiServer"]
+    assert type_errors(api["env"], "list[V1EnvVar]", "apiServer.env") == []
+    assert type_errors(api["extraVolumes"], "list[V1Volume]", "apiServer.extraVolumes") == []
+    assert type_errors(api["extraVolumeMounts"], "list[V1VolumeMount]", "apiServer.extraVolumeMounts") == []
+    for variable in [*values["env"], *api["env"]]:
+        if re.search(r"PASSWORD|SECRET|KEY|TOKEN", variable["name"]):
+            assert "secretKeyRef" in variable.get("valueFrom", {}), f"{variable['name']} must come from a Secret"
+    secrets = {ref["name"] for v in api["env"] if (ref := v.get("valueFrom", {}).get("secretKeyRef"))}
+    secrets |= {values[name] for name in SECRET_VALUES.values()} | {values["data"]["metadataSecretName"]}
+    for secret in secrets:  # the header says how to create each one
+        assert f"create secret generic {secret} " in text, secret
+    passwords_file = values["config"]["core"]["simple_auth_manager_passwords_file"]
+    (auth,) = [m for m in api["extraVolumeMounts"] if passwords_file.startswith(m["mountPath"] + "/")]
+    assert passwords_file in api["args"][-1] and api["args"][-1].endswith("exec airflow api-server")
+    assert next(v for v in api["extraVolumes"] if v["name"] == auth["name"])["emptyDir"] is not None

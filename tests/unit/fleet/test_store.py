@@ -1,17 +1,13 @@
-"""The model store: atomic versions, models.config round trip, retention; the nginx config of the local fleet."""
+"""The model store: atomic versions, models.config round trip, retention; fleet.json."""
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from pipeline_components.fleet import FleetState, InstanceAddress, protos, read_fleet_state, write_fleet_state
-from pipeline_components.fleet.local import FleetSpec, LocalFleet
 from pipeline_components.fleet.store import ModelServing, ModelStore, StoreError
-from pipeline_components.settings import Settings
-from tests.helpers import require_nginx
 
 
 def saved_model(folder: Path) -> Path:
@@ -92,30 +88,3 @@ def test_fleet_json_round_trip(tmp_path: Path) -> None:
     write_fleet_state(tmp_path, state)
     assert read_fleet_state(tmp_path) == state
     assert read_fleet_state(tmp_path / "nothing") is None
-
-
-def test_the_generated_nginx_config_balances_rest_and_grpc_and_passes_nginx_t(tmp_path: Path) -> None:
-    settings = Settings.from_env({"RUNWAY_HOME": str(tmp_path)})
-    fleet = LocalFleet(settings)
-    addresses = [
-        InstanceAddress(name=f"serving-{i}", rest_url=f"http://127.0.0.1:{9001 + 10 * i}",
-                        grpc_target=f"127.0.0.1:{9000 + 10 * i}", store_path=str(tmp_path))
-        for i in range(3)
-    ]  # fmt: skip
-    text = fleet.render_nginx_config(FleetSpec(rest_port=7501, grpc_port=7500), addresses)
-
-    assert "grpc_pass grpc://runway_grpc;" in text and "listen 127.0.0.1:7500 http2;" in text
-    assert "server 127.0.0.1:9021 max_fails=1 fail_timeout=5s;" in text
-    assert "grpc_next_upstream error timeout" in text and "non_idempotent" in text
-    assert "{{" not in text
-    nginx = require_nginx()
-    (tmp_path / "fleet" / "nginx" / "tmp").mkdir(parents=True)
-    (tmp_path / "fleet" / "logs").mkdir(parents=True)
-    conf = tmp_path / "fleet" / "nginx" / "nginx.conf"
-    conf.write_text(text)
-    check = subprocess.run(
-        [nginx, "-t", "-p", str(conf.parent), "-c", str(conf), "-e", str(tmp_path / "fleet" / "logs" / "e.log")],
-        capture_output=True,
-        text=True,
-    )
-    assert check.returncode == 0, check.stderr
