@@ -24,7 +24,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 CHECKOUT = Path(__file__).resolve().parents[1]
@@ -46,17 +45,9 @@ UNIT = {"us": 1e-6, "ms": 1e-3, "s": 1.0}
 
 def tree_rss(pid: int) -> int:
     """Summed resident memory (bytes) of ``pid`` and every descendant, from /proc."""
-    parents: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, ValueError):
-                continue
-    family, frontier = {pid}, {pid}
-    while frontier:
-        frontier = {child for child, parent in parents.items() if parent in frontier} - family
-        family |= frontier
+    from pipeline_components.processes import descendants
+
+    family = {pid} | descendants(pid)
     total = 0
     for member in family:
         try:
@@ -87,26 +78,11 @@ def transform_year(root: Path, rows: int | None) -> dict[str, Path]:
 def run_strategy(name: str, paths: dict[str, Path], out: Path, *, steps: int, batch: int) -> dict[str, Any]:
     from pipeline_components.config import load_pipeline_config
     from pipeline_components.pipeline.factory import model_custom_config
-    from pipeline_components.training.session import write_spec
+    from pipeline_components.training.spec import slice_fn_args, write_spec
 
     config = load_pipeline_config(CHECKOUT / "configs" / "flights.yaml")
-    fn_args = SimpleNamespace(
-        working_dir=str(out / "run"),
-        train_files=[str(paths["transformed"] / "Split-train" / "*")],
-        eval_files=[str(paths["transformed"] / "Split-eval" / "*")],
-        train_steps=steps,
-        eval_steps=1,
-        schema_path=None,
-        schema_file=None,
-        transform_graph_path=str(paths["graph"]),
-        transform_output=str(paths["graph"]),
-        serving_model_dir=str(out / "serving"),
-        eval_model_dir=str(out / "serving"),
-        model_run_dir=str(out / "run"),
-        base_model=None,
-        hyperparameters=None,
-        custom_config={**model_custom_config(config), "batch_size": batch, "training": STRATEGIES[name]},
-    )
+    custom_config = {**model_custom_config(config), "batch_size": batch, "training": STRATEGIES[name]}
+    fn_args = slice_fn_args(paths, out, steps=steps, eval_steps=1, custom_config=custom_config)
     spec = write_spec(fn_args, "pipeline_components.models.tabular.run_fn", out / "spec.json")
     started = time.monotonic()
     with (out / "trainer.log").open("w") as log:

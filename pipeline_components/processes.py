@@ -1,5 +1,5 @@
-"""Small process helpers both environments use (standard library only): is a pid alive and what is it, stop it,
-wait for a condition, the end of a log file.
+"""Small process helpers both environments use (standard library only): is a pid alive, what is it and what did
+it start, stop it, wait for a condition, the end of a log file.
 """
 
 from __future__ import annotations
@@ -36,6 +36,23 @@ def pid_alive(pid: int | None) -> bool:
     except OSError:  # no /proc here: the signal check is all there is
         return True
     return state != "Z"
+
+
+def descendants(pid: int) -> set[int]:
+    """Every live process whose chain of parents reaches ``pid`` (read from /proc; empty without it)."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir() if Path("/proc").is_dir() else []:
+        if entry.name.isdigit():
+            try:
+                parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+    found: set[int] = set()
+    frontier = {pid}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    return found
 
 
 def command_line(pid: int) -> str:

@@ -32,6 +32,7 @@ from typing import Any
 
 from pipeline_components.errors import TrainingWorkerError
 from pipeline_components.ports import free_ports
+from pipeline_components.processes import log_tail
 
 log = logging.getLogger(__name__)
 
@@ -55,13 +56,6 @@ def _die_with_parent() -> None:
     """In the child, before exec: SIGKILL when the Trainer dies, even by SIGKILL (no orphan survives)."""
     with contextlib.suppress(Exception):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-
-
-def tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
 
 
 def describe_exit(code: int) -> str:
@@ -156,7 +150,7 @@ class LocalCluster:
             code = member.process.poll()
             if code is None or (code == 0 and not member.serves_forever):
                 continue
-            text = tail(member.log_path)
+            text = log_tail(member.log_path, LOG_TAIL_LINES)
             return TrainingWorkerError(
                 f"training {member.name} (pid {member.process.pid}) {describe_exit(code)}; every other process of "
                 f"the cluster was stopped. Last lines of its log {member.log_path}:\n{text}",

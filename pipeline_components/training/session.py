@@ -11,8 +11,6 @@ For ``parameter_server`` it starts the parameter servers and workers and coordin
 from __future__ import annotations
 
 import contextlib
-import importlib
-import json
 import logging
 import os
 import shutil
@@ -25,29 +23,12 @@ from pipeline_components.config import TrainingConfig
 from pipeline_components.errors import TrainingWorkerError
 from pipeline_components.training import cluster, strategies
 from pipeline_components.training.settings import from_custom_config
+from pipeline_components.training.spec import write_spec
 
 if TYPE_CHECKING:
     import tensorflow as tf
 
 log = logging.getLogger(__name__)
-
-_SPEC_FIELDS = (
-    "working_dir",
-    "train_files",
-    "eval_files",
-    "train_steps",
-    "eval_steps",
-    "schema_path",
-    "schema_file",
-    "transform_graph_path",
-    "transform_output",
-    "serving_model_dir",
-    "eval_model_dir",
-    "model_run_dir",
-    "base_model",
-    "hyperparameters",
-    "custom_config",
-)
 
 # tf_keras' BackupAndRestore refuses the other strategies (central_storage, parameter_server, one_device).
 BACKUP_STRATEGIES = ("default", "mirrored", "multi_worker_mirrored", "tpu")
@@ -86,50 +67,12 @@ class TrainingSession:
         return [keras.callbacks.BackupAndRestore(backup_dir=self.backup_dir)]
 
 
-def _fn_args_dict(fn_args: Any) -> dict[str, Any]:
-    return {name: getattr(fn_args, name, None) for name in _SPEC_FIELDS}
-
-
-def write_spec(fn_args: Any, entry: str, path: Path) -> Path:
-    """Everything a cluster process needs to rebuild the Trainer's ``fn_args`` and call ``entry``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"entry": entry, "fn_args": _fn_args_dict(fn_args)}, indent=2, default=str))
-    return path
-
-
-def read_spec(path: Path) -> tuple[str, Any]:
-    """(entry, fn_args) from a spec, with a DataAccessor over the transformed tf.Examples."""
-    from tfx.components.trainer import fn_args_utils
-    from tfx.components.util import tfxio_utils
-    from tfx.proto import example_gen_pb2
-
-    spec = json.loads(path.read_text())
-
-    def tf_dataset_factory(file_pattern: list[str], options: Any, schema: Any) -> Any:
-        return tfxio_utils.make_tfxio(
-            file_pattern=file_pattern,
-            telemetry_descriptors=["runway", "Trainer", "worker"],
-            payload_format=example_gen_pb2.PayloadFormat.FORMAT_TF_EXAMPLE,
-            schema=schema,
-        ).TensorFlowDataset(options)
-
-    accessor = fn_args_utils.DataAccessor(
-        tf_dataset_factory=tf_dataset_factory, record_batch_factory=None, data_view_decode_fn=None
-    )
-    return spec["entry"], fn_args_utils.FnArgs(data_accessor=accessor, **spec["fn_args"])
-
-
 def prepare_devices(custom_configs: list[dict[str, Any]]) -> None:
     """Before several in-process runs share one process: as many logical CPUs as the most demanding one needs."""
     wanted = [from_custom_config(c) for c in custom_configs]
     wanted = [s for s in wanted if s.strategy in ("mirrored", "central_storage")]
     if wanted:
         strategies.compute_devices(max(wanted, key=lambda s: s.logical_cpus))
-
-
-def call_entry(entry: str, fn_args: Any) -> None:
-    module, _, name = entry.rpartition(".")
-    getattr(importlib.import_module(module), name)(fn_args)
 
 
 def _work_dir(fn_args: Any) -> Path:
@@ -149,7 +92,8 @@ def training_session(fn_args: Any, *, entry: str) -> Iterator[TrainingSession]:
     Raises:
         ConfigError: invalid training settings.
         TrainingStrategyError: the strategy cannot run here (TPUUnavailableError for an unreachable TPU).
-        TrainingWorkerError: a cluster process died or training timed out; no process is left behind.
+        TrainingWorkerError: a cluster process died or training timed out (no process is left behind), or a
+            multi-process run's ``entry`` is not one of runway's training functions (``training.spec``).
     """
     settings = from_custom_config(fn_args.custom_config)
     work = _work_dir(fn_args)

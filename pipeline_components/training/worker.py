@@ -1,5 +1,8 @@
 """Entry point of one process of a local training cluster (started by ``training.cluster``, not by hand).
 
+A spec names the training function to call; only runway's own (``training.spec.TRAINING_ENTRY_POINTS``) are
+called, anything else fails with ``TrainingWorkerError`` before it is imported.
+
 python -m pipeline_components.training.worker train SPEC.json        # a multi_worker_mirrored worker
 python -m pipeline_components.training.worker serve CLUSTER ROLE N   # a parameter_server ps/worker server
 python -m pipeline_components.training.worker trainer SPEC.json      # run_fn as the Trainer node calls it,
@@ -18,9 +21,10 @@ def main(argv: list[str]) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     command, *args = argv
     if command in ("train", "trainer"):
-        from pipeline_components.training.session import call_entry, prepare_devices, read_spec
+        from pipeline_components.training.session import prepare_devices
+        from pipeline_components.training.spec import call_entry, read_spec
 
-        runs = [read_spec(Path(arg)) for arg in args]
+        runs = [read_spec(Path(arg)) for arg in args]  # each entry point checked before anything is imported
         if len(runs) > 1:  # several in-process runs in one process: logical devices once, before any op
             prepare_devices([fn_args.custom_config for _, fn_args in runs])
         for entry, fn_args in runs:

@@ -18,11 +18,11 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
+from pipeline_components.processes import descendants, pid_alive, wait_for
 from pipeline_components.settings import CHECKOUT
 
 pytestmark = pytest.mark.runtime
@@ -58,26 +58,11 @@ def write_trainer_spec(
 ) -> Path:
     from pipeline_components.config import load_pipeline_config
     from pipeline_components.pipeline.factory import model_custom_config
-    from pipeline_components.training.session import write_spec
+    from pipeline_components.training.spec import slice_fn_args, write_spec
 
     config = load_pipeline_config(CHECKOUT / "configs" / "flights.yaml")
-    fn_args = SimpleNamespace(
-        working_dir=str(out / "run"),
-        train_files=[str(transformed["transformed"] / "Split-train" / "*")],
-        eval_files=[str(transformed["transformed"] / "Split-eval" / "*")],
-        train_steps=steps,
-        eval_steps=5,
-        schema_path=None,
-        schema_file=None,
-        transform_graph_path=str(transformed["graph"]),
-        transform_output=str(transformed["graph"]),
-        serving_model_dir=str(out / "serving"),
-        eval_model_dir=str(out / "serving"),
-        model_run_dir=str(out / "run"),
-        base_model=None,
-        hyperparameters=None,
-        custom_config={**model_custom_config(config), "batch_size": BATCH, **model, "training": training},
-    )
+    custom_config = {**model_custom_config(config), "batch_size": BATCH, **model, "training": training}
+    fn_args = slice_fn_args(transformed, out, steps=steps, eval_steps=5, custom_config=custom_config)
     return write_spec(fn_args, ENTRY, out / "spec.json")
 
 
@@ -156,7 +141,7 @@ def test_tpu_fails_fast_with_what_to_configure() -> None:
 
     from pipeline_components.config import TrainingConfig
     from pipeline_components.errors import TPUUnavailableError
-    from pipeline_components.training.cluster import free_ports
+    from pipeline_components.ports import free_ports
     from pipeline_components.training.strategies import make_strategy
 
     (port,) = free_ports(1)  # nothing listens there
@@ -168,24 +153,6 @@ def test_tpu_fails_fast_with_what_to_configure() -> None:
     assert "grpc://HOST:8470" in str(caught.value)
 
 
-def _descendants(pid: int) -> set[int]:
-    """Every live process whose parent chain reaches ``pid`` (read from /proc)."""
-    parents: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
-    found: set[int] = set()
-    frontier = {pid}
-    while frontier:
-        frontier = {child for child, parent in parents.items() if parent in frontier} - found
-        found |= frontier
-    return found
-
-
 def _environ(pid: int) -> str:
     try:
         return Path(f"/proc/{pid}/environ").read_bytes().decode(errors="replace")
@@ -193,12 +160,14 @@ def _environ(pid: int) -> str:
         return ""
 
 
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
+def test_every_registered_training_function_exists() -> None:
+    import importlib
+
+    from pipeline_components.training.spec import TRAINING_ENTRY_POINTS
+
+    for entry in TRAINING_ENTRY_POINTS:
+        module, _, name = entry.rpartition(".")
+        assert callable(getattr(importlib.import_module(module), name, None)), entry
 
 
 def test_a_killed_worker_fails_the_node_cleanly_and_a_retry_completes(transformed: dict[str, Path]) -> None:
@@ -210,13 +179,15 @@ def test_a_killed_worker_fails_the_node_cleanly_and_a_retry_completes(transforme
     trainer = subprocess.Popen([*WORKER, "trainer", str(spec)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     logs = out / "run" / "cluster" / "logs"
     try:
-        deadline = time.monotonic() + 600
         # training has started once worker 1 logs its first epoch line
-        while not (logs / "worker-1.log").is_file() or "Epoch 1/2" not in (logs / "worker-1.log").read_text():
-            assert trainer.poll() is None, trainer.stderr.read().decode()[-3000:] if trainer.stderr else ""
-            assert time.monotonic() < deadline, "training never started"
-            time.sleep(1)
-        cluster = _descendants(trainer.pid)
+        worker_log = logs / "worker-1.log"
+        assert wait_for(
+            lambda: trainer.poll() is not None or (worker_log.is_file() and "Epoch 1/2" in worker_log.read_text()),
+            timeout=600,
+            interval=1.0,
+        ), "training never started"
+        assert trainer.poll() is None, trainer.stderr.read().decode()[-3000:] if trainer.stderr else ""
+        cluster = descendants(trainer.pid)
         victim = next(pid for pid in cluster if "RUNWAY_TRAINING_TASK=worker:1" in _environ(pid))
         os.kill(victim, signal.SIGKILL)
         _, stderr = trainer.communicate(timeout=180)
@@ -228,8 +199,9 @@ def test_a_killed_worker_fails_the_node_cleanly_and_a_retry_completes(transforme
     assert "TrainingWorkerError" in message
     assert "worker 1" in message and "SIGKILL" in message
     assert "Last lines of its log" in message
-    time.sleep(1)
-    assert not [pid for pid in cluster if _alive(pid)], "a cluster process outlived the failed node"
+    assert wait_for(lambda: not [pid for pid in cluster if pid_alive(pid)], timeout=10), (
+        "a cluster process outlived the failed node"
+    )
     assert not (out / "serving" / "saved_model.pb").exists(), "a failed run must not leave a model behind"
 
     # the retry of the same execution: same folders, fewer steps; it completes and the chief exports

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import sys
 import textwrap
+import threading
 from pathlib import Path
 
 import pytest
@@ -11,8 +12,10 @@ from pipeline_components.errors import NodeFailedError, RuntimeEnvironmentError
 from pipeline_components.orchestration.runner import (
     LocalNodeRunner,
     NodeCommand,
+    NodeOutcome,
     run_node_locally,
 )
+from pipeline_components.processes import pid_alive, wait_for
 from pipeline_components.settings import Settings
 
 
@@ -85,9 +88,6 @@ def test_missing_runtime_interpreter_says_run_setup(tmp_path: Path) -> None:
 
 
 def test_kill_takes_down_the_process_group(tmp_path: Path) -> None:
-    import threading
-    import time
-
     marker = tmp_path / "child.pid"
     runner = LocalNodeRunner()
     code = f"""
@@ -95,28 +95,14 @@ def test_kill_takes_down_the_process_group(tmp_path: Path) -> None:
         child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
         open({str(marker)!r}, "w").write(str(child.pid))
         print("started", flush=True)
-        time.sleep(60)
+        time.sleep(60)  # a long-running node
     """
-    outcome: list[object] = []
+    outcome: list[NodeOutcome] = []
     thread = threading.Thread(target=lambda: outcome.append(runner.run(python_command(code), log=lambda _: None)))
     thread.start()
-    deadline = time.monotonic() + 20
-    while not marker.exists() and time.monotonic() < deadline:
-        time.sleep(0.1)
+    assert wait_for(lambda: marker.exists() and marker.read_text(), timeout=20), "the node never started its child"
     runner.kill()
     thread.join(timeout=20)
-    assert outcome and outcome[0].returncode != 0  # type: ignore[attr-defined]
+    assert outcome and outcome[0].returncode != 0
     child_pid = int(marker.read_text())
-    deadline = time.monotonic() + 10
-    while _alive(child_pid) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not _alive(child_pid), "the node's own child process survived the kill"
-
-
-def _alive(pid: int) -> bool:
-    """Running (a zombie waiting for its reaper counts as dead)."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
-        return False
-    return state != "Z"
+    assert wait_for(lambda: not pid_alive(child_pid), timeout=10), "the node's own child process survived the kill"

@@ -8,23 +8,34 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
 
 from pipeline_components.errors import TrainingWorkerError
-from pipeline_components.training.cluster import LocalCluster, cluster_spec, free_ports, tf_config
+from pipeline_components.ports import free_ports
+from pipeline_components.processes import pid_alive, wait_for
+from pipeline_components.training.cluster import LocalCluster, cluster_spec, tf_config
 
 PY = sys.executable
 
 
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
+def start_supervisor(tmp_path: Path, member: list[str]) -> tuple[subprocess.Popen[bytes], int]:
+    """A stand-in Trainer: a process whose ``LocalCluster`` launched ``member``; it and the member's pid."""
+    pid_file = tmp_path / "pid"
+    script = textwrap.dedent(f"""
+        import time
+        from pathlib import Path
+        from pipeline_components.training.cluster import LocalCluster
+        cluster = LocalCluster(Path({str(tmp_path / "logs")!r}))
+        member = cluster.launch("worker", 0, {member!r}, {{}}, serves_forever=False)
+        Path({str(pid_file)!r}).write_text(str(member.process.pid))
+        time.sleep(300)
+    """)
+    supervisor = subprocess.Popen([PY, "-c", script])
+    assert wait_for(lambda: supervisor.poll() is not None or (pid_file.is_file() and pid_file.read_text()), timeout=60)
+    assert supervisor.poll() is None, "the supervisor ended before it launched its member"
+    return supervisor, int(pid_file.read_text())
 
 
 def test_free_ports_are_distinct_and_the_cluster_spec_uses_them() -> None:
@@ -58,11 +69,13 @@ def test_a_dead_member_fails_the_run_with_its_log_and_stops_the_others(tmp_path:
     assert caught.value.role == "worker" and caught.value.index == 1
     assert "exited with status 7" in str(caught.value)
     assert "boom: out of memory" in caught.value.log_tail
-    time.sleep(0.2)
-    assert not alive(sleeper.process.pid) and not alive(dying.process.pid)
-    group = subprocess.run(["pgrep", "-g", str(sleeper.process.pid)], capture_output=True, text=True).stdout.split()
-    left = [pid for pid in group if alive(int(pid))]  # a zombie waiting for its new parent to reap it is gone
-    assert left == [], f"left in the worker's process group: {left}"
+    assert not pid_alive(sleeper.process.pid) and not pid_alive(dying.process.pid)  # wait() reaped them
+
+    def group_left() -> list[str]:  # the grandchild, SIGKILLed with the group: gone once init reaps it
+        group = subprocess.run(["pgrep", "-g", str(sleeper.process.pid)], capture_output=True, text=True).stdout
+        return [pid for pid in group.split() if pid_alive(int(pid))]
+
+    assert wait_for(lambda: not group_left(), timeout=10), f"left in the worker's process group: {group_left()}"
 
 
 def test_a_server_that_exits_at_all_is_a_failure(tmp_path: Path) -> None:
@@ -77,56 +90,27 @@ def test_the_timeout_stops_everything(tmp_path: Path) -> None:
     member = cluster.launch("worker", 0, ["sleep", "300"], {}, serves_forever=False)
     with pytest.raises(TrainingWorkerError, match="worker_timeout_s"):
         cluster.wait(timeout_s=0.5, poll_s=0.1)
-    assert not alive(member.process.pid)
+    assert not pid_alive(member.process.pid)
 
 
 def test_members_die_with_a_supervisor_killed_by_sigkill(tmp_path: Path) -> None:
     """PR_SET_PDEATHSIG: even a SIGKILLed Trainer (no handler can run) leaves no worker behind."""
-    pid_file = tmp_path / "pid"
-    script = textwrap.dedent(f"""
-        import time
-        from pathlib import Path
-        from pipeline_components.training.cluster import LocalCluster
-        cluster = LocalCluster(Path({str(tmp_path / "logs")!r}))
-        member = cluster.launch("worker", 0, ["sleep", "300"], {{}}, serves_forever=False)
-        Path({str(pid_file)!r}).write_text(str(member.process.pid))
-        time.sleep(300)
-    """)
-    supervisor = subprocess.Popen([PY, "-c", script])
-    deadline = time.monotonic() + 60
-    while not pid_file.is_file() or not pid_file.read_text():
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
-    worker = int(pid_file.read_text())
-    assert alive(worker)
+    supervisor, worker = start_supervisor(tmp_path, ["sleep", "300"])
+    assert pid_alive(worker)
     os.kill(supervisor.pid, signal.SIGKILL)
     supervisor.wait(10)
-    deadline = time.monotonic() + 10
-    while alive(worker) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not alive(worker)
+    assert wait_for(lambda: not pid_alive(worker), timeout=10), "the worker outlived its SIGKILLed supervisor"
 
 
 def test_sigterm_to_the_supervisor_stops_its_members(tmp_path: Path) -> None:
     """A cancelled Airflow task sends SIGTERM: the handler stops the cluster before the process ends."""
-    pid_file = tmp_path / "pid"
-    script = textwrap.dedent(f"""
-        import time
-        from pathlib import Path
-        from pipeline_components.training.cluster import LocalCluster
-        cluster = LocalCluster(Path({str(tmp_path / "logs")!r}))
-        stubborn = "import signal,time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(300)"
-        member = cluster.launch("worker", 0, [{PY!r}, "-c", stubborn], {{}}, serves_forever=False)
-        Path({str(pid_file)!r}).write_text(str(member.process.pid))
-        time.sleep(300)
-    """)
-    supervisor = subprocess.Popen([PY, "-c", script])
-    deadline = time.monotonic() + 60
-    while not pid_file.is_file() or not pid_file.read_text():
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
-    worker = int(pid_file.read_text())
-    time.sleep(0.5)
+    ready = tmp_path / "ignoring-sigterm"
+    stubborn = (
+        "import pathlib, signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+        f"pathlib.Path({str(ready)!r}).touch(); time.sleep(300)"
+    )
+    supervisor, worker = start_supervisor(tmp_path, [PY, "-c", stubborn])
+    assert wait_for(ready.exists, timeout=30), "the member never started ignoring SIGTERM"
     supervisor.send_signal(signal.SIGTERM)
     assert supervisor.wait(30) == -signal.SIGTERM
-    assert not alive(worker)  # it ignored SIGTERM: the SIGKILL after the grace period took it
+    assert not pid_alive(worker)  # it ignored SIGTERM: the SIGKILL after the grace period took it (and reaped it)
