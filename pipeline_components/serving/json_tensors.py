@@ -1,105 +1,90 @@
-"""TF Serving's JSON encoding of tensors and tf.Examples (tensorflow_serving/util/json_tensor.cc).
+"""TF Serving's JSON encoding of tensors (tensorflow_serving/util/json_tensor.cc), and the bodies of its REST API.
 
 Request side: the row (``instances``) and columnar (``inputs``) forms of ``:predict``, with ``{"b64": ...}`` for
 binary strings, checked the way TF Serving checks them (same messages where it matters); ``examples`` and
-``context`` of ``:classify``/``:regress`` become ``tf.Example`` protos. Response side: ``predictions`` (row) or
-``outputs`` (columnar), with a string output whose alias ends in ``_bytes`` written as ``{"b64": ...}``.
+``context`` of ``:classify``/``:regress`` become ``tf.Example`` protos through the project's one Example encoder
+(``serving_protos.examples``). Response side: ``predictions`` (row) or ``outputs`` (columnar), with a string
+output whose alias ends in ``_bytes`` written as ``{"b64": ...}``.
 """
 
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
-from tensorflow.core.example import example_pb2, feature_pb2
-from tensorflow.core.framework import types_pb2
 
 from pipeline_components.serving import status
+from pipeline_components.serving_protos import examples as json_examples
+from pipeline_components.serving_protos.arrays import NUMPY_TYPES
+from pipeline_components.serving_protos.dtypes import BY_NAME, EncodingError, type_name
+from pipeline_components.serving_protos.examples import B64, is_b64, json_text, json_type
 
-B64 = "b64"
-_FLOAT_TYPES = {types_pb2.DT_FLOAT, types_pb2.DT_DOUBLE, types_pb2.DT_HALF, types_pb2.DT_BFLOAT16}
+__all__ = [
+    "classify_regress_examples",
+    "is_b64",
+    "json_to_array",
+    "json_to_example",
+    "parse_body",
+    "predict_inputs",
+    "predict_response",
+    "signature_name_of",
+]
+
+DT_FLOAT, DT_DOUBLE, DT_HALF, DT_STRING, DT_BOOL = (
+    BY_NAME[name].number for name in ("DT_FLOAT", "DT_DOUBLE", "DT_HALF", "DT_STRING", "DT_BOOL")
+)
+DT_BFLOAT16 = 14  # not encoded by runway, but a float type for TF Serving's JSON checks
+DT_INT8, DT_INT16, DT_INT32, DT_UINT8, DT_INT64, DT_UINT32, DT_UINT64 = (
+    BY_NAME[name].number
+    for name in ("DT_INT8", "DT_INT16", "DT_INT32", "DT_UINT8", "DT_INT64", "DT_UINT32", "DT_UINT64")
+)
+_FLOAT_TYPES = {DT_FLOAT, DT_DOUBLE, DT_HALF, DT_BFLOAT16}
 _INT_RANGES = {
-    types_pb2.DT_INT8: (-(2**31), 2**31 - 1),  # rapidjson IsInt: any int32
-    types_pb2.DT_INT16: (-(2**31), 2**31 - 1),
-    types_pb2.DT_INT32: (-(2**31), 2**31 - 1),
-    types_pb2.DT_UINT8: (-(2**31), 2**31 - 1),
-    types_pb2.DT_INT64: (-(2**63), 2**63 - 1),
-    types_pb2.DT_UINT32: (0, 2**32 - 1),
-    types_pb2.DT_UINT64: (0, 2**64 - 1),
-}
-NUMPY_TYPES: dict[int, Any] = {
-    types_pb2.DT_FLOAT: np.float32,
-    types_pb2.DT_DOUBLE: np.float64,
-    types_pb2.DT_HALF: np.float16,
-    types_pb2.DT_INT8: np.int8,
-    types_pb2.DT_INT16: np.int16,
-    types_pb2.DT_INT32: np.int32,
-    types_pb2.DT_UINT8: np.uint8,
-    types_pb2.DT_INT64: np.int64,
-    types_pb2.DT_UINT32: np.uint32,
-    types_pb2.DT_UINT64: np.uint64,
-    types_pb2.DT_BOOL: np.bool_,
-    types_pb2.DT_STRING: object,
+    DT_INT8: (-(2**31), 2**31 - 1),  # rapidjson IsInt: any int32
+    DT_INT16: (-(2**31), 2**31 - 1),
+    DT_INT32: (-(2**31), 2**31 - 1),
+    DT_UINT8: (-(2**31), 2**31 - 1),
+    DT_INT64: (-(2**63), 2**63 - 1),
+    DT_UINT32: (0, 2**32 - 1),
+    DT_UINT64: (0, 2**64 - 1),
 }
 
 
-def _debug(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), allow_nan=True)
+def _invalid(error: EncodingError) -> status.ServingError:
+    return status.invalid_argument(str(error))
 
 
-def _json_type(value: Any) -> str:
-    if value is None:
-        return "Null"
-    if isinstance(value, bool):
-        return "True" if value else "False"
-    if isinstance(value, dict):
-        return "Object"
-    if isinstance(value, list):
-        return "Array"
-    if isinstance(value, str):
-        return "String"
-    return "Number"
-
-
-def dtype_name(dtype: int) -> str:
-    """TensorFlow's name of a DataType enum value (``float``, ``int64``, ``string``...)."""
-    return types_pb2.DataType.Name(dtype).removeprefix("DT_").lower()
-
-
-def is_b64(value: Any) -> bool:
-    """A ``{"b64": "<base64>"}`` object (exactly one string key ``b64``)."""
-    return isinstance(value, dict) and len(value) == 1 and isinstance(value.get(B64), str)
+def _malformed(document: Mapping[str, Any], what: str) -> status.ServingError:
+    """TF Serving's message for a body whose shape is wrong: the body, then what is wrong with it."""
+    return status.invalid_argument(f"JSON Value: {json_text(dict(document))} {what}")
 
 
 def _type_error(value: Any, dtype: int) -> status.ServingError:
     return status.invalid_argument(
-        f"JSON Value: {_debug(value)} Type: {_json_type(value)} is not of expected type: {dtype_name(dtype)}"
+        f"JSON Value: {json_text(value)} Type: {json_type(value)} is not of expected type: {type_name(dtype)}"
     )
 
 
 def _decode_b64(value: Any) -> bytes:
-    if not is_b64(value):
-        raise status.invalid_argument(f"JSON Value: {_debug(value)} not formatted correctly for base64 data")
     try:
-        return base64.b64decode(value[B64], validate=True)
-    except (binascii.Error, ValueError):
-        raise status.invalid_argument("Unable to base64 decode") from None
+        return json_examples.decode_b64(value)
+    except EncodingError as error:
+        raise _invalid(error) from None
 
 
 def _scalar(value: Any, dtype: int) -> Any:
     if isinstance(value, dict):
-        if dtype == types_pb2.DT_STRING:
+        if dtype == DT_STRING:
             return _decode_b64(value)
         raise _type_error(value, dtype)
-    if dtype == types_pb2.DT_STRING:
+    if dtype == DT_STRING:
         if not isinstance(value, str):
             raise _type_error(value, dtype)
         return value.encode()
-    if dtype == types_pb2.DT_BOOL:
+    if dtype == DT_BOOL:
         if not isinstance(value, bool):
             raise _type_error(value, dtype)
         return value
@@ -114,7 +99,7 @@ def _scalar(value: Any, dtype: int) -> Any:
         return value
     raise status.ServingError(
         status.UNIMPLEMENTED,
-        f"Conversion of JSON Value: {_debug(value)} to type: {dtype_name(dtype)} is not supported yet",
+        f"Conversion of JSON Value: {json_text(value)} to type: {type_name(dtype)} is not supported yet",
     )
 
 
@@ -133,7 +118,7 @@ def _fill(value: Any, level: int, shape: list[int], dtype: int, out: list[Any]) 
     if not isinstance(value, list):
         if level != len(shape):
             raise status.invalid_argument(
-                f"JSON Value: {_debug(value)} found at incorrect level: {level + 1} in the JSON DOM. "
+                f"JSON Value: {json_text(value)} found at incorrect level: {level + 1} in the JSON DOM. "
                 f"Expected at level: {len(shape)}"
             )
         out.append(_scalar(value, dtype))
@@ -160,7 +145,9 @@ def json_to_array(value: Any, dtype: int) -> np.ndarray:
     try:
         array = np.array(flat, dtype=NUMPY_TYPES.get(dtype, object))
     except OverflowError:
-        raise status.invalid_argument(f"JSON Value: {_debug(value)} is out of range for {dtype_name(dtype)}") from None
+        raise status.invalid_argument(
+            f"JSON Value: {json_text(value)} is out of range for {type_name(dtype)}"
+        ) from None
     return array.reshape(shape)
 
 
@@ -181,7 +168,7 @@ def parse_body(body: bytes) -> dict[str, Any]:
     except RecursionError:
         raise status.invalid_argument("JSON Parse error: nested too deeply") from None
     if not isinstance(document, dict):
-        raise status.invalid_argument(f"JSON Value: {_debug(document)} Is not object")
+        raise status.invalid_argument(f"JSON Value: {json_text(document)} Is not object")
     return document
 
 
@@ -189,10 +176,7 @@ def signature_name_of(document: Mapping[str, Any]) -> str:
     """The optional ``signature_name`` of a request (empty when absent)."""
     name = document.get("signature_name", "")
     if not isinstance(name, str):
-        raise status.invalid_argument(
-            f"JSON Value: {_debug(dict(document))} not formatted correctly. "
-            "'signature_name' key must be a string value."
-        )
+        raise _malformed(document, "not formatted correctly. 'signature_name' key must be a string value.")
     return name
 
 
@@ -222,7 +206,7 @@ def _instances(items: list[Any], input_types: Mapping[str, int]) -> dict[str, np
                 columns.setdefault(key, []).append(_instance_item(value, key, index, input_types, columns, True))
             if sorted(item) != names:
                 raise status.invalid_argument(
-                    f"Failed to process element: {index} of 'instances' list. JSON object: {_debug(item)} keys must "
+                    f"Failed to process element: {index} of 'instances' list. JSON object: {json_text(item)} keys must "
                     f"be equal to: {','.join(names)}"
                 )
         else:
@@ -280,18 +264,15 @@ def predict_inputs(document: Mapping[str, Any], input_types: Mapping[str, int]) 
         raise status.invalid_argument("Failed to get input map for signature")
     has_instances, has_inputs = "instances" in document, "inputs" in document
     if has_instances and has_inputs:
-        raise status.invalid_argument(
-            f"JSON Value: {_debug(dict(document))} Not formatted correctly expecting only one of 'inputs' or "
-            "'instances' keys to exist "
+        raise _malformed(
+            document, "Not formatted correctly expecting only one of 'inputs' or 'instances' keys to exist "
         )
     if has_instances:
         items = document["instances"]
         if not isinstance(items, list):
-            raise status.invalid_argument(
-                f"JSON Value: {_debug(dict(document))} Expecting 'instances' to be an list/array"
-            )
+            raise _malformed(document, "Expecting 'instances' to be an list/array")
         if not items:
-            raise status.invalid_argument(f"JSON Value: {_debug(dict(document))} No values in 'instances' array")
+            raise _malformed(document, "No values in 'instances' array")
         return _instances(items, input_types), "row"
     if has_inputs:
         value = document["inputs"]
@@ -365,56 +346,21 @@ def predict_response(outputs: Mapping[str, np.ndarray], form: str) -> dict[str, 
 # --- classify / regress ----------------------------------------------------------------------------------------------
 
 
-def _add_feature_value(value: Any, name: str, feature: feature_pb2.Feature) -> None:
-    kind = feature.WhichOneof("kind")
-
-    def require(expected: str) -> None:
-        if kind is not None and kind != expected:
-            raise status.invalid_argument(
-                f"Unexpected element type in feature: {name} expecting type: {kind.replace('_list', '')}"
-            )
-
-    if value is None or isinstance(value, list) or (isinstance(value, dict) and not is_b64(value)):
-        raise status.invalid_argument(f"Feature: {name} has element with unexpected JSON type: {_json_type(value)}")
-    if isinstance(value, bool):
-        require("int64_list")
-        feature.int64_list.value.append(int(value))
-    elif isinstance(value, dict):
-        require("bytes_list")
-        feature.bytes_list.value.append(_decode_b64(value))
-    elif isinstance(value, str):
-        require("bytes_list")
-        feature.bytes_list.value.append(value.encode())
-    elif isinstance(value, float):
-        require("float_list")
-        feature.float_list.value.append(value)
-    else:
-        require("int64_list")
-        if value >= 2**63:
-            raise status.invalid_argument(f"Feature: {name} has uint64_t element. Only int64_t is supported.")
-        feature.int64_list.value.append(value)
-
-
-def json_to_example(value: Any) -> example_pb2.Example:
+def json_to_example(value: Any) -> Any:
     """One JSON object of ``examples`` (or ``context``) as a ``tf.Example`` (``MakeExampleFromJsonObject``).
 
     Raises:
         ServingError: INVALID_ARGUMENT for values that are not a feature's type.
     """
-    if not isinstance(value, dict):
-        raise status.invalid_argument(f"Example must be JSON object but got JSON {_json_type(value)}")
-    example = example_pb2.Example()
-    for name, content in value.items():
-        feature = feature_pb2.Feature()
-        for item in content if isinstance(content, list) else [content]:
-            _add_feature_value(item, name, feature)
-        example.features.feature[name].CopyFrom(feature)
-    return example
+    try:
+        return json_examples.json_to_example(value)
+    except EncodingError as error:
+        raise _invalid(error) from None
 
 
 def classify_regress_examples(
     document: Mapping[str, Any],
-) -> tuple[list[example_pb2.Example], example_pb2.Example | None]:
+) -> tuple[list[Any], Any | None]:
     """The examples (and optional context) of a ``:classify``/``:regress`` body.
 
     Raises:
@@ -422,15 +368,10 @@ def classify_regress_examples(
     """
     context = json_to_example(document["context"]) if "context" in document else None
     if "examples" not in document:
-        raise status.invalid_argument(
-            f"JSON Value: {_debug(dict(document))} When method is classify, key 'examples' is expected and was not "
-            "found"
-        )
+        raise _malformed(document, "When method is classify, key 'examples' is expected and was not found")
     examples = document["examples"]
     if not isinstance(examples, list):
-        raise status.invalid_argument(
-            f"JSON Value: {_debug(dict(document))} Expecting 'examples' value to be an list/array"
-        )
+        raise _malformed(document, "Expecting 'examples' value to be an list/array")
     if not examples:
-        raise status.invalid_argument(f"JSON Value: {_debug(dict(document))} 'examples' value is an empty array")
+        raise _malformed(document, "'examples' value is an empty array")
     return [json_to_example(example) for example in examples], context

@@ -1,16 +1,21 @@
-"""Conversions between tensorflow-serving-api protos and the values ``inference`` works on."""
+"""Conversions between tensorflow-serving-api's protos and the values ``inference`` works on.
+
+Tensors and arrays go through the project's one encoder (``pipeline_components.serving_protos``), which works on
+TensorFlow's own message classes as on its vendored ones; only the message types below come from TensorFlow.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
 import numpy as np
-import tensorflow as tf
 from tensorflow.core.framework import tensor_pb2
 from tensorflow_serving.apis import input_pb2, model_pb2
 
 from pipeline_components.serving import status
 from pipeline_components.serving.servable import Servable, SignatureDef
+from pipeline_components.serving_protos import arrays
+from pipeline_components.serving_protos.dtypes import EncodingError, type_name
 
 
 def model_spec_choice(spec: model_pb2.ModelSpec) -> tuple[str, int | None, str | None]:
@@ -38,18 +43,18 @@ def tensor_to_array(name: str, proto: tensor_pb2.TensorProto, signature: Signatu
     expected = signature.inputs[name].dtype if name in signature.inputs else proto.dtype
     if proto.dtype != expected:
         raise status.invalid_argument(
-            f"Expects arg[{sorted(signature.inputs).index(name)}] to be {tf.dtypes.as_dtype(expected).name} but "
-            f"{tf.dtypes.as_dtype(proto.dtype).name} is provided"
+            f"Expects arg[{sorted(signature.inputs).index(name)}] to be {type_name(expected)} but "
+            f"{type_name(proto.dtype)} is provided"
         )
     try:
-        return tf.make_ndarray(proto)
-    except Exception as error:
+        return arrays.tensor_to_array(proto)
+    except EncodingError as error:
         raise status.invalid_argument(f"input {name} is not a valid tensor: {error}") from None
 
 
 def array_to_tensor(array: np.ndarray) -> tensor_pb2.TensorProto:
-    """An output array as a TensorProto."""
-    return tf.make_tensor_proto(array)
+    """An output array as a TensorProto (as ``tf.make_tensor_proto`` writes it)."""
+    return arrays.array_to_tensor(array, into=tensor_pb2.TensorProto())
 
 
 def serialized_examples(model_input: input_pb2.Input) -> list[bytes]:

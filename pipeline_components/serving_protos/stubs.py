@@ -11,13 +11,24 @@ from typing import Any
 from pipeline_components.serving_protos.messages import message
 
 
-def _method(channel: Any, service: str, method: str, request: str, response: str) -> Any:
-    response_class = message(response)
+def unary(channel: Any, path: str, response: str) -> Any:
+    """A unary-unary callable of ``channel`` for a method path (``/tensorflow.serving.ModelService/GetModelStatus``).
+
+    Args:
+        channel: a ``grpc.Channel``.
+        path: the method's full path.
+        response: the full name of the response message, e.g. ``tensorflow.serving.GetModelStatusResponse``.
+    """
     return channel.unary_unary(
-        f"/tensorflow.serving.{service}/{method}",
+        path,
         request_serializer=lambda value: value.SerializeToString(),
-        response_deserializer=response_class.FromString,
+        response_deserializer=message(response).FromString,
     )
+
+
+def _method(channel: Any, service: str, method: str, request: str, response: str) -> Any:
+    del request  # listed beside the response for the reader; the channel needs only the response type
+    return unary(channel, f"/tensorflow.serving.{service}/{method}", response)
 
 
 class PredictionServiceStub:

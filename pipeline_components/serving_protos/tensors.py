@@ -1,26 +1,29 @@
-"""TensorProto <-> Python lists, without NumPy or TensorFlow.
+"""TensorProto <-> Python values, without NumPy or TensorFlow: the project's one tensor encoder.
 
-Only the dtypes a tabular model's signatures use are supported: float, double, int32, int64, bool, string.
+Works on any ``tensorflow.TensorProto`` message, the vendored class of this package or TensorFlow's own (pass it as
+``into``), since both are built from the same ``tensor.proto``. Decoding follows TensorFlow (``Tensor::FromProto``,
+``tf.make_ndarray``): values come from ``tensor_content`` when it is set, else from the dtype's repeated field; an
+empty field means zeros, a shorter one is padded with its last value (TF's "fill" shorthand); more values than the
+shape holds is an error. The NumPy side (the model server's arrays) is ``arrays.py``, on the same table
+(``dtypes.py``).
 """
 
 from __future__ import annotations
 
 import struct
-from collections.abc import Sequence
 from typing import Any
 
+from pipeline_components.serving_protos.dtypes import DType, EncodingError, resolve
 from pipeline_components.serving_protos.messages import message
 
-# dtype name -> (DataType enum value, TensorProto field of its values, struct format of tensor_content)
-DTYPES: dict[str, tuple[int, str, str]] = {
-    "DT_FLOAT": (1, "float_val", "f"),
-    "DT_DOUBLE": (2, "double_val", "d"),
-    "DT_INT32": (3, "int_val", "i"),
-    "DT_STRING": (7, "string_val", ""),
-    "DT_INT64": (9, "int64_val", "q"),
-    "DT_BOOL": (10, "bool_val", "?"),
+_ZERO = {"float": 0.0, "int": 0, "bool": False, "string": b""}
+# Ranges of the narrow integer dtypes, whose values share int32's field and so are not range-checked by protobuf.
+_INT_RANGES = {
+    "DT_UINT8": (0, 255),
+    "DT_INT8": (-128, 127),
+    "DT_INT16": (-(2**15), 2**15 - 1),
+    "DT_UINT16": (0, 2**16 - 1),
 }
-_BY_NUMBER = {number: (name, field, fmt) for name, (number, field, fmt) in DTYPES.items()}
 
 
 def _shape_and_flat(values: Any) -> tuple[list[int], list[Any]]:
@@ -32,11 +35,12 @@ def _shape_and_flat(values: Any) -> tuple[list[int], list[Any]]:
     shapes_and_flats = [_shape_and_flat(value) for value in values]
     inner = shapes_and_flats[0][0]
     if any(shape != inner for shape, _ in shapes_and_flats):
-        raise ValueError("a tensor's rows must all have the same shape")
+        raise EncodingError("a tensor's rows must all have the same shape")
     return [len(values), *inner], [item for _, flat in shapes_and_flats for item in flat]
 
 
-def _infer_dtype(flat: Sequence[Any]) -> str:
+def infer_dtype(flat: list[Any]) -> str:
+    """The dtype of values given without one: bools -> DT_BOOL, ints -> DT_INT64, strings -> DT_STRING, else float."""
     if flat and all(isinstance(value, bool) for value in flat):
         return "DT_BOOL"
     if flat and all(isinstance(value, int) and not isinstance(value, bool) for value in flat):
@@ -46,39 +50,108 @@ def _infer_dtype(flat: Sequence[Any]) -> str:
     return "DT_FLOAT"
 
 
-def make_tensor_proto(values: Any, dtype: str | None = None) -> Any:
+def convert(values: list[Any], spec: DType) -> list[Any]:
+    """Python values as the dtype's values (str -> UTF-8 bytes, numbers -> float/int/bool).
+
+    Raises:
+        EncodingError: a value that does not convert, or an integer out of the dtype's range.
+    """
+    try:
+        if spec.kind == "string":
+            return [value.encode() if isinstance(value, str) else bytes(value) for value in values]
+        if spec.kind == "float":
+            return [float(value) for value in values]
+        if spec.kind == "bool":
+            return [bool(value) for value in values]
+        converted = [int(value) for value in values]
+    except (TypeError, ValueError) as error:
+        raise EncodingError(f"values do not convert to {spec.name}: {error}") from None
+    low, high = _INT_RANGES.get(spec.name, (None, None))
+    if low is not None and any(not low <= value <= high for value in converted):  # type: ignore[operator]
+        raise EncodingError(f"values out of range for {spec.name}: {converted}")
+    return converted
+
+
+def fill_values(proto: Any, flat: list[Any], spec: DType) -> None:
+    """Append converted values to the dtype's repeated field (a half goes in as its 16 bits)."""
+    if spec.name == "DT_HALF":
+        flat = [struct.unpack("<H", struct.pack("<e", value))[0] for value in flat]
+    getattr(proto, spec.field).extend(flat)
+
+
+def make_tensor_proto(values: Any, dtype: str | int | None = None, *, into: Any = None) -> Any:
     """A ``tensorflow.TensorProto`` of a scalar or a nested list.
 
     Args:
         values: a scalar or a (nested) list of numbers, booleans, strings or bytes.
-        dtype: the TensorFlow dtype name (``DT_FLOAT``, ``DT_INT64``, ``DT_STRING``...); inferred when omitted
-            (ints -> DT_INT64, strings -> DT_STRING, anything else -> DT_FLOAT).
+        dtype: ``DT_FLOAT``, ``DT_INT64``, ``DT_STRING``... or the enum value; inferred when omitted (ints ->
+            DT_INT64, strings -> DT_STRING, bools -> DT_BOOL, anything else -> DT_FLOAT).
+        into: an empty TensorProto to fill (e.g. TensorFlow's own class); default: a new vendored one.
 
     Raises:
-        ValueError: an unsupported dtype, ragged rows, or a value that does not convert to the dtype.
+        EncodingError (a ``ValueError``): an unsupported dtype, ragged rows, or a value that does not convert.
     """
     shape, flat = _shape_and_flat(values)
-    dtype = dtype or _infer_dtype(flat)
-    if dtype not in DTYPES:
-        raise ValueError(f"dtype {dtype} is not supported; use one of {', '.join(DTYPES)}")
-    number, field, _ = DTYPES[dtype]
-    proto = message("tensorflow.TensorProto")()
-    proto.dtype = number
+    spec = resolve(dtype if dtype is not None else infer_dtype(flat))
+    proto = message("tensorflow.TensorProto")() if into is None else into
+    proto.dtype = spec.number
+    proto.tensor_shape.SetInParent()  # a scalar's shape is present and empty, as TensorFlow writes it
     for size in shape:
         proto.tensor_shape.dim.add().size = size
-    try:
-        if dtype == "DT_STRING":
-            converted: list[Any] = [value.encode() if isinstance(value, str) else bytes(value) for value in flat]
-        elif dtype in ("DT_FLOAT", "DT_DOUBLE"):
-            converted = [float(value) for value in flat]
-        elif dtype == "DT_BOOL":
-            converted = [bool(value) for value in flat]
-        else:
-            converted = [int(value) for value in flat]
-    except (TypeError, ValueError) as error:
-        raise ValueError(f"values do not convert to {dtype}: {error}") from None
-    getattr(proto, field).extend(converted)
+    fill_values(proto, convert(flat, spec), spec)
     return proto
+
+
+def element_count(proto: Any) -> tuple[list[int], int]:
+    """(shape, number of elements) of a TensorProto.
+
+    Raises:
+        EncodingError: a dimension of unknown (negative) size.
+    """
+    shape = [dim.size for dim in proto.tensor_shape.dim]
+    count = 1
+    for size in shape:
+        if size < 0:
+            raise EncodingError(f"tensor shape {shape} has a dimension of unknown size")
+        count *= size
+    return shape, count
+
+
+def field_values(proto: Any, spec: DType, count: int, shape: list[int]) -> list[Any]:
+    """The values of the dtype's repeated field, filled to ``count`` the way TensorFlow does.
+
+    Raises:
+        EncodingError: more values than the shape holds.
+    """
+    flat = list(getattr(proto, spec.field))
+    if spec.name == "DT_HALF":
+        flat = [struct.unpack("<e", struct.pack("<H", bits & 0xFFFF))[0] for bits in flat]
+    if len(flat) > count:
+        raise EncodingError(f"{spec.name} tensor of shape {shape} has {len(flat)} values, more than it holds")
+    if len(flat) < count:  # TF's shorthand: the last value (or zero) fills the rest
+        flat += [flat[-1] if flat else _ZERO[spec.kind]] * (count - len(flat))
+    return flat
+
+
+def tensor_values(proto: Any) -> tuple[list[int], list[Any]]:
+    """(shape, row-major flat values) of a TensorProto; strings stay bytes.
+
+    Raises:
+        EncodingError: an unsupported dtype, a malformed ``tensor_content``, or too many values.
+    """
+    spec = resolve(proto.dtype)
+    shape, count = element_count(proto)
+    if proto.tensor_content:
+        if not spec.packed:
+            raise EncodingError(f"a {spec.name} tensor cannot use tensor_content")
+        size = struct.calcsize("<" + spec.packed)
+        if len(proto.tensor_content) != count * size:
+            raise EncodingError(
+                f"{spec.name} tensor of shape {shape} has {len(proto.tensor_content)} bytes of tensor_content, "
+                f"expected {count * size}"
+            )
+        return shape, list(struct.unpack(f"<{count}{spec.packed}", proto.tensor_content))
+    return shape, field_values(proto, spec, count, shape)
 
 
 def _reshape(flat: list[Any], shape: list[int]) -> Any:
@@ -91,24 +164,10 @@ def _reshape(flat: list[Any], shape: list[int]) -> Any:
 
 
 def tensor_to_list(proto: Any) -> Any:
-    """A ``tensorflow.TensorProto`` as a (nested) list, a scalar for a rank-0 tensor; strings stay bytes.
+    """A TensorProto as a (nested) list, a scalar for a rank-0 tensor; strings stay bytes.
 
     Raises:
-        ValueError: a dtype other than those of ``DTYPES``.
+        EncodingError (a ``ValueError``): see ``tensor_values``.
     """
-    if proto.dtype not in _BY_NUMBER:
-        raise ValueError(f"TensorProto dtype {proto.dtype} is not supported; supported: {', '.join(DTYPES)}")
-    name, field, fmt = _BY_NUMBER[proto.dtype]
-    shape = [dim.size for dim in proto.tensor_shape.dim]
-    count = 1
-    for size in shape:
-        count *= size
-    if proto.tensor_content and fmt:
-        flat = list(struct.unpack(f"<{count}{fmt}", proto.tensor_content))
-    else:
-        flat = list(getattr(proto, field))
-        if len(flat) == 1 and count > 1:  # TF's shorthand: one value fills the tensor
-            flat = flat * count
-    if len(flat) != count:
-        raise ValueError(f"{name} tensor of shape {shape} has {len(flat)} values")
+    shape, flat = tensor_values(proto)
     return _reshape(flat, shape)

@@ -8,6 +8,9 @@ The same behaviours against the real model server: tests/fleet/test_client_on_a_
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -189,3 +192,35 @@ def test_no_retry_policy_surfaces_the_first_transient_failure() -> None:
         with pytest.raises(ServingUnavailableError):
             client.predict(ROW)
     assert len(script.received) == 1
+
+
+def test_from_fleet_reads_the_load_balancer_that_the_fleet_describes(tmp_path: Path) -> None:
+    from pipeline_components.fleet import FleetState, write_fleet_state
+
+    state = FleetState(
+        rest_url="http://127.0.0.1:28501",
+        grpc_target="127.0.0.1:28500",
+        store=str(tmp_path / "models"),
+        model_config_file=str(tmp_path / "models" / "models.config"),
+        instances=[],
+    )
+    write_fleet_state(tmp_path, state)  # the fleet's own writer: the file the client reads is the fleet's contract
+    client = ServingClient.from_fleet(tmp_path, model="tiny")
+    assert (client.rest_url, client.grpc_target, client.model) == (state.rest_url, state.grpc_target, "tiny")
+
+
+def test_from_fleet_without_a_fleet_says_how_to_start_one(tmp_path: Path) -> None:
+    with pytest.raises(ServingUnavailableError, match="runway fleet up"):
+        ServingClient.from_fleet(tmp_path)
+
+
+def test_the_client_imports_nothing_of_the_fleet(tmp_path: Path) -> None:
+    """The fleet uses the client (notifications, assets); the client must not import the fleet back."""
+    code = (
+        "import sys; from pipeline_components.client import ServingClient, notify_stable\n"
+        "from pipeline_components.client import load, notify, results, retries, rest_transport, grpc_transport\n"
+        "try:\n    ServingClient.from_fleet(sys.argv[1])\nexcept Exception:\n    pass\n"
+        "print(sorted(m for m in sys.modules if m.startswith('pipeline_components.fleet')))"
+    )
+    result = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
