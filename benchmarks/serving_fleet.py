@@ -26,7 +26,6 @@ import json
 import os
 import platform
 import shutil
-import socket
 import sys
 import tempfile
 import time
@@ -41,20 +40,10 @@ from pipeline_components.client.load import LoadGenerator  # noqa: E402
 from pipeline_components.fleet.local import FleetSpec, LocalFleet  # noqa: E402
 from pipeline_components.fleet.rollout import Rollout, RolloutOptions  # noqa: E402
 from pipeline_components.fleet.store import ModelStore  # noqa: E402
+from pipeline_components.ports import free_ports  # noqa: E402
 from pipeline_components.settings import Settings  # noqa: E402
 
 MODEL = "flights_delay"
-
-
-def free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
 
 
 def newest_version(store: Path) -> Path:

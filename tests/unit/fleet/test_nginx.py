@@ -233,28 +233,27 @@ def test_the_public_grpc_methods_pass(balancer: Balancer, recorder: Recorder) ->
     assert recorder.calls == [f"/{method}" for method in PUBLIC_GRPC_METHODS]
 
 
+# (method, path, whether the load balancer passes it): TF Serving's REST API, and what is not part of it.
+REST_REQUESTS = [
+    ("GET", "/v1/models/flights_delay", True),
+    ("GET", "/v1/models/flights_delay/labels/stable", True),
+    ("GET", "/v1/models/flights_delay/versions/3/metadata", True),
+    ("POST", "/v1/models/flights_delay:predict", True),
+    ("POST", "/v1/models/flights_delay/labels/canary:classify", True),
+    ("POST", "/v1/models/flights_delay/versions/3:regress", True),
+    ("GET", "/monitoring/prometheus/metrics", False),
+    ("POST", "/v1/models/flights_delay", False),
+    ("DELETE", "/v1/models/flights_delay", False),
+    ("GET", "/v1/models/flights_delay/../../monitoring/prometheus/metrics", False),
+    ("GET", "/", False),
+]
+
+
 def test_rest_passes_the_public_api_only(balancer: Balancer, recorder: Recorder) -> None:
     recorder.calls.clear()
-    public = [
-        ("GET", "/v1/models/flights_delay"),
-        ("GET", "/v1/models/flights_delay/labels/stable"),
-        ("GET", "/v1/models/flights_delay/versions/3/metadata"),
-        ("POST", "/v1/models/flights_delay:predict"),
-        ("POST", "/v1/models/flights_delay/labels/canary:classify"),
-        ("POST", "/v1/models/flights_delay/versions/3:regress"),
-    ]
-    for method, path in public:
-        assert get(balancer, method, path) == 200, path
-    refused = [
-        ("GET", "/monitoring/prometheus/metrics"),
-        ("POST", "/v1/models/flights_delay"),
-        ("DELETE", "/v1/models/flights_delay"),
-        ("GET", "/v1/models/flights_delay/../../monitoring/prometheus/metrics"),
-        ("GET", "/"),
-    ]
-    for method, path in refused:
-        assert get(balancer, method, path) == 403, path
-    assert recorder.calls == [f"{method} {path}" for method, path in public]
+    for method, path, public in REST_REQUESTS:
+        assert get(balancer, method, path) == (200 if public else 403), f"{method} {path}"
+    assert recorder.calls == [f"{method} {path}" for method, path, public in REST_REQUESTS if public]
 
 
 def test_the_local_fleets_config_balances_rest_and_grpc_over_every_instance(tmp_path: Path) -> None:
