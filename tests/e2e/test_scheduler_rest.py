@@ -2,6 +2,9 @@
 
 The run is triggered with non-default parameters, independent branches run at the same time, one node fails
 once on purpose (a transient failure) and is retried, and every node reports the parameter values it applied.
+
+The transient failure is a real one, made from the test's side (``StorageFault``): the product has no switch
+for it.
 """
 
 from __future__ import annotations
@@ -90,7 +93,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Settings, 
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://localhost:{port}/execution/",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
         "AIRFLOW__CORE__PARALLELISM": "4",
-        "RUNWAY_FAIL_ONCE": "StatisticsGen",  # one transient failure, to see the retry
     }
     processes = []
     for component in (["api-server", "--port", str(port)], ["scheduler"], ["dag-processor"]):
@@ -116,6 +118,33 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Settings, 
             except subprocess.TimeoutExpired:
                 with _suppress():
                     os.killpg(process.pid, signal.SIGKILL)
+
+
+class StorageFault:
+    """One node's first attempt fails as it would when shared storage refuses a write, then storage recovers.
+
+    A file stands where TFX creates the node's artifact folder (``<pipeline root>/<node>``), so TFX's launcher
+    fails that attempt ("not a directory"); once Airflow has put the task up for retry, the file is removed and
+    the retry runs on healthy storage (it resumes the execution the first attempt registered in ML Metadata).
+    """
+
+    def __init__(self, settings: Settings, pipeline: str, node: str) -> None:
+        self.node = node
+        self.path = settings.pipeline_root(pipeline) / node
+        self.repaired = False
+
+    def inject(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.write_text("a file where the node's artifact folder goes: its first attempt cannot write\n")
+
+    def repair_once_retried(self, api: Api, dag_id: str, run_id: str) -> None:
+        """Remove the fault as soon as the node's task waits for its retry (Airflow waits 20 s or more)."""
+        if self.repaired:
+            return
+        status, task = api.call("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{self.node}")
+        if status == 200 and task["state"] in ("up_for_retry", "failed"):
+            self.path.unlink(missing_ok=True)
+            self.repaired = True
 
 
 class _suppress:
@@ -150,6 +179,8 @@ def test_an_invalid_parameter_is_refused_at_trigger_time(stack: tuple[Settings, 
 @pytest.fixture(scope="module")
 def finished_run(stack: tuple[Settings, Api]) -> tuple[Settings, Api, str, list[dict[str, Any]]]:
     settings, api = stack
+    fault = StorageFault(settings, "flights", "StatisticsGen")  # one transient failure, to see the retry
+    fault.inject()
     api.call("PATCH", f"/api/v2/dags/{DAG_ID}", {"is_paused": False})
     # On the embedded SQLite database, the API server, scheduler and DAG processor all write; a write can time out
     # on the database lock ("database is locked", HTTP 500, nothing created). A client retries that, as here;
@@ -163,10 +194,12 @@ def finished_run(stack: tuple[Settings, Api]) -> tuple[Settings, Api, str, list[
     run_id = run["dag_run_id"]
 
     def done() -> str | None:
+        fault.repair_once_retried(api, DAG_ID, run_id)
         state = api.call("GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}")[1]["state"]
         return state if state in ("success", "failed") else None
 
-    state = _wait(f"run {run_id}", done, timeout=1500, every=5)
+    state = _wait(f"run {run_id}", done, timeout=1500, every=2)
+    assert fault.repaired, "the StatisticsGen task never waited for a retry: the injected fault did not fail it"
     status, instances = api.call("GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances")
     assert status == 200
     tasks = instances["task_instances"]
