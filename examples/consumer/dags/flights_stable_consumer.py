@@ -7,11 +7,15 @@ records an Asset event when ``stable`` moves, with the new version in the event'
 (``pipeline_components.client.notify.stable_payload``). This DAG is scheduled on that Asset. Its task reads the
 version from the event and asks the fleet, pinned to that exact version, about real flights: a consumer's
 "re-score with the new model" step. Copy it into your DAGs folder (or point ``AIRFLOW__CORE__DAGS_FOLDER`` here).
+
+Where the fleet is, is this consumer's own configuration (``RUNWAY_SERVING_REST_URL``, default
+http://127.0.0.1:8501), never an address taken from the event: an event says *what* changed, not where to go.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any
 
 import pendulum
@@ -20,6 +24,8 @@ from airflow.sdk import Asset, dag, task
 log = logging.getLogger(__name__)
 
 MODEL = "flights_delay"
+REST_URL_ENV = "RUNWAY_SERVING_REST_URL"
+DEFAULT_REST_URL = "http://127.0.0.1:8501"
 # The same string as pipeline_components.client.assets.stable_asset_uri(MODEL); spelled out so that a downstream
 # project that does not install runway can copy this file as it is.
 STABLE = Asset(f"runway://serving/{MODEL}/stable")
@@ -56,8 +62,8 @@ def flights_stable_consumer() -> None:
 
             raise AirflowSkipException(f"no {STABLE.uri} event with a new version triggered this run")
         newest = payloads[-1]
-        rest_url = newest.get("rest_url") or "http://127.0.0.1:8501"
-        with ServingClient(rest_url=rest_url, grpc_target=newest.get("grpc_target"), model=MODEL) as client:
+        rest_url = os.environ.get(REST_URL_ENV) or DEFAULT_REST_URL  # read in the task: nothing at parse time
+        with ServingClient(rest_url=rest_url, grpc_target=None, model=MODEL) as client:
             answer = client.predict(FLIGHT, version=int(newest["version"]))
         log.info(
             "%s version %s is stable (was %s): P(delay) of the example flight = %s",

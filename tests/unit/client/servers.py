@@ -56,7 +56,8 @@ def rest_server(script: Script) -> Iterator[str]:
         def _answer(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
-            step = script.next({"method": self.command, "path": self.path, "body": json.loads(body or b"null")})
+            received = {"method": self.command, "path": self.path, "body": json.loads(body or b"null")}
+            step = script.next({**received, "headers": dict(self.headers.items()), "raw": body})
             time.sleep(step.delay_s)
             if step.close:
                 self.close_connection = True
