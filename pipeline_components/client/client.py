@@ -21,15 +21,16 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 
 from pipeline_components.client.grpc_transport import GrpcTransport
 from pipeline_components.client.rest_transport import RestTransport
 from pipeline_components.client.results import (
     PROTOCOLS,
+    Choice,
     Classification,
+    Instances,
     Prediction,
     Protocol,
     Route,
@@ -135,30 +136,26 @@ class ServingClient:
 
     def predict(
         self,
-        instances: Mapping[str, Any] | Sequence[Mapping[str, Any]],
+        instances: Instances,
         *,
-        label: str | None = None,
-        version: int | None = None,
-        protocol: Protocol | None = None,
         signature: str = "serving_default",
         resolve_version: bool = False,
+        **choice: Unpack[Choice],
     ) -> Prediction:
         """Predict for one row of raw features (a dict) or a batch (a list of dicts).
 
         Args:
             instances: feature name -> value, one dict per example.
-            label: the version label to ask (default: the client's, ``stable``); exclusive with ``version``.
-            version: a version number to ask instead of a label.
-            protocol: ``rest`` or ``grpc`` (default: the client's).
             signature: the signature to run.
             resolve_version: REST only: also ask which version the label points at (one more request).
+            **choice: ``label`` (default: the client's, ``stable``) or ``version`` to ask, and ``protocol``
+                (``rest`` or ``grpc``; default: the client's). See ``Choice``.
 
         Raises:
             InvalidRequestError, ModelNotFoundError, ServingTimeoutError, ServingUnavailableError,
             ServingClientError: see ``retries``.
         """
-        rows = rows_of(instances)
-        transport, route = self._transport(protocol), self._route(label, version)
+        rows, transport, route = self._start(instances, choice)
         start = time.perf_counter()
         # gRPC tensors are typed by the sender: the signature's dtypes make "precip": 0 a float where it must be.
         needs_dtypes = transport.protocol == "grpc" and signature == "serving_default"
@@ -170,17 +167,10 @@ class ServingClient:
         return prediction
 
     def predict_examples(
-        self,
-        instances: Mapping[str, Any] | Sequence[Mapping[str, Any]],
-        *,
-        label: str | None = None,
-        version: int | None = None,
-        protocol: Protocol | None = None,
-        signature: str = "serving_tf_example",
+        self, instances: Instances, *, signature: str = "serving_tf_example", **choice: Unpack[Choice]
     ) -> Prediction:
         """Predict through the serialized-tf.Example signature (``serving_tf_example``, input ``examples``)."""
-        rows = rows_of(instances)
-        transport, route = self._transport(protocol), self._route(label, version)
+        rows, transport, route = self._start(instances, choice)
         dtypes = self._feature_dtypes(route, transport)
         serialized = encoded(lambda: [make_example(row, dtypes).SerializeToString() for row in rows])
         start = time.perf_counter()
@@ -188,17 +178,10 @@ class ServingClient:
         return self._answer(Prediction, transport, route, signature, answered, attempts, start, predictions)
 
     def classify(
-        self,
-        instances: Mapping[str, Any] | Sequence[Mapping[str, Any]],
-        *,
-        label: str | None = None,
-        version: int | None = None,
-        protocol: Protocol | None = None,
-        signature: str = "serving_classify",
+        self, instances: Instances, *, signature: str = "serving_classify", **choice: Unpack[Choice]
     ) -> Classification:
         """TF Serving's Classify API with tf.Examples built from raw features (gRPC: ``Input.example_list``)."""
-        rows = rows_of(instances)
-        transport, route = self._transport(protocol), self._route(label, version)
+        rows, transport, route = self._start(instances, choice)
         start = time.perf_counter()
         dtypes = self._feature_dtypes(route, transport)
         classes, answered, attempts = transport.classify(route, signature, rows, dtypes)
@@ -257,6 +240,11 @@ class ServingClient:
         self.close()
 
     # ------------------------------------------------------------------------------------------------- helpers
+
+    def _start(self, instances: Instances, choice: Choice) -> tuple[list[Any], RestTransport | GrpcTransport, Route]:
+        """The rows to send, the protocol's transport and the route a call asks for."""
+        route = self._route(choice.get("label"), choice.get("version"))
+        return rows_of(instances), self._transport(choice.get("protocol")), route
 
     def _route(self, label: str | None, version: int | None) -> Route:
         """A version if one is asked, else the label (default: the client's); never both."""

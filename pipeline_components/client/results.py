@@ -4,13 +4,29 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict
 
 from pipeline_components import serving_protos as sp
 from pipeline_components.errors import InvalidRequestError
 
 Protocol = Literal["rest", "grpc"]
 PROTOCOLS: tuple[Protocol, ...] = ("rest", "grpc")
+# One row of raw features (a dict), or a batch (a list of dicts).
+Instances = Mapping[str, Any] | Sequence[Mapping[str, Any]]
+
+
+class Choice(TypedDict, total=False):
+    """Which version a call asks for, and how: the keyword arguments shared by predict, predict_examples, classify.
+
+    Attributes:
+        label: the version label (default: the client's, ``stable``); exclusive with ``version``.
+        version: a version number to ask instead of a label.
+        protocol: ``rest`` or ``grpc`` (default: the client's).
+    """
+
+    label: str | None
+    version: int | None
+    protocol: Protocol | None
 
 
 @dataclass(frozen=True)
@@ -64,7 +80,7 @@ class VersionStatus:
     error_message: str = ""
 
 
-def rows_of(instances: Mapping[str, Any] | Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+def rows_of(instances: Instances) -> list[Mapping[str, Any]]:
     """One dict of features, or a list of them, as a non-empty list.
 
     Raises:
