@@ -7,15 +7,15 @@ as plain JSON; each Airflow task hands it back to ``runtime.node`` to run one no
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
+from typing import Any
 
 from google.protobuf import json_format
 from tfx.dsl.compiler import compiler
 from tfx.proto.orchestration import pipeline_pb2
 
 from pipeline_components.config import PipelineConfig
+from pipeline_components.durable import atomic_write
 from pipeline_components.pipeline import create_pipeline
 from pipeline_components.settings import Settings
 
@@ -29,8 +29,14 @@ def beam_args(config: PipelineConfig) -> list[str]:
     return list(config.beam_pipeline_args) if config.beam_pipeline_args is not None else list(DEFAULT_BEAM_ARGS)
 
 
-def compile_pipeline(config: PipelineConfig, settings: Settings) -> pipeline_pb2.Pipeline:
-    logical = create_pipeline(
+def logical_pipeline(config: PipelineConfig, settings: Settings) -> Any:
+    """The TFX pipeline (``tfx.dsl.Pipeline``) of ``config`` with this machine's paths, before compiling.
+
+    Args:
+        config: the validated pipeline configuration.
+        settings: where data, artifacts, ML Metadata and the model store live.
+    """
+    return create_pipeline(
         config=config,
         data_root=settings.data_dir / config.data.folder,
         pipeline_root=settings.pipeline_root(config.name),
@@ -38,7 +44,11 @@ def compile_pipeline(config: PipelineConfig, settings: Settings) -> pipeline_pb2
         serving_model_dir=settings.model_store / config.serving.model_name,
         beam_pipeline_args=beam_args(config),
     )
-    return compiler.Compiler().compile(logical)
+
+
+def compile_pipeline(config: PipelineConfig, settings: Settings) -> pipeline_pb2.Pipeline:
+    """The pipeline of ``config`` compiled to TFX IR (see ``logical_pipeline``)."""
+    return compiler.Compiler().compile(logical_pipeline(config, settings))
 
 
 def write_ir(
@@ -48,16 +58,12 @@ def write_ir(
     config_path: Path | None,
     overrides: dict[str, object] | None = None,
 ) -> None:
-    """Write the IR as JSON, atomically (a DAG parser never reads half a file)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write the IR as JSON, atomically and durably (a DAG parser never reads half a file, even after a crash)."""
     document = json.loads(json_format.MessageToJson(ir, preserving_proto_field_name=False))
     # Not part of TFX's IR: where it came from, for the DAG's description and for humans.
     origin = {"config": str(config_path) if config_path else None, "overrides": overrides or {}}
     document_with_origin = {"runway": origin, **document}
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as handle:
-        json.dump(document_with_origin, handle, indent=1)
-    os.replace(tmp, path)
+    atomic_write(path, json.dumps(document_with_origin, indent=1))
 
 
 def read_ir(path: Path) -> pipeline_pb2.Pipeline:

@@ -90,6 +90,26 @@ def test_republishing_swaps_the_whole_folder(tmp_path: Path) -> None:
     assert sorted(p.name for p in version.iterdir()) == ["tflite"]
 
 
+def test_a_republication_never_leaves_the_version_without_its_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    version = tmp_path / "7"
+    version.mkdir()
+    publish(_variants_dir(tmp_path / "a", "run-a", {"int8": True}), version, model="m", version="7")
+    gaps: list[tuple[str, str]] = []
+    rename = os.rename
+
+    def watched_rename(source: Any, target: Any) -> None:  # a reader looking between two steps of the swap
+        rename(source, target)
+        if not (version / "tflite" / "index.json").is_file():
+            gaps.append((str(source), str(target)))
+
+    monkeypatch.setattr(os, "rename", watched_rename)
+    publish(_variants_dir(tmp_path / "b", "run-b", {"int8": True}), version, model="m", version="7")
+    assert gaps == [], "a consumer could find no tflite/ folder during the swap"
+    assert json.loads((version / "tflite" / "index.json").read_text())["source_run_id"] == "run-b"
+
+
 def test_a_missing_version_folder_is_a_typed_error(tmp_path: Path) -> None:
     source = _variants_dir(tmp_path / "a", "run-a", {"int8": True})
     with pytest.raises(DataError, match="does not exist"):

@@ -1,7 +1,9 @@
 """Publish accepted variants beside a pushed version: ``<store>/<model>/<version>/tflite/<variant>.tflite``.
 
-Written atomically: everything goes to a hidden temporary folder inside the version folder, then one rename makes
-``tflite/`` appear complete (a consumer never sees half a folder). Only the version's ``tflite/`` folder is written.
+Written atomically: everything goes to a hidden temporary folder inside the version folder, flushed to disk, then
+one rename makes ``tflite/`` appear complete; a re-publication exchanges the new folder with the old one in one step
+(``durable.swap_dir``), so a consumer never sees half a folder, nor a moment without one. Only the version's
+``tflite/`` folder is written.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from pipeline_components.durable import swap_dir
 from pipeline_components.errors import DataError
 
 TFLITE_DIR = "tflite"
@@ -103,14 +106,7 @@ def publish(variants_dir: str | Path, version_dir: str | Path, *, model: str, ve
             shutil.copyfile(source / ENCODER_FILE, staging / ENCODER_FILE)
         (staging / INDEX_FILE).write_text(json.dumps(index, indent=2))
         os.chmod(staging, 0o755)
-        target = version_path / TFLITE_DIR
-        if target.exists():  # a re-publication: swap the old folder out, the new one in, then drop the old
-            old = version_path / f".tflite-old-{os.getpid()}"
-            os.rename(target, old)
-            os.rename(staging, target)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.rename(staging, target)
+        swap_dir(staging, version_path / TFLITE_DIR)  # the old publication (if any) is deleted after the swap
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
