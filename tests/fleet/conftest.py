@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline_components.fleet.local import find_nginx
+from pipeline_components.fleet.nginx import find_nginx
 from pipeline_components.settings import Settings
 from tests.fleet.fixtures import RunningFleet, start_fleet, tiny_models
 from tests.helpers import missing

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,22 +21,12 @@ from pipeline_components.fleet import FleetState
 from pipeline_components.fleet.local import FleetSpec, LocalFleet
 from pipeline_components.fleet.rollout import Rollout, RolloutOptions
 from pipeline_components.fleet.store import ModelStore
+from pipeline_components.ports import free_ports
 from pipeline_components.settings import CHECKOUT, Settings
 
 TINY_KINDS = ("good_a", "good_b", "differs", "corrupt")
 
-
-def free_ports(count: int) -> list[int]:
-    sockets = []
-    try:
-        for _ in range(count):
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.bind(("127.0.0.1", 0))
-            sockets.append(sock)
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
+__all__ = ["AccessLog", "RunningFleet", "free_ports", "start_fleet", "tiny_models"]
 
 
 def tiny_models(out: Path) -> Path:
@@ -84,6 +75,46 @@ class RunningFleet:
 
     def stop(self) -> None:
         self.fleet.down()
+
+    def access_log(self) -> AccessLog:
+        return AccessLog(self.fleet.log_dir / "nginx-access.log")
+
+
+class AccessLog:
+    """nginx's access log of the fleet: one line per request it answered, with the instance that served it
+    (``upstream=127.0.0.1:PORT``; infra/nginx/fleet.conf.template). Tests wait on it instead of sleeping: "the load
+    has sent N more requests", "this instance answers again"."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def mark(self) -> int:
+        """Where the log ends now; ``since(mark)`` is what nginx answered after this moment."""
+        return self.path.stat().st_size if self.path.exists() else 0
+
+    def since(self, mark: int) -> list[str]:
+        with self.path.open("rb") as log:
+            log.seek(mark)
+            return log.read().decode(errors="replace").splitlines()
+
+    def wait(self, mark: int, what: str, done: Callable[[list[str]], bool], *, timeout_s: float = 120.0) -> None:
+        """Poll until ``done(lines since mark)``; fail with ``what`` after ``timeout_s``."""
+        deadline = time.monotonic() + timeout_s
+        while not done(self.since(mark)):
+            assert time.monotonic() < deadline, f"not within {timeout_s:.0f} s: {what}"
+            time.sleep(0.1)
+
+    def wait_answered(self, mark: int, count: int, *, by: str | None = None, timeout_s: float = 120.0) -> None:
+        """Wait until nginx has answered ``count`` requests with 200 since ``mark`` (only by upstream ``by``)."""
+
+        def answered(lines: list[str]) -> bool:
+            ok = [line for line in lines if '" 200 ' in line]
+            if by is not None:
+                ok = [line for line in ok if f"upstream={by} " in line]
+            return len(ok) >= count
+
+        where = f" by {by}" if by else ""
+        self.wait(mark, f"{count} requests answered{where} (see {self.path})", answered, timeout_s=timeout_s)
 
 
 def start_fleet(home: Path, models: Path, *, instances: int = 3) -> RunningFleet:

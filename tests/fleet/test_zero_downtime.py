@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from pathlib import Path
 
 import pytest
@@ -24,6 +23,7 @@ pytestmark = pytest.mark.runtime
 
 ROW = {"x": 1.0, "n": 0}  # tiny models answer y = w * x + n = w: the answer says which version served
 PROCESSES = 4  # two REST, two gRPC
+WARM = 40  # requests answered before and after each event: the load runs across it, on both protocols
 
 
 def load_on(fleet: RunningFleet, model: str) -> LoadGenerator:
@@ -59,10 +59,11 @@ def test_no_client_request_fails_during_a_full_rollout(local_fleet: RunningFleet
     local_fleet.rollout(model).run(1)
     local_fleet.publish(model, 2, "good_b")
 
+    log = local_fleet.access_log()
     with load_on(local_fleet, model) as load:
-        time.sleep(2.0)  # load before the rollout starts ...
+        log.wait_answered(log.mark(), WARM)  # load before the rollout starts ...
         lines = local_fleet.rollout(model).run(2)
-        time.sleep(2.0)  # ... and after it ended
+        log.wait_answered(log.mark(), WARM)  # ... and after it ended
     report = load.report
     assert report is not None
     publish_report("rollout", report)
@@ -81,19 +82,23 @@ def test_no_client_request_fails_while_an_instance_restarts(local_fleet: Running
         local_fleet.publish(model, 1, "good_a")
         local_fleet.rollout(model).run(1)
     state = local_fleet.fleet.state() or local_fleet.state
-    victim = state.instances[0].name
+    victim = state.instances[0]
+    log = local_fleet.access_log()
 
     with load_on(local_fleet, model) as load:
-        time.sleep(2.0)
-        local_fleet.fleet.stop_instance(victim, kill=kill)
-        time.sleep(3.0)  # the fleet serves on two instances
-        local_fleet.fleet.start_instance(victim)  # returns once it listens again
-        time.sleep(3.0)  # and takes traffic again
+        log.wait_answered(log.mark(), WARM)
+        local_fleet.fleet.stop_instance(victim.name, kill=kill)
+        log.wait_answered(log.mark(), WARM)  # the fleet serves on two instances
+        local_fleet.fleet.start_instance(victim.name)  # returns once it listens again
+        # ... and takes traffic again (nginx tries it after fail_timeout): REST and gRPC answers from it.
+        mark = log.mark()
+        log.wait_answered(mark, 1, by=victim.rest_url.removeprefix("http://"))
+        log.wait_answered(mark, 1, by=victim.grpc_target)
     report = load.report
     assert report is not None
     publish_report(f"restart-{'sigkill' if kill else 'sigterm'}", report)
 
     assert_no_failures(report, min_requests=20)
-    restarted = next(a for a in (local_fleet.fleet.state() or state).instances if a.name == victim)
+    restarted = next(a for a in (local_fleet.fleet.state() or state).instances if a.name == victim.name)
     with ServingClient(rest_url=restarted.rest_url, grpc_target=restarted.grpc_target, model=model) as direct:
         assert direct.predict(ROW).predictions == [1 * 2.0 + 0]  # the restarted instance serves stable again
