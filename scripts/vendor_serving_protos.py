@@ -18,9 +18,11 @@ from pathlib import Path
 
 from google.protobuf import descriptor_pb2, descriptor_pool
 
+from pipeline_components.durable import atomic_write
+
 # The message modules of both services. The service modules themselves (prediction_service_pb2,
 # model_service_pb2) are generated in an older style that protobuf 6 refuses to import; the stubs in
-# ``serving_protos.grpc`` need only the method paths, so the service descriptors are not vendored.
+# ``serving_protos/stubs.py`` need only the method paths, so the service descriptors are not vendored.
 ROOTS = (
     "tensorflow_serving.apis.predict_pb2",
     "tensorflow_serving.apis.classification_pb2",
@@ -58,7 +60,7 @@ def main() -> int:
     files = descriptor_pb2.FileDescriptorSet()
     for name in ordered:
         pool.FindFileByName(name).CopyToProto(files.file.add())
-    TARGET.write_bytes(files.SerializeToString(deterministic=True))
+    atomic_write(TARGET, files.SerializeToString(deterministic=True))
     print(f"wrote {TARGET} ({len(ordered)} files, {TARGET.stat().st_size} bytes)")
     return 0
 
