@@ -112,7 +112,7 @@ def to_html(report: dict[str, Any], contract: dict[str, Any] | None = None, titl
         "saved_model.html",
         title=title or f"SavedModel {report['path']}",
         verdict=verdict,
-        contract_lines=_contract_lines(contract) if contract is not None else [],
+        contract_lines=_contract_lines(contract)[1:] if contract is not None else [],  # [0]: the verdict, on top
         overview=_overview(report),
         meta_graphs=meta_graphs,
         ops=report["ops"],

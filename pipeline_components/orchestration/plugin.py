@@ -2,13 +2,12 @@
 
 Registered through the ``airflow.plugins`` entry point (pyproject.toml), so every Airflow that has the project
 installed loads it: the API server serves ``/runway/reports/<pipeline>/<run id>/<node>.html`` (written by the
-runtime, see ``runtime/reports.py``) and ``/runway/`` lists them; each TFX node task gets a "Report" extra link
+runtime, see ``reports/``) and ``/runway/`` lists them; each TFX node task gets a "Report" extra link
 to its page. Pages are read-only files under ``$RUNWAY_HOME/reports``; nothing outside that folder is served.
 """
 
 from __future__ import annotations
 
-import html
 from pathlib import Path
 
 from airflow.plugins_manager import AirflowPlugin
@@ -16,7 +15,17 @@ from fastapi import FastAPI, HTTPException
 from fastapi.responses import FileResponse, HTMLResponse
 
 from pipeline_components.orchestration.links import URL_PREFIX, NodeReportLink
+from pipeline_components.reports.render import Verdict, render
 from pipeline_components.settings import Settings
+
+_LISTED = 500  # newest pages on the index
+# Pages are served from Airflow's own origin, and Great Expectations' Data Docs load scripts from public CDNs: a
+# sandboxed page runs in an opaque origin, so no script in it can read Airflow's session or call its API as the
+# user. Scripts still run (Data Docs need them) and links still open.
+PAGE_HEADERS = {
+    "Content-Security-Policy": "sandbox allow-scripts allow-popups allow-popups-to-escape-sandbox",
+    "X-Content-Type-Options": "nosniff",
+}
 
 
 def _reports_root() -> Path:
@@ -27,17 +36,22 @@ def create_app() -> FastAPI:
     app = FastAPI(title="runway reports", docs_url=None, redoc_url=None)
 
     @app.get("/", response_class=HTMLResponse)
-    def index() -> str:
+    def index() -> HTMLResponse:
         root = _reports_root()
         pages = sorted(root.glob("*/*/*.html"), reverse=True) if root.is_dir() else []
-        items = "".join(
-            f"<li><a href='{URL_PREFIX}/reports/{html.escape(str(p.relative_to(root)))}'>"
-            f"{html.escape(str(p.relative_to(root)))}</a></li>"
-            for p in pages[:500]
+        runs: dict[tuple[str, str], list[str]] = {}
+        for path in pages[:_LISTED]:
+            pipeline, run, name = path.relative_to(root).parts
+            runs.setdefault((pipeline, run), []).append(name)
+        headline = f"{len(pages)} pages" + (f", the newest {_LISTED} listed" if len(pages) > _LISTED else "")
+        listing = render(
+            "index.html",
+            title="runway reports",
+            verdict=Verdict(None, headline if pages else "no report yet: pages appear as runs execute"),
+            prefix=f"{URL_PREFIX}/reports",
+            runs=[{"pipeline": p, "run": r, "pages": sorted(names)} for (p, r), names in runs.items()],
         )
-        return (
-            f"<!doctype html><html><body><h1>runway reports</h1><ul>{items or '<li>none yet</li>'}</ul></body></html>"
-        )
+        return HTMLResponse(listing, headers=PAGE_HEADERS)
 
     @app.get("/reports/{path:path}")
     def report(path: str) -> FileResponse:
@@ -45,7 +59,7 @@ def create_app() -> FastAPI:
         target = (root / path).resolve()
         if not target.is_relative_to(root) or not target.is_file() or target.suffix != ".html":
             raise HTTPException(status_code=404, detail=f"no report {path}")
-        return FileResponse(target, media_type="text/html")
+        return FileResponse(target, media_type="text/html", headers=PAGE_HEADERS)
 
     return app
 

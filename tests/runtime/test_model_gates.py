@@ -17,12 +17,12 @@ from tfx.components.pusher import executor as pusher_executor
 from tfx.types import artifact_utils, standard_artifacts
 
 from pipeline_components.components.artifacts import ModelInspection
+from pipeline_components.components.gate import GATE_FILE
 from pipeline_components.components.infra_validator.executor import Executor as InfraValidatorExecutor
 from pipeline_components.components.infra_validator.requests import WARMUP_FILE, read_warmup
 from pipeline_components.components.model_inspector.executor import Executor as ModelInspectorExecutor
 from pipeline_components.inspection import check_declared, inspect_saved_model, served_version_dir, serving_signatures
 from pipeline_components.inspection.contract import dtype_name
-from pipeline_components.runtime.figures import GATE_FILE
 from pipeline_components.settings import CHECKOUT
 from tests.runtime.tiny_model import TinyModel, build_tiny_model
 

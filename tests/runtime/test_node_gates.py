@@ -41,7 +41,8 @@ def test_missing_span_is_a_gate_not_a_crash(compiled: tuple[Settings, Path], par
 def test_a_custom_components_verdict_round_trips_through_its_artifact(tmp_path: Path) -> None:
     from types import SimpleNamespace
 
-    from pipeline_components.runtime.figures import gate_figures, node_figures, write_gate
+    from pipeline_components.components.gate import read_gate, write_gate
+    from pipeline_components.runtime.node_figures import node_figures
 
     artifact = SimpleNamespace(uri=str(tmp_path / "result"))
     write_gate(
@@ -52,12 +53,12 @@ def test_a_custom_components_verdict_round_trips_through_its_artifact(tmp_path: 
         report="/reports/x.html",
         figures={"evaluated": 40},
     )
-    verdict = gate_figures({"result": [artifact]})
+    verdict = read_gate({"result": [artifact]})
     assert verdict["gate_passed"] is False
     assert verdict["gate_failures"][0].startswith("carrier")
     assert verdict["report"] == "/reports/x.html" and verdict["evaluated"] == 40
     assert node_figures("GreatExpectationsValidator", {"result": [artifact]}) == verdict
-    assert gate_figures({"result": [SimpleNamespace(uri=str(tmp_path / "none"))]}) == {}
+    assert read_gate({"result": [SimpleNamespace(uri=str(tmp_path / "none"))]}) == {}
 
 
 def test_local_beam_runners_do_not_repackage_tfx_before_each_node(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,18 +1,17 @@
-"""Executor of DriftSkewValidator: TFDV's drift and skew comparators, one verdict through ``write_gate``."""
+"""Executor of DriftSkewValidator: TFDV's drift and skew comparators; one verdict and its page (gate.py)."""
 
 from __future__ import annotations
 
-import html
 import json
 import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
-from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils
 
-from pipeline_components.runtime.figures import write_gate
+from pipeline_components.components.gate import Artifacts, GateExecutor, GateOutcome
+from pipeline_components.reports.render import Verdict, render, status_cell
 
 log = logging.getLogger("runway.drift")
 
@@ -39,6 +38,16 @@ class Measurement:
             f"{self.check} of {self.feature}: {self.comparator} {observed} > threshold {self.threshold:g} "
             f"({self.compared})"
         )
+
+
+class Pair(NamedTuple):
+    """Two sets of statistics to compare (``compare``'s arguments but the schema and the categorical features)."""
+
+    kind: str  # drift | skew
+    thresholds: dict[str, float]
+    statistics: Any
+    other: Any
+    compared: str
 
 
 def _span(artifact: Any) -> int:
@@ -128,91 +137,53 @@ def pick_history(current: Any, history: list[Any], window_spans: int) -> tuple[A
     return (earlier[0] if earlier else None), earlier[: max(window_spans - 1, 0)]
 
 
-def _page(title: str, verdict: str, passed: bool, notes: list[str], measurements: list[Measurement]) -> str:
-    rows = "".join(
-        "<tr>"
-        + "".join(
-            f"<td>{html.escape(str(cell))}</td>"
-            for cell in (
-                m.check,
-                m.feature,
-                m.comparator,
-                "absent" if m.observed is None else f"{m.observed:.4f}",
-                f"{m.threshold:g}",
-                m.compared,
-            )
-        )
-        + f"<td class='{'bad' if m.failed else 'ok'}'>{'FAIL' if m.failed else 'ok'}</td></tr>"
+def drift_page(*, span: int, verdict: Verdict, notes: list[str], measurements: list[Measurement]) -> str:
+    """The page: the verdict, what was not compared and why, a chart of observed / threshold, every comparison."""
+    from pipeline_components.reports.charts import Bar, threshold_bars
+
+    bars = [
+        Bar(f"{m.check}: {m.feature} ({m.compared.split(' vs ')[0]})", m.observed / m.threshold)
         for m in measurements
-    )
-    css = (
-        "body{font-family:system-ui,sans-serif;margin:2em}table{border-collapse:collapse}"
-        "td,th{border:1px solid #d5d8dc;padding:4px 10px}.ok{color:#1e8449}.bad{color:#b03a2e;font-weight:bold}"
-    )
-    notes_html = "".join(f"<li>{html.escape(n)}</li>" for n in notes)
-    return (
-        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title><style>{css}</style>"
-        f"</head><body><h1>{html.escape(title)}</h1><p class='{'ok' if passed else 'bad'}'>{html.escape(verdict)}</p>"
-        f"<ul>{notes_html}</ul>{bar_chart_svg(measurements)}"
-        "<table><tr><th>check</th><th>feature</th><th>comparator</th><th>observed</th><th>threshold</th>"
-        f"<th>compared</th><th>verdict</th></tr>{rows}</table></body></html>\n"
-    )
-
-
-def bar_chart_svg(measurements: list[Measurement]) -> str:
-    """Observed / threshold per comparison as an inline SVG bar chart (above the dashed line at 1 fails)."""
-    measured = [m for m in measurements if m.observed is not None]
-    if not measured:
-        return ""
-    label_w, bar_w, row_h = 330, 360, 18
-    top = max(2.0, *(m.observed / m.threshold for m in measured if m.observed is not None))
-    scale = bar_w / top
-    rows = []
-    for i, m in enumerate(measured):
-        ratio = (m.observed or 0.0) / m.threshold
-        y = 20 + i * row_h
-        color = "#b03a2e" if ratio > 1 else "#1e8449"
-        label = html.escape(f"{m.check}: {m.feature} ({m.compared.split(' vs ')[0]})")
-        rows.append(
-            f"<text x='{label_w - 6}' y='{y + 12}' text-anchor='end' font-size='11'>{label}</text>"
-            f"<rect x='{label_w}' y='{y + 2}' width='{max(ratio * scale, 1):.1f}' height='{row_h - 5}' fill='{color}'/>"
-            f"<text x='{label_w + max(ratio * scale, 1) + 4:.1f}' y='{y + 12}' font-size='10'>{ratio:.2f}</text>"
-        )
-    height = 30 + len(measured) * row_h
-    one = label_w + scale
-    return (
-        f"<svg xmlns='http://www.w3.org/2000/svg' width='{label_w + bar_w + 60}' height='{height}' "
-        "font-family='sans-serif'><text x='4' y='12' font-size='11'>observed / threshold (above 1 fails)</text>"
-        + "".join(rows)
-        + f"<line x1='{one:.1f}' y1='16' x2='{one:.1f}' y2='{height}' stroke='black' stroke-dasharray='4 3'/></svg>"
+        if m.observed is not None
+    ]
+    chart = threshold_bars(bars, xlabel="observed / threshold (above 1 fails)")
+    rows = [
+        [
+            m.check,
+            m.feature,
+            m.comparator,
+            "absent" if m.observed is None else f"{m.observed:.4f}",
+            f"{m.threshold:g}",
+            m.compared,
+            status_cell(not m.failed, "ok", "FAIL"),
+        ]
+        for m in measurements
+    ]
+    return render(
+        "drift.html", title=f"Drift and skew — span {span}", verdict=verdict, notes=notes, chart=chart, rows=rows
     )
 
 
-class Executor(base_executor.BaseExecutor):
-    def Do(
-        self,
-        input_dict: dict[str, list[Any]],
-        output_dict: dict[str, list[Any]],
-        exec_properties: dict[str, Any],
-    ) -> None:
+class Executor(GateExecutor):
+    PAGE_SUFFIX = "drift"
+
+    def judge(self, inputs: Artifacts, outputs: Artifacts, properties: dict[str, Any]) -> GateOutcome:
         import tensorflow_data_validation as tfdv
 
-        from pipeline_components.components.pages import publish_page
-
-        current = input_dict["statistics"][0]
-        schema_uri = Path(input_dict["schema"][0].uri) / "schema.pbtxt"
+        current = inputs["statistics"][0]
+        schema_uri = Path(inputs["schema"][0].uri) / "schema.pbtxt"
         schema = tfdv.load_schema_text(str(schema_uri))
-        drift = {k: float(v) for k, v in json.loads(exec_properties["drift"]).items()}
-        skew = {k: float(v) for k, v in json.loads(exec_properties["skew"]).items()}
-        categorical = set(json.loads(exec_properties["categorical"]))
-        window_spans = int(exec_properties["window_spans"])
-        out = Path(output_dict["report"][0].uri)
+        drift = {k: float(v) for k, v in json.loads(properties["drift"]).items()}
+        skew = {k: float(v) for k, v in json.loads(properties["skew"]).items()}
+        categorical = set(json.loads(properties["categorical"]))
+        window_spans = int(properties["window_spans"])
+        out = Path(outputs["report"][0].uri)
         out.mkdir(parents=True, exist_ok=True)
 
         span = _span(current)
-        previous, window = pick_history(current, list(input_dict.get("statistics_history") or []), window_spans)
+        previous, window = pick_history(current, list(inputs.get("statistics_history") or []), window_spans)
         notes: list[str] = []
-        measurements: list[Measurement] = []
+        pairs: list[Pair] = []  # what to compare, then compared in one go
         current_train = load_split_statistics(current, TRAIN)
         current_eval = load_split_statistics(current, EVAL)
 
@@ -223,15 +194,8 @@ class Executor(base_executor.BaseExecutor):
         elif current_train is None or (previous_train := load_split_statistics(previous, TRAIN)) is None:
             notes.append("drift: no 'train' split statistics to compare")
         else:
-            measurements += compare(
-                kind="drift",
-                schema=schema,
-                thresholds=drift,
-                categorical=categorical,
-                statistics=current_train,
-                other=previous_train,
-                compared=f"span {span} train vs span {_span(previous)} train",
-            )
+            compared = f"span {span} train vs span {_span(previous)} train"
+            pairs.append(Pair("drift", drift, current_train, previous_train, compared))
         if not skew:
             notes.append("skew: no features configured (validation.skew)")
         elif current_eval is None:
@@ -242,15 +206,9 @@ class Executor(base_executor.BaseExecutor):
                 if train is None:
                     notes.append(f"skew: span {_span(member)} has no 'train' split statistics")
                     continue
-                measurements += compare(
-                    kind="skew",
-                    schema=schema,
-                    thresholds=skew,
-                    categorical=categorical,
-                    statistics=train,
-                    other=current_eval,
-                    compared=f"span {_span(member)} train vs span {span} eval",
-                )
+                compared = f"span {_span(member)} train vs span {span} eval"
+                pairs.append(Pair("skew", skew, train, current_eval, compared))
+        measurements = [m for pair in pairs for m in compare(schema=schema, categorical=categorical, **pair._asdict())]
 
         failed = [m for m in measurements if m.failed]
         passed = not failed
@@ -267,21 +225,21 @@ class Executor(base_executor.BaseExecutor):
             "measurements": [{**asdict(m), "failed": m.failed} for m in measurements],
         }
         (out / "drift_skew.json").write_text(json.dumps(document, indent=2))
-        page = _page(f"Drift and skew — span {span}", verdict, passed, notes, measurements)
-        (out / "index.html").write_text(page)
-        published = publish_page(getattr(self, "_context", None), page, "drift")
         for note in notes:
             log.info("%s", note)
-        write_gate(
+        failures = [m.line() for m in failed]
+        return GateOutcome(
             out,
             passed=passed,
             summary=verdict,
-            failures=[m.line() for m in failed],
-            report=str(published or out / "index.html"),
+            failures=failures,
             figures={
                 "drift_previous_span": document["previous_span"],
                 "drift_max": max((m.observed or 0.0 for m in measurements if m.check == "drift"), default=None),
                 "skew_max": max((m.observed or 0.0 for m in measurements if m.check == "skew"), default=None),
                 "validation_notes": notes,
             },
+            page=drift_page(
+                span=span, verdict=Verdict(passed, verdict, failures), notes=notes, measurements=measurements
+            ),
         )

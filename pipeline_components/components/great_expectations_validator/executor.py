@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
-import html
 import json
 import logging
 import shutil
@@ -11,11 +11,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tfx.dsl.components.base import base_executor
-
+from pipeline_components.components.gate import Artifacts, GateExecutor, GateOutcome
 from pipeline_components.config import fill_span, span_folder_regex
 from pipeline_components.errors import DataError
-from pipeline_components.runtime.figures import write_gate
+from pipeline_components.reports.render import Verdict, render
+from pipeline_components.reports.store import page_path
 
 log = logging.getLogger("runway.expectations")
 
@@ -210,43 +210,32 @@ def run_suite(files: list[Path], suite: dict[str, Any], docs_dir: Path | None = 
     )
 
 
-def _page(title: str, verdict: str, passed: bool, failures: list[str], facts: dict[str, Any], docs: str) -> str:
-    css = (
-        "body{font-family:system-ui,sans-serif;margin:2em}table{border-collapse:collapse}"
-        "td,th{border:1px solid #d5d8dc;padding:4px 10px}.ok{color:#1e8449}.bad{color:#b03a2e;font-weight:bold}"
-    )
-    failing = "".join(f"<li>{html.escape(f)}</li>" for f in failures)
-    rows = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in facts.items())
-    return (
-        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title><style>{css}</style>"
-        f"</head><body><h1>{html.escape(title)}</h1><p class='{'ok' if passed else 'bad'}'>{html.escape(verdict)}</p>"
-        f"<table>{rows}</table>"
-        + (f"<h2>Failing expectations</h2><ul>{failing}</ul>" if failures else "")
-        + (f"<p><a href='{html.escape(docs)}'>Great Expectations Data Docs</a></p>" if docs else "")
-        + "</body></html>\n"
+def expectations_page(*, span: int, verdict: Verdict, facts: dict[str, Any], docs: str) -> str:
+    """The page: the verdict with each failing expectation, the span and suite checked, a link to Data Docs."""
+    return render(
+        "expectations.html",
+        title=f"Great Expectations — span {span}",
+        verdict=verdict,
+        facts=list(facts.items()),
+        docs=docs,
     )
 
 
-class Executor(base_executor.BaseExecutor):
-    def Do(
-        self,
-        input_dict: dict[str, list[Any]],
-        output_dict: dict[str, list[Any]],
-        exec_properties: dict[str, Any],
-    ) -> None:
-        from pipeline_components.components.pages import publish_page
+class Executor(GateExecutor):
+    PAGE_SUFFIX = "expectations"
 
-        examples = input_dict["examples"][0]
+    def judge(self, inputs: Artifacts, outputs: Artifacts, properties: dict[str, Any]) -> GateOutcome:
+        examples = inputs["examples"][0]
         span = int(examples.get_int_custom_property("span") or examples.span)
-        out = Path(output_dict["result"][0].uri)
+        out = Path(outputs["result"][0].uri)
         out.mkdir(parents=True, exist_ok=True)
-        suite_path = Path(exec_properties["suite_file"])
+        suite_path = Path(properties["suite_file"])
         suite = load_suite(suite_path)
         (out / "suite.json").write_text(json.dumps(suite, indent=2))
-        files = span_files(exec_properties["input_base"], exec_properties["span_pattern"], span)
+        files = span_files(properties["input_base"], properties["span_pattern"], span)
 
         failures: list[str] = []
-        copies = duplicated_spans(exec_properties["input_base"], exec_properties["span_pattern"], files)
+        copies = duplicated_spans(properties["input_base"], properties["span_pattern"], files)
         if copies:
             failures.append(
                 f"span {span} ({files[0].parent.name}): same data as {', '.join(copies)} (identical bytes): a "
@@ -257,16 +246,14 @@ class Executor(base_executor.BaseExecutor):
         failures += outcome.failures
         (out / "validation_result.json").write_text(json.dumps(outcome.result, indent=2, default=str))
 
-        docs_link = ""
-        context = getattr(self, "_context", None)
-        probe = publish_page(context, "", "expectations")
-        if probe is not None and docs_dir.is_dir():
-            target = probe.parent / f"{probe.name.removesuffix('.expectations.html')}_data_docs"
+        published = page_path(self._context, self.PAGE_SUFFIX)
+        published_docs = ""
+        if published is not None and docs_dir.is_dir():  # Data Docs beside the published page, for its link
+            target = published.parent / f"{published.name.removesuffix('.expectations.html')}_data_docs"
             shutil.rmtree(target, ignore_errors=True)
             shutil.copytree(docs_dir, target)
-            docs_link = f"{target.name}/index.html"
-        elif (docs_dir / "index.html").is_file():
-            docs_link = "data_docs/index.html"
+            published_docs = f"{target.name}/index.html"
+        local_docs = "data_docs/index.html" if (docs_dir / "index.html").is_file() else ""
         passed = not failures
         verdict = (
             f"{outcome.evaluated} expectations passed on {outcome.rows} rows"
@@ -279,16 +266,16 @@ class Executor(base_executor.BaseExecutor):
             "suite": f"{suite_path} (sha256 {hashlib.sha256(suite_path.read_bytes()).hexdigest()[:12]})",
             "rows": outcome.rows,
         }
-        page = _page(f"Great Expectations — span {span}", verdict, passed, failures, facts, docs_link)
-        (out / "index.html").write_text(page.replace(docs_link, "data_docs/index.html") if docs_link else page)
-        published = publish_page(context, page, "expectations")
         for line in failures:
             log.info("failed: %s", line)
-        write_gate(
+        summary = f"Great Expectations suite '{suite.get('name')}': {verdict}"
+        page = functools.partial(expectations_page, span=span, verdict=Verdict(passed, summary, failures), facts=facts)
+        return GateOutcome(
             out,
             passed=passed,
-            summary=f"Great Expectations suite '{suite.get('name')}': {verdict}",
+            summary=summary,
             failures=failures,
-            report=str(published or out / "index.html"),
             figures={"expectations_evaluated": outcome.evaluated, "expectations_failed": len(failures)},
+            page=page(docs=local_docs),
+            published_page=page(docs=published_docs or local_docs),
         )

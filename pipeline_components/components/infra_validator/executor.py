@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import html
 import json
 import logging
 import re
@@ -12,10 +11,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils
 from tfx.utils import path_utils
 
+from pipeline_components.components.gate import Artifacts, GateExecutor, GateOutcome
 from pipeline_components.components.infra_validator.requests import (
     CLASSIFY_SIGNATURE,
     PREDICT_SIGNATURE,
@@ -25,10 +24,9 @@ from pipeline_components.components.infra_validator.requests import (
     write_warmup,
 )
 from pipeline_components.components.infra_validator.server import ValidationServer
-from pipeline_components.components.pages import publish_page
 from pipeline_components.errors import ModelInspectionError
 from pipeline_components.inspection import inspect_saved_model, serving_signatures
-from pipeline_components.runtime.figures import write_gate
+from pipeline_components.reports.render import Verdict, render, status_cell
 
 log = logging.getLogger("runway.infra_validator")
 
@@ -60,6 +58,19 @@ def _compare(name: str, served: list[list[float]], local: list[list[float]]) -> 
     if diff > TOLERANCE:
         return diff, f"{name}: the server's answers differ from the SavedModel's by up to {diff:.3g} (> {TOLERANCE})"
     return diff, None
+
+
+def _check_answers(
+    verdict: dict[str, Any], protocol: str, what: str, count: int, served: list[list[float]], local: list[list[float]]
+) -> None:
+    """Compare the server's answers with the SavedModel's own; record the check, its largest difference
+    (``<protocol>_max_abs_diff``) and its failure, if any, in ``verdict``."""
+    diff, failure = _compare(what, served, local)
+    verdict[f"{protocol}_max_abs_diff"] = diff
+    check = f"{what.split(' (')[0]}, {count} real examples"
+    verdict["checks"].append({"check": check, "ok": failure is None, "detail": f"max |diff| {diff:.3g}"})
+    if failure:
+        verdict["failures"].append(failure)
 
 
 def validate(
@@ -125,17 +136,7 @@ def validate(
                 output = sorted(local)[0]
                 served = [p if isinstance(p, list) else [p] for p in body["predictions"]]
                 mine = local[output].numpy().reshape(len(rows), -1).tolist()
-                diff, failure = _compare(f"REST predict ({PREDICT_SIGNATURE})", served, mine)
-                verdict["rest_max_abs_diff"] = diff
-                verdict["checks"].append(
-                    {
-                        "check": f"REST predict, {len(rows)} real examples",
-                        "ok": failure is None,
-                        "detail": f"max |diff| {diff:.3g}",
-                    }
-                )
-                if failure:
-                    failures.append(failure)
+                _check_answers(verdict, "rest", f"REST predict ({PREDICT_SIGNATURE})", len(rows), served, mine)
         else:
             failures.append(f"the model has no {PREDICT_SIGNATURE} signature for REST predict")
         if CLASSIFY_SIGNATURE in signatures:
@@ -156,17 +157,8 @@ def validate(
             if response is not None:
                 served = [[c.score for c in result.classes] for result in response.result.classifications]
                 local_scores = loaded.signatures[CLASSIFY_SIGNATURE](inputs=tf.constant(queries))["scores"].numpy()
-                diff, failure = _compare(f"gRPC classify ({CLASSIFY_SIGNATURE})", served, local_scores.tolist())
-                verdict["grpc_max_abs_diff"] = diff
-                verdict["checks"].append(
-                    {
-                        "check": f"gRPC classify, {len(queries)} real examples",
-                        "ok": failure is None,
-                        "detail": f"max |diff| {diff:.3g}",
-                    }
-                )
-                if failure:
-                    failures.append(failure)
+                scores = local_scores.tolist()
+                _check_answers(verdict, "grpc", f"gRPC classify ({CLASSIFY_SIGNATURE})", len(queries), served, scores)
         else:
             failures.append(f"the model has no {CLASSIFY_SIGNATURE} signature for gRPC classify")
     except Exception as error:  # anything unexpected while validating refuses the model, with the reason
@@ -178,44 +170,34 @@ def validate(
     return verdict
 
 
-def _page(verdict: dict[str, Any], title: str) -> str:
-    css = "ok" if verdict["blessed"] else "bad"
-    rows = "".join(
-        f"<tr><td>{html.escape(c['check'])}</td><td class='{'ok' if c['ok'] else 'bad'}'>"
-        f"{'ok' if c['ok'] else 'failed'}</td><td>{html.escape(str(c['detail']))}</td></tr>"
-        for c in verdict["checks"]
-    )
-    facts = "".join(
-        f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(verdict.get(k)))}</td></tr>"
-        for k in ("server", "server_command", "load_seconds", "seconds", "warmup", "warmup_replayed")
-        if k in verdict
-    )
-    failures = "".join(f"<li><pre>{html.escape(f)}</pre></li>" for f in verdict["failures"])
-    return (
-        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title><style>"
-        "body{font-family:system-ui,sans-serif;margin:2em} table{border-collapse:collapse} "
-        "td,th{border:1px solid #d5d8dc;padding:3px 9px;text-align:left} .ok{color:#1e8449} .bad{color:#b03a2e}"
-        f"</style></head><body><h1>{html.escape(title)}</h1>"
-        f"<h2 class='{css}'>{'blessed' if verdict['blessed'] else 'not blessed'}</h2>"
-        f"<table><tr><th>check</th><th>result</th><th>detail</th></tr>{rows}</table>"
-        f"<table>{facts}</table>" + (f"<h2>Failures</h2><ul>{failures}</ul>" if failures else "") + "</body></html>\n"
+def infra_page(verdict: dict[str, Any], *, title: str, summary: str) -> str:
+    """The page: blessed or not and why, each check against the real server, how the server ran."""
+    facts = [
+        (key, verdict[key])
+        for key in ("server", "server_command", "load_seconds", "seconds", "warmup", "warmup_replayed")
+        if key in verdict
+    ]
+    checks = [[c["check"], status_cell(c["ok"]), c["detail"]] for c in verdict["checks"]]
+    return render(
+        "infra.html",
+        title=title,
+        verdict=Verdict(bool(verdict["blessed"]), summary, verdict["failures"]),
+        checks=checks,
+        facts=facts,
     )
 
 
-class Executor(base_executor.BaseExecutor):
-    def Do(
-        self,
-        input_dict: dict[str, list[Any]],
-        output_dict: dict[str, list[Any]],
-        exec_properties: dict[str, Any],
-    ) -> None:
-        model = artifact_utils.get_single_instance(input_dict["model"])
-        examples = artifact_utils.get_single_instance(input_dict["examples"])
-        warmed = artifact_utils.get_single_instance(output_dict["warmed_model"])
-        blessing = artifact_utils.get_single_instance(output_dict["blessing"])
-        warmup_records = int(exec_properties.get("warmup_records") or 16)
-        query_examples = int(exec_properties.get("query_examples") or 8)
-        model_name = exec_properties.get("model_name") or "model"
+class Executor(GateExecutor):
+    PAGE_SUFFIX = "infra"
+
+    def judge(self, inputs: Artifacts, outputs: Artifacts, properties: dict[str, Any]) -> GateOutcome:
+        model = artifact_utils.get_single_instance(inputs["model"])
+        examples = artifact_utils.get_single_instance(inputs["examples"])
+        warmed = artifact_utils.get_single_instance(outputs["warmed_model"])
+        blessing = artifact_utils.get_single_instance(outputs["blessing"])
+        warmup_records = int(properties.get("warmup_records") or 16)
+        query_examples = int(properties.get("query_examples") or 8)
+        model_name = properties.get("model_name") or "model"
         out = Path(blessing.uri)
         out.mkdir(parents=True, exist_ok=True)
         serialized = read_examples(examples, max(warmup_records, query_examples))
@@ -227,7 +209,7 @@ class Executor(base_executor.BaseExecutor):
                 model_name=model_name,
                 warmup_records=warmup_records,
                 query_examples=query_examples,
-                timeout_s=float(exec_properties.get("timeout_s") or 120),
+                timeout_s=float(properties.get("timeout_s") or 120),
                 workdir=Path(workdir),
                 log_path=out / "server.log",
             )
@@ -237,9 +219,6 @@ class Executor(base_executor.BaseExecutor):
         (out / (BLESSED_FILE if blessed else NOT_BLESSED_FILE)).write_text("")
         (out / "infra_validation.json").write_text(json.dumps(verdict, indent=2, sort_keys=True, default=str))
         warmed.set_int_custom_property("warmup_records", int(verdict.get("warmup_records", 0)))
-        page = _page(verdict, f"Infra validation of {model_name}")
-        (out / "infra_validation.html").write_text(page)
-        report = publish_page(self._context, page, "infra") or out / "infra_validation.html"
         summary = (
             f"loaded by {verdict.get('server')} in {verdict.get('load_seconds')} s with "
             f"{verdict.get('warmup_records')} warmup records; REST predict and gRPC classify match the SavedModel"
@@ -247,12 +226,11 @@ class Executor(base_executor.BaseExecutor):
             else "the model server refused the candidate or answered wrongly: not pushed"
         )
         log.info("infra validation: %s", summary)
-        write_gate(
+        return GateOutcome(
             blessing.uri,
             passed=blessed,
             summary=summary,
             failures=verdict["failures"],
-            report=str(report),
             figures={
                 "infra_blessed": blessed,
                 "server": verdict.get("server"),
@@ -261,4 +239,6 @@ class Executor(base_executor.BaseExecutor):
                 "rest_max_abs_diff": verdict.get("rest_max_abs_diff"),
                 "grpc_max_abs_diff": verdict.get("grpc_max_abs_diff"),
             },
+            page=infra_page(verdict, title=f"Infra validation of {model_name}", summary=summary),
+            page_name="infra_validation.html",
         )

@@ -7,11 +7,10 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils
 from tfx.utils import path_utils
 
-from pipeline_components.components.pages import publish_page
+from pipeline_components.components.gate import Artifacts, GateExecutor, GateOutcome
 from pipeline_components.errors import ModelInspectionError
 from pipeline_components.inspection import (
     check_declared,
@@ -22,7 +21,6 @@ from pipeline_components.inspection import (
     to_html,
     to_markdown,
 )
-from pipeline_components.runtime.figures import write_gate
 
 log = logging.getLogger("runway.model_inspector")
 
@@ -76,22 +74,19 @@ def contract_verdict(
     }
 
 
-class Executor(base_executor.BaseExecutor):
-    def Do(
-        self,
-        input_dict: dict[str, list[Any]],
-        output_dict: dict[str, list[Any]],
-        exec_properties: dict[str, Any],
-    ) -> None:
-        model = artifact_utils.get_single_instance(input_dict["model"])
-        inspection = artifact_utils.get_single_instance(output_dict["inspection"])
+class Executor(GateExecutor):
+    PAGE_SUFFIX = "model"
+
+    def judge(self, inputs: Artifacts, outputs: Artifacts, properties: dict[str, Any]) -> GateOutcome:
+        model = artifact_utils.get_single_instance(inputs["model"])
+        inspection = artifact_utils.get_single_instance(outputs["inspection"])
         model_dir = path_utils.serving_model_path(model.uri)
         report = inspect_saved_model(model_dir)
-        allow = bool(exec_properties.get("allow_breaking_change", 0))
+        allow = bool(properties.get("allow_breaking_change", 0))
         verdict = contract_verdict(
             report,
-            json.loads(exec_properties.get("contract") or "{}"),
-            exec_properties.get("serving_model_dir", ""),
+            json.loads(properties.get("contract") or "{}"),
+            properties.get("serving_model_dir", ""),
             allow_breaking_change=allow,
         )
         out = Path(inspection.uri)
@@ -99,12 +94,9 @@ class Executor(base_executor.BaseExecutor):
         (out / "inspection.json").write_text(json.dumps(report, indent=2, sort_keys=True))
         (out / "contract.json").write_text(json.dumps(verdict, indent=2, sort_keys=True))
         (out / "inspection.md").write_text(to_markdown(report, verdict))
-        page = to_html(report, verdict)
-        (out / "inspection.html").write_text(page)
-        report_file = publish_page(self._context, page, "model") or out / "inspection.html"
 
         signatures = sorted(serving_signatures(report))
-        properties: dict[str, Any] = {
+        recorded: dict[str, Any] = {  # custom properties of the inspection artifact, and the task's XComs
             "contract_passed": int(verdict["passed"]),
             "breaking_changes": verdict["breaking_changes"],
             "allow_breaking_change": int(allow),
@@ -114,17 +106,18 @@ class Executor(base_executor.BaseExecutor):
             "size_bytes": report["size_bytes"],
             "tensorflow_version": report["tensorflow_version"],
         }
-        for key, value in properties.items():
+        for key, value in recorded.items():
             if isinstance(value, int):
                 inspection.set_int_custom_property(key, value)
             else:
                 inspection.set_string_custom_property(key, str(value))
         log.info("inspected %s: %s", model_dir, verdict["summary"])
-        write_gate(
-            inspection.uri,
+        return GateOutcome(
+            out,
             passed=verdict["passed"],
             summary=verdict["summary"],
             failures=verdict["failures"],
-            report=str(report_file),
-            figures={**properties, "contract_passed": verdict["passed"], "allow_breaking_change": allow},
+            figures={**recorded, "contract_passed": verdict["passed"], "allow_breaking_change": allow},
+            page=to_html(report, verdict),
+            page_name="inspection.html",
         )

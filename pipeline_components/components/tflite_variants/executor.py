@@ -12,11 +12,10 @@ from typing import Any
 
 import numpy as np
 from tfx import types
-from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils
 from tfx.utils import path_utils
 
-from pipeline_components.components.pages import publish_page
+from pipeline_components.components.gate import Artifacts, GateExecutor, GateOutcome
 from pipeline_components.components.tflite_variants import data, measure, report
 from pipeline_components.components.tflite_variants.variants import (
     DESCRIPTION,
@@ -30,11 +29,12 @@ from pipeline_components.components.tflite_variants.variants import (
 )
 from pipeline_components.config import TFLITE_VARIANTS
 from pipeline_components.errors import ConfigError, DataError
-from pipeline_components.runtime.figures import write_gate
+from pipeline_components.reports.store import write_page
 
 log = logging.getLogger("runway.tflite")
 
 RESULT_FILE = "tflite_variants.json"
+PAGE_FILE = "tflite_variants.html"
 ENCODING_FILE = "encoding.json"
 ENCODER_FILE = "encoder.py"
 VARIANTS_DIR = "variants"
@@ -241,7 +241,7 @@ def produce_variants(
     svg = report.plot_svg(result)
     (out / "tflite_variants.svg").write_text(svg)
     (out / "tflite_variants.md").write_text(report.to_markdown(result))
-    (out / "tflite_variants.html").write_text(report.to_html(result, svg))
+    write_page(out / PAGE_FILE, report.to_html(result, svg))
     (out / RESULT_FILE).write_text(json.dumps(result, indent=2, default=str))
     return result
 
@@ -262,38 +262,33 @@ def encoder_agreement(encoded: data.Features, transformed: data.Features) -> dic
     }
 
 
-class Executor(base_executor.BaseExecutor):
+class Executor(GateExecutor):
     """See ``TFLiteVariants``."""
 
-    def Do(
-        self,
-        input_dict: dict[str, list[types.Artifact]],
-        output_dict: dict[str, list[types.Artifact]],
-        exec_properties: dict[str, Any],
-    ) -> None:
-        out = artifact_utils.get_single_instance(output_dict["tflite_models"])
-        settings = json.loads(exec_properties["settings"])
+    PAGE_SUFFIX = "tflite"
+
+    def judge(self, inputs: Artifacts, outputs: Artifacts, properties: dict[str, Any]) -> GateOutcome:
+        out = artifact_utils.get_single_instance(outputs["tflite_models"])
+        settings = json.loads(properties["settings"])
         run_id = (self._context.pipeline_run_id if self._context else None) or ""
-        failures: list[str] = []
-        requested = json.loads(exec_properties["variants"])
+        requested = json.loads(properties["variants"])
         if requested == []:  # run parameter tflite_variants=none
             empty: dict[str, Any] = {"run_id": run_id, "metric": None, "variants": [], "accepted": [], "produced": []}
             Path(out.uri).mkdir(parents=True, exist_ok=True)
             (Path(out.uri) / RESULT_FILE).write_text(json.dumps(empty))
-            write_gate(out.uri, passed=True, summary="no TFLite variant requested this run (tflite_variants=none)")
-            return
+            summary = "no TFLite variant requested this run (tflite_variants=none)"
+            return GateOutcome(out.uri, passed=True, summary=summary)
         try:
             variants = check_variants(requested)
         except ConfigError as err:
-            write_gate(out.uri, passed=False, summary="TFLite variants misconfigured", failures=[str(err)])
-            return
-        transformed = sorted(input_dict["transformed_examples"], key=_span)
-        examples = sorted(input_dict["examples"], key=_span)
+            return GateOutcome(out.uri, passed=False, summary="TFLite variants misconfigured", failures=[str(err)])
+        transformed = sorted(inputs["transformed_examples"], key=_span)
+        examples = sorted(inputs["examples"], key=_span)
         span = _span(examples[-1]) if examples else None
         try:
             result = produce_variants(
-                saved_model_dir=path_utils.serving_model_path(artifact_utils.get_single_uri(input_dict["model"])),
-                transform_graph_dir=artifact_utils.get_single_uri(input_dict["transform_graph"]),
+                saved_model_dir=path_utils.serving_model_path(artifact_utils.get_single_uri(inputs["model"])),
+                transform_graph_dir=artifact_utils.get_single_uri(inputs["transform_graph"]),
                 train_uris=[a.uri for a in transformed],
                 eval_uris=[examples[-1].uri],
                 out_dir=out.uri,
@@ -303,31 +298,22 @@ class Executor(base_executor.BaseExecutor):
                 span=span,
             )
         except DataError as err:  # no rows to calibrate or measure on: no variant can be trusted
-            write_gate(
-                out.uri, passed=False, summary="TFLite variants: no data to build or measure on", failures=[str(err)]
-            )
-            return
+            summary = "TFLite variants: no data to build or measure on"
+            return GateOutcome(out.uri, passed=False, summary=summary, failures=[str(err)])
         out.set_string_custom_property("accepted", ",".join(result["accepted"]))
         out.set_string_custom_property("run_id", run_id)
-        page = publish_page(self._context, (Path(out.uri) / "tflite_variants.html").read_text(), "tflite")
-        if not result["produced"]:
-            failures.append("no variant could be built and run: " + "; ".join(v["reason"] for v in result["variants"]))
-        if not result["encoder_check"]["ok"]:
-            failures.append(
-                f"the reference encoder does not reproduce Transform: {result['encoder_check']} "
-                "(expected max_abs_diff_numeric <= 1e-4 and 0 mismatched indices)"
-            )
-        rejected = [f"{v['name']}: {v['reason']}" for v in result["variants"] if not v["accepted"]]
-        write_gate(
+        failures = report.gate_failures(result)
+        return GateOutcome(
             out.uri,
             passed=not failures,
             summary=result["summary"],
             failures=failures,
-            report=str(page or Path(out.uri) / "tflite_variants.html"),
             figures={
                 "tflite_accepted": result["accepted"],
-                "tflite_rejected": rejected,
+                "tflite_rejected": [f"{v['name']}: {v['reason']}" for v in result["variants"] if not v["accepted"]],
                 "tflite_metric": result["metric"],
                 "tflite_reference": result["reference"]["metrics"],
             },
+            page=(Path(out.uri) / PAGE_FILE).read_text(),  # written by produce_variants
+            page_name=PAGE_FILE,
         )

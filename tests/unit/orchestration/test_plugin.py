@@ -38,3 +38,24 @@ def test_plugin_registers_the_app_and_the_link() -> None:
     assert any(isinstance(link, NodeReportLink) for link in RunwayPlugin.operator_extra_links)
     assert any(isinstance(link, NodeReportLink) for link in TfxNodeOperator.operator_extra_links)
     assert report_url("reports/flights/r/Evaluator.html") == "/runway/reports/flights/r/Evaluator.html"
+
+
+def test_the_index_shows_hostile_names_as_text(client: TestClient, isolated_settings: Settings) -> None:
+    run = isolated_settings.home / "reports" / "flights" / "<script>alert(1)<"
+    run.mkdir(parents=True)
+    (run / "Evaluator.html").write_text("<html>page</html>")
+    index = client.get("/").text
+    assert "<script>" not in index and "&lt;script&gt;alert(1)&lt;" in index
+    assert "/runway/reports/flights/%3Cscript%3Ealert%281%29%3C/Evaluator.html" in index
+    assert client.get("/reports/flights/%3Cscript%3Ealert%281%29%3C/Evaluator.html").status_code == 200
+
+
+def test_pages_are_sandboxed_away_from_airflows_origin(client: TestClient) -> None:
+    """A script in a served page (Great Expectations' Data Docs load theirs from CDNs) runs in an opaque origin:
+    it cannot read Airflow's session or call its API as the user."""
+    for path in ("/reports/flights/manual__1/Evaluator.html", "/"):
+        headers = client.get(path).headers
+        policy = [part.strip() for part in headers["content-security-policy"].split(";")]
+        sandbox = next(part.split() for part in policy if part.startswith("sandbox"))
+        assert "allow-same-origin" not in sandbox, path
+        assert headers["x-content-type-options"] == "nosniff"
