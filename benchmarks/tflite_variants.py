@@ -53,11 +53,7 @@ def main() -> None:
         reuse(args.work)
         return
 
-    from tfx import v1 as tfx
-    from tfx.orchestration import metadata
-
-    from pipeline_components.components.tflite_variants import TFLiteVariants
-    from pipeline_components.pipeline.factory import model_custom_config
+    from pipeline_components.pipeline.slices import model_slice, run_slice
 
     started = time.monotonic()
     load_before = os.getloadavg()
@@ -68,56 +64,21 @@ def main() -> None:
     os.environ["RUNWAY_HOME"] = str(args.work / "home")
     os.environ["RUNWAY_DATA_DIR"] = str(data_dir)
     config = load_pipeline_config(CHECKOUT / "configs" / "flights.yaml")
-    custom = model_custom_config(config)
     settings = {
         **config.tflite.model_dump(exclude={"variants"}),
         "batch_size": config.model.batch_size,
         "max_eval_rows": 50_000,
         "latency_runs": 1000,
     }
-    example_gen = tfx.components.CsvExampleGen(
-        input_base=str(args.work / "data"),
-        output_config=tfx.proto.Output(
-            split_config=tfx.proto.SplitConfig(
-                splits=[
-                    tfx.proto.SplitConfig.Split(name="train", hash_buckets=config.data.train_buckets),
-                    tfx.proto.SplitConfig.Split(name="eval", hash_buckets=config.data.eval_buckets),
-                ]
-            )
-        ),
-    )
-    schema = tfx.components.ImportSchemaGen(schema_file=str(config.schema_path))
-    transform = tfx.components.Transform(
-        examples=example_gen.outputs["examples"],
-        schema=schema.outputs["schema"],
-        preprocessing_fn=f"{config.model.module}.preprocessing_fn",
-        custom_config=custom,
-    )
-    trainer = tfx.components.Trainer(
-        run_fn=f"{config.model.module}.run_fn",
-        examples=transform.outputs["transformed_examples"],
-        transform_graph=transform.outputs["transform_graph"],
-        schema=schema.outputs["schema"],
-        train_args=tfx.proto.TrainArgs(num_steps=config.model.train_steps),
-        eval_args=tfx.proto.EvalArgs(num_steps=config.model.eval_steps),
-        custom_config=custom,
-    )
-    variants = TFLiteVariants(
-        model=trainer.outputs["model"],
-        transform_graph=transform.outputs["transform_graph"],
-        transformed_examples=transform.outputs["transformed_examples"],
-        examples=example_gen.outputs["examples"],
+    nodes = model_slice(
+        args.work / "data",
+        config=config,
+        pipeline_splits=True,
+        train=(config.model.train_steps, config.model.eval_steps),
         variants=list(TFLITE_VARIANTS),
-        settings=settings,
+        tflite_settings=settings,
     )
-    pipeline = tfx.dsl.Pipeline(
-        pipeline_name="tflite_benchmark",
-        pipeline_root=str(args.work / "pipeline"),
-        components=[example_gen, schema, transform, trainer, variants],
-        metadata_connection_config=metadata.sqlite_metadata_connection_config(str(args.work / "mlmd.sqlite")),
-        enable_cache=False,
-    )
-    tfx.orchestration.LocalDagRunner().run(pipeline)
+    run_slice(nodes.components, args.work, name="tflite_benchmark")
 
     out = sorted((args.work / "pipeline" / "TFLiteVariants" / "tflite_models").iterdir())[-1]
     result = json.loads((out / "tflite_variants.json").read_text())

@@ -27,6 +27,7 @@ TFX intends: from the Examples artifacts that earlier runs recorded in ML Metada
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import tensorflow_model_analysis as tfma
 from tfx import v1 as tfx
@@ -59,6 +60,47 @@ def model_custom_config(config: PipelineConfig) -> dict[str, object]:
         "learning_rate": config.model.learning_rate,
         "batch_size": config.model.batch_size,
     }
+
+
+def split_config(config: PipelineConfig) -> Any:
+    """ExampleGen's output: the configuration's train and eval hash buckets (``tfx.proto.Output``)."""
+    return tfx.proto.Output(
+        split_config=tfx.proto.SplitConfig(
+            splits=[
+                tfx.proto.SplitConfig.Split(name="train", hash_buckets=config.data.train_buckets),
+                tfx.proto.SplitConfig.Split(name="eval", hash_buckets=config.data.eval_buckets),
+            ]
+        )
+    )
+
+
+def trainer(
+    config: PipelineConfig, *, transform: Any, schema: Any, steps: tuple[int, int], custom_config: dict[str, Any]
+) -> Any:
+    """The Trainer on Transform's outputs: the model module's ``run_fn``, ``steps`` = (train, eval) steps."""
+    return tfx.components.Trainer(
+        run_fn=f"{config.model.module}.run_fn",
+        examples=transform.outputs["transformed_examples"],
+        transform_graph=transform.outputs["transform_graph"],
+        schema=schema,
+        train_args=tfx.proto.TrainArgs(num_steps=steps[0]),
+        eval_args=tfx.proto.EvalArgs(num_steps=steps[1]),
+        custom_config=custom_config,
+    )
+
+
+def tflite_variants(
+    *, trainer: Any, transform: Any, examples: Any, variants: list[str], settings: dict[str, Any]
+) -> TFLiteVariants:
+    """TFLiteVariants of the Trainer's model, calibrated on Transform's outputs, measured on ``examples``."""
+    return TFLiteVariants(
+        model=trainer.outputs["model"],
+        transform_graph=transform.outputs["transform_graph"],
+        transformed_examples=transform.outputs["transformed_examples"],
+        examples=examples,
+        variants=list(variants),
+        settings=settings,
+    )
 
 
 def eval_config(config: PipelineConfig) -> tfma.EvalConfig:
@@ -127,14 +169,7 @@ def create_pipeline(
         input_config=tfx.proto.Input(
             splits=[tfx.proto.Input.Split(name="single_split", pattern=config.data.span_pattern)]
         ),
-        output_config=tfx.proto.Output(
-            split_config=tfx.proto.SplitConfig(
-                splits=[
-                    tfx.proto.SplitConfig.Split(name="train", hash_buckets=config.data.train_buckets),
-                    tfx.proto.SplitConfig.Split(name="eval", hash_buckets=config.data.eval_buckets),
-                ]
-            )
-        ),
+        output_config=split_config(config),
     )
     statistics_gen = tfx.components.StatisticsGen(examples=example_gen.outputs["examples"])
     schema_gen = tfx.components.ImportSchemaGen(schema_file=str(config.schema_path))
@@ -183,13 +218,11 @@ def create_pipeline(
     transform.add_upstream_node(example_validator)
     transform.add_upstream_node(expectations_validator)
     transform.add_upstream_node(drift_skew_validator)
-    trainer = tfx.components.Trainer(
-        run_fn=f"{config.model.module}.run_fn",
-        examples=transform.outputs["transformed_examples"],
-        transform_graph=transform.outputs["transform_graph"],
+    model_trainer = trainer(
+        config,
+        transform=transform,
         schema=schema_gen.outputs["schema"],
-        train_args=tfx.proto.TrainArgs(num_steps=config.model.train_steps),
-        eval_args=tfx.proto.EvalArgs(num_steps=config.model.eval_steps),
+        steps=(config.model.train_steps, config.model.eval_steps),
         # The distribution strategy and its settings (docs/training.md); the run parameter `strategy` overrides it.
         custom_config={**custom_config, "training": trainer_training_config(config)},
     )
@@ -201,18 +234,18 @@ def create_pipeline(
     evaluator = tfx.components.Evaluator(
         examples=example_gen.outputs["examples"],
         example_splits=["eval"],
-        model=trainer.outputs["model"],
+        model=model_trainer.outputs["model"],
         baseline_model=model_resolver.outputs["model"],
         eval_config=eval_config(config),
     )
     model_inspector = ModelInspector(
-        model=trainer.outputs["model"],
+        model=model_trainer.outputs["model"],
         contract=config.serving.contract.model_dump(),
         serving_model_dir=str(serving_model_dir),
     )
     infra = config.serving.infra_validation
     infra_validator = InfraValidator(
-        model=trainer.outputs["model"],
+        model=model_trainer.outputs["model"],
         examples=example_gen.outputs["examples"],
         model_name=config.serving.model_name,
         warmup_records=infra.warmup_records,
@@ -233,18 +266,17 @@ def create_pipeline(
     # Trainer's model, published after the Pusher. Only when the configuration lists variants.
     tflite_nodes: list[TFLiteVariants | TFLitePublisher] = []
     if config.tflite.variants:
-        tflite_variants = TFLiteVariants(
-            model=trainer.outputs["model"],
-            transform_graph=transform.outputs["transform_graph"],
-            transformed_examples=transform.outputs["transformed_examples"],
+        variants = tflite_variants(
+            trainer=model_trainer,
+            transform=transform,
             examples=example_gen.outputs["examples"],
             variants=list(config.tflite.variants),
             settings={**config.tflite.model_dump(exclude={"variants"}), "batch_size": config.model.batch_size},
         )
         tflite_publisher = TFLitePublisher(
-            tflite_models=tflite_variants.outputs["tflite_models"], pushed_model=pusher.outputs["pushed_model"]
+            tflite_models=variants.outputs["tflite_models"], pushed_model=pusher.outputs["pushed_model"]
         )
-        tflite_nodes = [tflite_variants, tflite_publisher]
+        tflite_nodes = [variants, tflite_publisher]
     return tfx.dsl.Pipeline(
         pipeline_name=config.name,
         pipeline_root=str(pipeline_root),
@@ -256,7 +288,7 @@ def create_pipeline(
             expectations_validator,
             drift_skew_validator,
             transform,
-            trainer,
+            model_trainer,
             model_resolver,
             evaluator,
             model_inspector,

@@ -52,8 +52,8 @@ def cmd_compile(args: argparse.Namespace, settings: Settings) -> None:
 
 
 def cmd_run_node(args: argparse.Namespace, settings: Settings) -> int:
+    from pipeline_components.reports.node_page import write_node_report
     from pipeline_components.runtime.node import GateFailed, NodeSkipped, print_result, run_node
-    from pipeline_components.runtime.reports import write_node_report
 
     params = json.loads(args.params) if args.params else {}
     code = 0
@@ -99,7 +99,7 @@ def cmd_schema(args: argparse.Namespace, settings: Settings) -> None:
 
 
 def cmd_report(args: argparse.Namespace, settings: Settings) -> None:
-    from pipeline_components.runtime.report import run_report
+    from pipeline_components.runtime.run_summary import run_report
 
     config = _config(args, settings)
     print(json.dumps(run_report(config, settings, args.run_id), sort_keys=True))

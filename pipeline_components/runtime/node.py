@@ -35,7 +35,7 @@ from pipeline_components.boundary import RESULT_PREFIX
 from pipeline_components.errors import ConfigError, DataError, RunwayError
 from pipeline_components.runtime.compile import read_ir
 from pipeline_components.runtime.csv_check import check_example_gen_input
-from pipeline_components.runtime.figures import node_figures
+from pipeline_components.runtime.node_figures import node_figures
 from pipeline_components.runtime.outputs import promote_span_and_version, published_outputs
 from pipeline_components.runtime.overrides import apply_run_parameters
 
@@ -179,7 +179,7 @@ def run_node(ir_path: Path, node_id: str, run_id: str, params: dict[str, Any] | 
             f"{listing}\nreport: {figures['report']}",
             result,
         )
-    if figures.get("gate_passed") is False:  # a custom component's verdict (figures.write_gate)
+    if figures.get("gate_passed") is False:  # a custom component's verdict (components/gate.py)
         listing = "\n".join(f"  - {failure}" for failure in figures.get("gate_failures", []))
         report = f"\nreport: {figures['report']}" if figures.get("report") else ""
         raise GateFailed(f"{node_id}: {figures.get('gate_summary', 'gate failed')}\n{listing}{report}", result)

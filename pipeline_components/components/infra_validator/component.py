@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from tfx.dsl.components.base import base_component, executor_spec
-from tfx.types import channel_utils, component_spec, standard_artifacts
+from tfx.types import component_spec, standard_artifacts
 
+from pipeline_components.components.base import RunwayComponent
 from pipeline_components.components.infra_validator.executor import Executor
 
 
@@ -28,7 +28,7 @@ class InfraValidatorSpec(component_spec.ComponentSpec):
     }
 
 
-class InfraValidator(base_component.BaseComponent):
+class InfraValidator(RunwayComponent, spec=InfraValidatorSpec, executor=Executor):
     """TFX's InfraValidator (LOAD_AND_QUERY, ``make_warmup``) without Docker or Kubernetes.
 
     Copies the candidate into its ``warmed_model`` output with ``assets.extra/tf_serving_warmup_requests`` built
@@ -38,9 +38,6 @@ class InfraValidator(base_component.BaseComponent):
     SavedModel's own in-process predictions. Its ``blessing`` is an ``InfraBlessing`` with the custom property
     ``blessed`` (1/0) that TFX's Pusher checks; a refused model fails the task as a gate.
     """
-
-    SPEC_CLASS = InfraValidatorSpec
-    EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(Executor)
 
     def __init__(
         self,
@@ -52,15 +49,11 @@ class InfraValidator(base_component.BaseComponent):
         query_examples: int = 8,
         timeout_s: int = 120,
     ) -> None:
-        super().__init__(
-            spec=InfraValidatorSpec(
-                model=model,
-                examples=examples,
-                model_name=model_name,
-                warmup_records=warmup_records,
-                query_examples=query_examples,
-                timeout_s=timeout_s,
-                warmed_model=channel_utils.as_channel([standard_artifacts.Model()]),
-                blessing=channel_utils.as_channel([standard_artifacts.InfraBlessing()]),
-            )
+        self._build(
+            model=model,
+            examples=examples,
+            model_name=model_name,
+            warmup_records=warmup_records,
+            query_examples=query_examples,
+            timeout_s=timeout_s,
         )

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tfx.dsl.components.base import base_component, executor_spec
-from tfx.types import channel_utils, component_spec, standard_artifacts
+from tfx.types import component_spec, standard_artifacts
 
 from pipeline_components.components.artifacts import ModelInspection
+from pipeline_components.components.base import RunwayComponent
 from pipeline_components.components.model_inspector.executor import Executor
 
 
@@ -25,17 +25,14 @@ class ModelInspectorSpec(component_spec.ComponentSpec):
     OUTPUTS = {"inspection": component_spec.ChannelParameter(type=ModelInspection)}
 
 
-class ModelInspector(base_component.BaseComponent):
+class ModelInspector(RunwayComponent, spec=ModelInspectorSpec, executor=Executor):
     """Inspect the Trainer's SavedModel (everything ``saved_model_cli show --all`` shows, plus variables, assets,
     size, ops and TF version) and refuse a candidate that breaks the serving contract.
 
-    The gate fails (``figures.write_gate``) when the candidate misses a signature, input or output the
+    The gate fails (``components/gate.py``) when the candidate misses a signature, input or output the
     configuration declares, or when it breaks the version currently served (removed/renamed/added input, dtype
     change, removed output or signature), unless ``allow_breaking_change`` is set for the run.
     """
-
-    SPEC_CLASS = ModelInspectorSpec
-    EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(Executor)
 
     def __init__(
         self,
@@ -45,12 +42,9 @@ class ModelInspector(base_component.BaseComponent):
         serving_model_dir: str,
         allow_breaking_change: bool = False,
     ) -> None:
-        super().__init__(
-            spec=ModelInspectorSpec(
-                model=model,
-                contract=json.dumps(contract, sort_keys=True),
-                serving_model_dir=serving_model_dir,
-                allow_breaking_change=int(allow_breaking_change),
-                inspection=channel_utils.as_channel([ModelInspection()]),
-            )
+        self._build(
+            model=model,
+            contract=json.dumps(contract, sort_keys=True),
+            serving_model_dir=serving_model_dir,
+            allow_breaking_change=int(allow_breaking_change),
         )

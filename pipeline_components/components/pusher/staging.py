@@ -108,7 +108,7 @@ def launch_pusher(
 
 
 def _ingested_span(connection_config: Any, run_id: str) -> int | None:
-    from pipeline_components.runtime.report import RunReader
+    from pipeline_components.runtime.run_summary import RunReader
 
     if not connection_config.HasField("sqlite"):
         return None
