@@ -66,6 +66,20 @@ def single_model_config(model_name: str, base_path: str) -> ModelServerConfig:
     return config
 
 
+def _parse_text_proto(text: str, message: Any, what: str) -> Any:
+    try:
+        return text_format.Parse(text, message)
+    except text_format.ParseError as error:
+        raise status.invalid_argument(f"{what} is not a valid text {message.DESCRIPTOR.name}: {error}") from None
+
+
+def _read_text(path: str, what: str) -> str:
+    try:
+        return Path(path).read_text()
+    except OSError as error:
+        raise status.not_found(f"cannot read {what} {path}: {error}") from None
+
+
 def parse_model_server_config(text: str, *, source: str = "model config") -> ModelServerConfig:
     """Parse a text ``ModelServerConfig``.
 
@@ -79,10 +93,7 @@ def parse_model_server_config(text: str, *, source: str = "model config") -> Mod
     Raises:
         ServingError: INVALID_ARGUMENT when it does not parse.
     """
-    try:
-        return text_format.Parse(text, ModelServerConfig())
-    except text_format.ParseError as error:
-        raise status.invalid_argument(f"{source} is not a valid text ModelServerConfig: {error}") from None
+    return _parse_text_proto(text, ModelServerConfig(), source)
 
 
 def read_model_server_config(path: str) -> ModelServerConfig:
@@ -91,11 +102,7 @@ def read_model_server_config(path: str) -> ModelServerConfig:
     Raises:
         ServingError: NOT_FOUND when the file is missing, INVALID_ARGUMENT when it does not parse.
     """
-    try:
-        text = Path(path).read_text()
-    except OSError as error:
-        raise status.not_found(f"cannot read model config file {path}: {error}") from None
-    return parse_model_server_config(text, source=f"model config file {path}")
+    return parse_model_server_config(_read_text(path, "model config file"), source=f"model config file {path}")
 
 
 def read_monitoring_config(path: str) -> Any:
@@ -104,14 +111,8 @@ def read_monitoring_config(path: str) -> Any:
     Raises:
         ServingError: NOT_FOUND when the file is missing, INVALID_ARGUMENT when it does not parse.
     """
-    try:
-        text = Path(path).read_text()
-    except OSError as error:
-        raise status.not_found(f"cannot read monitoring config file {path}: {error}") from None
-    try:
-        return text_format.Parse(text, MonitoringConfig())
-    except text_format.ParseError as error:
-        raise status.invalid_argument(f"monitoring config file {path} is not valid: {error}") from None
+    text = _read_text(path, "monitoring config file")
+    return _parse_text_proto(text, MonitoringConfig(), f"monitoring config file {path}")
 
 
 def validate_model_config_list(config: ModelServerConfig) -> None:

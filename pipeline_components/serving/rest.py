@@ -1,4 +1,4 @@
-"""TF Serving's REST API (api_rest.md) on the standard library's threading HTTP server.
+"""TF Serving's REST API (api_rest.md) over ``rest_transport``'s limited threading HTTP server.
 
 Paths, methods and error bodies follow tensorflow_serving/model_servers/http_rest_api_handler.cc and
 http_rest_api_util.cc: errors are ``{"error": "<message>"}`` with the HTTP status of the status code
@@ -14,7 +14,6 @@ import threading
 import time
 import urllib.parse
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from google.protobuf import json_format
@@ -24,6 +23,7 @@ from pipeline_components.errors import ServingError
 from pipeline_components.serving import inference, json_tensors, status
 from pipeline_components.serving.core import ServingCore
 from pipeline_components.serving.metrics import Metrics
+from pipeline_components.serving.rest_transport import LimitedHandler, LimitedHTTPServer, Limits
 from pipeline_components.serving.servable import Servable
 
 log = logging.getLogger(__name__)
@@ -35,7 +35,6 @@ MODEL_STATUS_API = re.compile(
     r"(?i)/v1/models(?:/([^/:]+))?(?:(?:/versions/(\d+))|(?:/labels/([^/:]+)))?(?:\/(metadata))?"
 )
 REST_API = re.compile(r"(?i)/v1/.*")
-_DRAIN_LIMIT = 1 << 30  # a body over the size limit is read and dropped up to this size, else the connection closes
 
 
 class RestServer:
@@ -44,10 +43,11 @@ class RestServer:
     Args:
         core: the serving APIs.
         metrics: where requests are counted.
+        host: the address to listen on.
         port: the port to listen on (0 picks one).
-        host: the address to bind.
-        max_body_bytes: larger request bodies get 413 and are not parsed.
+        limits: connections, requests at once, the slow-client timeout and the body size limit.
         prometheus_path: the metrics path, None when monitoring is off.
+        refresh_gauges: called before the metrics are rendered.
     """
 
     def __init__(
@@ -55,20 +55,18 @@ class RestServer:
         *,
         core: ServingCore,
         metrics: Metrics,
+        host: str,
         port: int,
-        host: str = "0.0.0.0",
-        max_body_bytes: int,
+        limits: Limits,
         prometheus_path: str | None,
         refresh_gauges: Callable[[], None] | None = None,
     ) -> None:
         handler = type("Handler", (_Handler,), {"server_state": self})
         self.core = core
         self.metrics = metrics
-        self.max_body_bytes = max_body_bytes
         self.prometheus_path = prometheus_path
         self.refresh_gauges = refresh_gauges
-        self.httpd = ThreadingHTTPServer((host, port), handler)
-        self.httpd.daemon_threads = True
+        self.httpd = LimitedHTTPServer((host, port), handler, limits=limits)
         self.port = int(self.httpd.server_address[1])
         self._thread: threading.Thread | None = None
 
@@ -83,90 +81,10 @@ class RestServer:
         self.httpd.server_close()
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(LimitedHandler):
     server_state: RestServer
-    protocol_version = "HTTP/1.1"
-    server_version = "runway-model-server"
-    # Headers and body leave in two writes; with Nagle's algorithm on, the body of every answer after the first on
-    # a keep-alive connection waits for the client's delayed ACK (~40 ms on Linux). TF Serving sets TCP_NODELAY too.
-    disable_nagle_algorithm = True
 
-    def log_message(self, format: str, *args: Any) -> None:
-        log.debug("%s " + format, self.address_string(), *args)
-
-    # --- transport -------------------------------------------------------------------------------------------------
-
-    def _send(self, code: int, body: bytes, content_type: str = "application/json", close: bool = False) -> None:
-        self.send_response(code)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        if close:
-            self.send_header("Connection", "close")
-            self.close_connection = True
-        self.end_headers()
-        self.wfile.write(body)
-
-    def _send_error_json(self, error: ServingError, close: bool = False) -> None:
-        body = json.dumps({"error": error.message}, indent=1).encode()
-        self._send(status.http_status(error.code), body, close=close)
-
-    def handle_expect_100(self) -> bool:
-        if self._declared_length() > self.server_state.max_body_bytes:
-            self._send_error_json(self._too_large(), close=True)
-            return False
-        return super().handle_expect_100()
-
-    def _declared_length(self) -> int:
-        try:
-            return int(self.headers.get("Content-Length") or 0)
-        except ValueError:
-            return 0
-
-    def _too_large(self) -> ServingError:
-        limit = self.server_state.max_body_bytes
-        return ServingError(status.RESOURCE_EXHAUSTED, f"Request body is larger than the limit of {limit} bytes")
-
-    def _read_body(self) -> bytes | None:
-        """The body, or None after answering 413 for one over the limit."""
-        limit = self.server_state.max_body_bytes
-        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            return self._read_chunked(limit)
-        length = self._declared_length()
-        if length <= limit:
-            return self.rfile.read(length) if length else b""
-        drained, close = 0, length > _DRAIN_LIMIT
-        while not close and drained < length:
-            chunk = self.rfile.read(min(1 << 20, length - drained))
-            if not chunk:
-                break
-            drained += len(chunk)
-        self._respond_too_large(close)
-        return None
-
-    def _read_chunked(self, limit: int) -> bytes | None:
-        parts, total = [], 0
-        while True:
-            line = self.rfile.readline(1024)
-            try:
-                size = int(line.split(b";")[0].strip() or b"0", 16)
-            except ValueError:
-                self._send_error_json(status.invalid_argument("Malformed chunked request body"), close=True)
-                return None
-            if size == 0:
-                self.rfile.readline(1024)
-                break
-            total += size
-            if total > limit:
-                self._respond_too_large(True)
-                return None
-            parts.append(self.rfile.read(size))
-            self.rfile.readline(1024)
-        return b"".join(parts)
-
-    def _respond_too_large(self, close: bool) -> None:
-        error = self._too_large()
-        body = json.dumps({"error": error.message}, indent=1).encode()
-        self._send(413, body, close=close)
+    def record_refusal(self, error: ServingError) -> None:
         self.server_state.metrics.record_request(
             model_name="", version=None, api="", entrypoint="REST", code=error.code, seconds=0.0
         )
@@ -188,17 +106,16 @@ class _Handler(BaseHTTPRequestHandler):
     def _dispatch(self, method: str) -> None:
         path = urllib.parse.urlsplit(self.path).path
         state = self.server_state
-        if state.prometheus_path is not None and path == state.prometheus_path and method == "GET":
-            self._read_body()
-            if state.refresh_gauges is not None:
-                state.refresh_gauges()
-            self._send(200, state.metrics.render().encode(), content_type="text/plain; version=0.0.4")
-            return
-        body = self._read_body()
+        body = self.read_body()
         if body is None:
             return
+        if state.prometheus_path is not None and path == state.prometheus_path and method == "GET":
+            if state.refresh_gauges is not None:
+                state.refresh_gauges()
+            self.send_body(200, state.metrics.render().encode(), content_type="text/plain; version=0.0.4")
+            return
         if not REST_API.fullmatch(path):
-            self._send(
+            self.send_body(
                 404,
                 b"<HTML><HEAD>\n<TITLE>404 Not Found</TITLE>\n</HEAD><BODY>\n<H1>Not Found</H1>\n</BODY></HTML>\n",
                 content_type="text/html",
@@ -208,7 +125,8 @@ class _Handler(BaseHTTPRequestHandler):
         model_name, api, version = "", "", None
         error: ServingError | None = None
         try:
-            model_name, api, version, payload = self._process(method, path, body)
+            with self.request_slot():
+                model_name, api, version, payload = self._process(method, path, body)
         except ServingError as failure:
             error = failure
         # Counted before the reply, as TF Serving does, so a client that has its answer sees it counted.
@@ -221,9 +139,9 @@ class _Handler(BaseHTTPRequestHandler):
             seconds=time.monotonic() - started,
         )
         if error is not None:
-            self._send_error_json(error)
+            self.send_error_json(error)
         else:
-            self._send(200, payload)
+            self.send_body(200, payload)
 
     def _process(self, method: str, path: str, body: bytes) -> tuple[str, str, int | None, bytes]:
         malformed = status.invalid_argument(f"Malformed request: {method} {path}")
@@ -268,21 +186,13 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _status(self, name: str, version: int | None, label: str | None) -> bytes:
         request = get_model_status_pb2.GetModelStatusRequest()
-        request.model_spec.name = name
-        if version is not None:
-            request.model_spec.version.value = version
-        elif label is not None:
-            request.model_spec.version_label = label
+        _name_version(request.model_spec, name, version, label)
         response = self.server_state.core.get_model_status(request)
         return json_format.MessageToJson(response, always_print_fields_with_no_presence=True, indent=1).encode()
 
     def _metadata(self, name: str, version: int | None, label: str | None) -> tuple[int, bytes]:
         request = get_model_metadata_pb2.GetModelMetadataRequest(metadata_field=["signature_def"])
-        request.model_spec.name = name
-        if version is not None:
-            request.model_spec.version.value = version
-        elif label is not None:
-            request.model_spec.version_label = label
+        _name_version(request.model_spec, name, version, label)
         response = self.server_state.core.get_model_metadata(request)
         signature_map = get_model_metadata_pb2.SignatureDefMap()
         response.metadata["signature_def"].Unpack(signature_map)
@@ -294,6 +204,15 @@ class _Handler(BaseHTTPRequestHandler):
             "metadata": {"signature_def": json_format.MessageToDict(signature_map, **options)},
         }
         return response.model_spec.version.value, json.dumps(document, indent=1).encode()
+
+
+def _name_version(spec: Any, name: str, version: int | None, label: str | None) -> None:
+    """Fill a ``ModelSpec`` from a REST path: the model, and its version or label when the path names one."""
+    spec.name = name
+    if version is not None:
+        spec.version.value = version
+    elif label is not None:
+        spec.version_label = label
 
 
 def _predict(servable: Servable, document: dict[str, Any]) -> dict[str, Any]:

@@ -11,11 +11,12 @@ from pathlib import Path
 from pipeline_components.errors import ServingError
 from pipeline_components.serving import model_config
 from pipeline_components.serving.core import ServingCore
-from pipeline_components.serving.flags import ServerFlags, parse_command_line
+from pipeline_components.serving.flags import ServerFlags, listen_address, parse_command_line
 from pipeline_components.serving.grpc_api import make_grpc_server
 from pipeline_components.serving.manager import LoadOptions, ModelManager
 from pipeline_components.serving.metrics import Metrics
 from pipeline_components.serving.rest import RestServer
+from pipeline_components.serving.rest_transport import Limits
 from pipeline_components.serving.servable import Servable
 from pipeline_components.serving.warmup import warmup
 
@@ -80,28 +81,30 @@ class ModelServer:
             else model_config.MonitoringConfig()
         )
         self.manager.reload_config(self._initial_config())
-        self._grpc, self.grpc_port = make_grpc_server(
-            core=self.core,
-            metrics=self.metrics,
-            port=self.flags.port,
-            max_message_bytes=self.flags.runway_max_request_bytes,
-        )
+        flags = self.flags
+        self._grpc, self.grpc_port = make_grpc_server(core=self.core, metrics=self.metrics, flags=flags)
         self._grpc.start()
-        print(f"Running gRPC ModelServer at 0.0.0.0:{self.grpc_port} ...", flush=True)
-        if self.flags.rest_api_port:
+        print(f"Running gRPC ModelServer at {listen_address(flags.bind_address, self.grpc_port)} ...", flush=True)
+        if flags.rest_api_port:
             prometheus = monitoring.prometheus_config
             path = (prometheus.path or model_config.DEFAULT_PROMETHEUS_PATH) if prometheus.enable else None
             self._rest = RestServer(
                 core=self.core,
                 metrics=self.metrics,
-                port=self.flags.rest_api_port,
-                max_body_bytes=self.flags.runway_max_request_bytes,
+                host=flags.bind_address,
+                port=flags.rest_api_port,
+                limits=Limits(
+                    max_connections=flags.runway_rest_max_connections,
+                    max_active_requests=flags.rest_api_num_threads,
+                    timeout_s=flags.rest_api_timeout_in_ms / 1000 if flags.rest_api_timeout_in_ms else None,
+                    max_body_bytes=flags.runway_max_request_bytes,
+                ),
                 prometheus_path=path,
                 refresh_gauges=self._refresh_gauges,
             )
             self._rest.start()
             self.rest_port = self._rest.port
-            print(f"Exporting HTTP/REST API at:localhost:{self.rest_port} ...", flush=True)
+            print(f"Exporting HTTP/REST API at:{listen_address(flags.bind_address, self.rest_port)} ...", flush=True)
         self.manager.start_polling(self.flags.file_system_poll_wait_seconds)
         if self.flags.model_config_file and self.flags.model_config_file_poll_wait_seconds > 0:
             threading.Thread(target=self._poll_config_file, name="config-poller", daemon=True).start()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -117,3 +118,41 @@ def shared_server(
     server.wait_available(MODEL_NAME, versions={1, 2})
     yield server
     server.stop()
+
+
+def _global_ipv4(ip: str) -> str | None:
+    result = subprocess.run([ip, "-j", "-4", "addr", "show", "scope", "global"], capture_output=True, text=True)
+    if result.returncode != 0:
+        return None
+    for link in json.loads(result.stdout or "[]"):
+        for address in link.get("addr_info", []):
+            if address.get("local"):
+                return str(address["local"])
+    return None
+
+
+@pytest.fixture(scope="session")
+def outside_address() -> Iterator[str]:
+    """An IPv4 address of this machine that is not loopback: one it has, or (as root) one made for the tests.
+
+    The made one sits on a veth pair (TEST-NET-2, RFC 5737, which routes nowhere) and is deleted afterwards.
+    """
+    ip = shutil.which("ip") or ("/usr/sbin/ip" if Path("/usr/sbin/ip").is_file() else None)
+    if ip is None:
+        missing("the ip command (iproute2) is not installed: cannot find a non-loopback address")
+    assert ip is not None
+    found = _global_ipv4(ip)
+    if found:
+        yield found
+        return
+    if os.geteuid() != 0:
+        missing("this machine has no non-loopback IPv4 address, and making one needs root")
+    link, address = "rwconf0", "198.51.100.77"
+    subprocess.run([ip, "link", "add", link, "type", "veth", "peer", "name", "rwconf1"], check=True)
+    try:
+        subprocess.run([ip, "addr", "add", f"{address}/32", "dev", link], check=True)
+        for name in (link, "rwconf1"):
+            subprocess.run([ip, "link", "set", name, "up"], check=True)
+        yield address
+    finally:
+        subprocess.run([ip, "link", "del", link], check=False)

@@ -10,7 +10,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -78,17 +78,19 @@ class Response:
 
 
 class ServerProcess:
-    """One server process on free loopback ports, with its log in a file.
+    """One server process on free ports, with its log in a file.
 
     Args:
         binary: the server binary.
         folder: where its log goes.
         args: flags besides ``--port`` and ``--rest_api_port``.
+        host: the address the clients below talk to (loopback unless the server is told to listen elsewhere).
     """
 
-    def __init__(self, binary: str, folder: Path, args: list[str]) -> None:
+    def __init__(self, binary: str, folder: Path, args: list[str], host: str = "127.0.0.1") -> None:
         self.binary = binary
         self.args = args
+        self.host = host
         self.log_path = folder / f"server-{time.monotonic_ns()}.log"
         self.grpc_port = portpicker.pick_unused_port()
         self.rest_port = portpicker.pick_unused_port()
@@ -97,7 +99,7 @@ class ServerProcess:
 
     @property
     def rest(self) -> str:
-        return f"http://127.0.0.1:{self.rest_port}"
+        return f"http://{self.host}:{self.rest_port}"
 
     def start(self) -> None:
         log = self.log_path.open("wb")
@@ -152,7 +154,7 @@ class ServerProcess:
         self,
         method: str,
         path: str,
-        body: bytes | None = None,
+        body: bytes | Iterable[bytes] | None = None,
         timeout: float = 30,
         headers: dict[str, str] | None = None,
     ) -> Response:
@@ -180,7 +182,7 @@ class ServerProcess:
     @property
     def channel(self) -> grpc.Channel:
         if self._channel is None:
-            self._channel = grpc.insecure_channel(f"127.0.0.1:{self.grpc_port}")
+            self._channel = grpc.insecure_channel(f"{self.host}:{self.grpc_port}")
         return self._channel
 
     def prediction_stub(self) -> prediction_service_pb2_grpc.PredictionServiceStub:

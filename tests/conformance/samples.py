@@ -5,7 +5,9 @@ from __future__ import annotations
 import base64
 from typing import Any
 
+import tensorflow as tf
 from tensorflow.core.example import example_pb2
+from tensorflow_serving.apis import model_pb2, predict_pb2
 
 ROWS: list[dict[str, Any]] = [
     {
@@ -56,3 +58,18 @@ def example(row: dict[str, Any]) -> example_pb2.Example:
         else:
             feature.float_list.value.append(value)
     return message
+
+
+def predict_request(
+    model: str, *, version: int | None = None, label: str | None = None, signature_name: str = ""
+) -> predict_pb2.PredictRequest:
+    """A gRPC PredictRequest for every sample row (columnar tensors: strings, and floats as float32)."""
+    request = predict_pb2.PredictRequest(model_spec=model_pb2.ModelSpec(name=model, signature_name=signature_name))
+    if version is not None:
+        request.model_spec.version.value = version
+    if label is not None:  # even an empty label would be a (wrong) choice of version
+        request.model_spec.version_label = label
+    for key, values in columns().items():
+        dtype = tf.string if isinstance(values[0], str) else tf.float32
+        request.inputs[key].CopyFrom(tf.make_tensor_proto(values, dtype=dtype))
+    return request

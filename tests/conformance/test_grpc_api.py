@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
+
 import grpc
 import numpy as np
 import pytest
@@ -10,27 +13,20 @@ from tensorflow_serving.apis import (
     classification_pb2,
     get_model_metadata_pb2,
     get_model_status_pb2,
+    model_pb2,
     predict_pb2,
     regression_pb2,
 )
 
 from tests.conformance.fixtures import MODEL_NAME
 from tests.conformance.harness import ServerProcess
-from tests.conformance.samples import NUM_CLASSES, ROWS, columns, example
+from tests.conformance.samples import NUM_CLASSES, ROWS, example, predict_request
+
+T = TypeVar("T")
 
 
 def _predict_request(version: int | None = None, label: str | None = None) -> predict_pb2.PredictRequest:
-    request = predict_pb2.PredictRequest()
-    request.model_spec.name = MODEL_NAME
-    if version is not None:
-        request.model_spec.version.value = version
-    if label is not None:
-        request.model_spec.version_label = label
-    request.model_spec.signature_name = "serving_default"
-    for key, values in columns().items():
-        dtype = tf.string if isinstance(values[0], str) else tf.float32
-        request.inputs[key].CopyFrom(tf.make_tensor_proto(values, dtype=dtype))
-    return request
+    return predict_request(MODEL_NAME, version=version, label=label, signature_name="serving_default")
 
 
 def _code(call: object) -> grpc.StatusCode:
@@ -91,12 +87,15 @@ def test_predict_errors(shared_server: ServerProcess) -> None:
     assert _code(lambda: stub.Predict(signature, timeout=30)) == grpc.StatusCode.FAILED_PRECONDITION
 
 
+def _examples_request(message: Callable[..., T], signature_name: str = "") -> T:
+    """A Classify or Regress request for the model's latest version over every sample row as a tf.Example."""
+    request = message(model_spec=model_pb2.ModelSpec(name=MODEL_NAME, signature_name=signature_name))
+    request.input.example_list.examples.extend(example(row) for row in ROWS)  # type: ignore[attr-defined]
+    return request
+
+
 def test_classify(shared_server: ServerProcess) -> None:
-    request = classification_pb2.ClassificationRequest()
-    request.model_spec.name = MODEL_NAME
-    request.model_spec.signature_name = "serving_classify"
-    for row in ROWS:
-        request.input.example_list.examples.add().CopyFrom(example(row))
+    request = _examples_request(classification_pb2.ClassificationRequest, "serving_classify")
     response = shared_server.prediction_stub().Classify(request, timeout=30)
     assert response.model_spec.version.value == 2
     assert len(response.result.classifications) == len(ROWS)
@@ -106,20 +105,14 @@ def test_classify(shared_server: ServerProcess) -> None:
 
 
 def test_regress(shared_server: ServerProcess) -> None:
-    request = regression_pb2.RegressionRequest()
-    request.model_spec.name = MODEL_NAME
-    request.model_spec.signature_name = "serving_regress"
-    for row in ROWS:
-        request.input.example_list.examples.add().CopyFrom(example(row))
+    request = _examples_request(regression_pb2.RegressionRequest, "serving_regress")
     response = shared_server.prediction_stub().Regress(request, timeout=30)
     assert len(response.result.regressions) == len(ROWS)
     assert all(0.0 < r.value <= 1.0 for r in response.result.regressions)
 
 
 def test_classify_on_a_predict_signature_is_invalid(shared_server: ServerProcess) -> None:
-    request = classification_pb2.ClassificationRequest()
-    request.model_spec.name = MODEL_NAME
-    request.input.example_list.examples.add().CopyFrom(example(ROWS[0]))
+    request = _examples_request(classification_pb2.ClassificationRequest)  # no signature: serving_default
     code = _code(lambda: shared_server.prediction_stub().Classify(request, timeout=30))
     assert code == grpc.StatusCode.INVALID_ARGUMENT
 

@@ -97,23 +97,25 @@ def test_predict_with_named_signature(shared_server: ServerProcess) -> None:
     assert response.status == 200, response.body
 
 
+@pytest.mark.parametrize("verb", ["classify", "regress"])
 @pytest.mark.parametrize(("path", "version"), VERSION_PATHS)
-def test_classify_over_tf_examples(shared_server: ServerProcess, path: str, version: int) -> None:
-    response = shared_server.post(f"{path}:classify", {"signature_name": "serving_classify", "examples": ROWS})
+def test_classify_and_regress_over_tf_examples_agree_with_predict(
+    shared_server: ServerProcess, path: str, version: int, verb: str
+) -> None:
+    response = shared_server.post(f"{path}:{verb}", {"signature_name": f"serving_{verb}", "examples": ROWS})
     assert response.status == 200, response.body
     results = response.json()["results"]
     assert len(results) == len(ROWS)
-    for row in results:
-        assert [label for label, _ in row] == [str(i) for i in range(NUM_CLASSES)]
-        assert math.isclose(sum(score for _, score in row), 1.0, rel_tol=1e-4)
-
-
-def test_classify_scores_match_predict(shared_server: ServerProcess) -> None:
-    predicted = shared_server.post(f"{M}:predict", {"instances": ROWS}).json()["predictions"]
-    classified = shared_server.post(f"{M}:classify", {"signature_name": "serving_classify", "examples": ROWS})
-    scores = [[score for _, score in row] for row in classified.json()["results"]]
-    for a, b in zip(scores, predicted, strict=True):
-        assert a == pytest.approx(b, rel=1e-4)
+    predicted = shared_server.post(f"{path}:predict", {"instances": ROWS}).json()["predictions"]
+    if verb == "classify":
+        # Every class, as its index, with its probability.
+        assert [[label for label, _ in row] for row in results] == [[str(i) for i in range(NUM_CLASSES)]] * len(ROWS)
+        results, expected = [[score for _, score in row] for row in results], predicted
+    else:
+        # The pipeline's regression output is the probability of the most likely class.
+        expected = [max(p) for p in predicted]
+    for got, want in zip(results, expected, strict=True):
+        assert got == pytest.approx(want, rel=1e-4)
 
 
 def test_classify_with_context_merges_common_features(shared_server: ServerProcess) -> None:
@@ -126,17 +128,6 @@ def test_classify_with_context_merges_common_features(shared_server: ServerProce
     merged = [dict(row, **common) for row in examples]
     without = shared_server.post(f"{M}:classify", {"signature_name": "serving_classify", "examples": merged})
     assert with_context.json() == without.json()
-
-
-@pytest.mark.parametrize(("path", "version"), VERSION_PATHS)
-def test_regress_over_tf_examples(shared_server: ServerProcess, path: str, version: int) -> None:
-    response = shared_server.post(f"{path}:regress", {"signature_name": "serving_regress", "examples": ROWS})
-    assert response.status == 200, response.body
-    values = response.json()["results"]
-    assert len(values) == len(ROWS)
-    predicted = shared_server.post(f"{path}:predict", {"instances": ROWS}).json()["predictions"]
-    # The pipeline's regression output is the probability of the most likely class.
-    assert values == pytest.approx([max(p) for p in predicted], rel=1e-4)
 
 
 @pytest.mark.parametrize(

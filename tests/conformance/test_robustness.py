@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import threading
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import grpc
@@ -16,7 +17,8 @@ from tests.conformance.harness import ServerProcess
 from tests.conformance.samples import ROWS
 
 PREDICT = f"/v1/models/{MODEL_NAME}:predict"
-HUGE = 80 * 1024 * 1024  # over runway's default limit (64 MiB); not JSON either, so TF Serving refuses it too
+DEFAULT_LIMIT = 4 * 1024 * 1024  # runway's default --runway_max_request_bytes (gRPC's own default message limit)
+OVER_LIMIT = DEFAULT_LIMIT + 1  # not JSON either, so tensorflow_model_server (no REST limit, 2 GiB gRPC) refuses it
 
 
 def _still_serving(server: ServerProcess) -> None:
@@ -24,11 +26,20 @@ def _still_serving(server: ServerProcess) -> None:
     assert response.status == 200, response.body
 
 
-def test_oversized_body_gets_4xx_and_server_keeps_serving(shared_server: ServerProcess) -> None:
-    response = shared_server.request(
-        "POST", PREDICT, b" " * HUGE, timeout=120, headers={"Content-Type": "application/json"}
-    )
-    assert 400 <= response.status < 500
+@pytest.mark.parametrize("chunked", [pytest.param(False, id="content-length"), pytest.param(True, id="chunked")])
+def test_oversized_body_is_refused_and_server_keeps_serving(
+    shared_server: ServerProcess, is_runway: bool, chunked: bool
+) -> None:
+    body = b" " * OVER_LIMIT
+    # urllib sends an iterable body chunked; bytes with their Content-Length.
+    payload: bytes | Iterator[bytes] = iter([body[: 1 << 20], body[1 << 20 :]]) if chunked else body
+    headers = {"Content-Type": "application/json"} | ({"Transfer-Encoding": "chunked"} if chunked else {})
+    response = shared_server.request("POST", PREDICT, payload, timeout=120, headers=headers)
+    if is_runway:
+        assert response.status == 413, response.body
+        assert response.json() == {"error": f"Request body is larger than the limit of {DEFAULT_LIMIT} bytes"}
+    else:
+        assert 400 <= response.status < 500
     _still_serving(shared_server)
 
 
@@ -72,11 +83,17 @@ def test_concurrent_requests_all_succeed(shared_server: ServerProcess) -> None:
         assert list(pool.map(one, range(8))) == [200] * 8
 
 
-def test_oversized_grpc_message_is_refused_and_server_keeps_serving(shared_server: ServerProcess) -> None:
+def test_oversized_grpc_message_is_refused_and_server_keeps_serving(
+    shared_server: ServerProcess, is_runway: bool
+) -> None:
     request = predict_pb2.PredictRequest()
     request.model_spec.name = MODEL_NAME
-    request.inputs["island"].CopyFrom(tf.make_tensor_proto([b"x" * HUGE], dtype=tf.string))
+    request.inputs["island"].CopyFrom(tf.make_tensor_proto([b"x" * OVER_LIMIT], dtype=tf.string))
     with pytest.raises(grpc.RpcError) as refused:
         shared_server.prediction_stub().Predict(request, timeout=120)
-    assert refused.value.code() in (grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.INVALID_ARGUMENT)
+    if is_runway:
+        assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert str(DEFAULT_LIMIT) in (refused.value.details() or "")
+    else:
+        assert refused.value.code() in (grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.INVALID_ARGUMENT)
     _still_serving(shared_server)

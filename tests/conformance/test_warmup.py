@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import tensorflow as tf
-from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
+from tensorflow_serving.apis import prediction_log_pb2
 
 from tests.conformance.harness import ServerProcess, add_version, make_base_path, wait_for
-from tests.conformance.samples import columns
+from tests.conformance.samples import columns, predict_request
 
 
 def _write_warmup(version: Path, signature: str, records: int) -> None:
@@ -16,12 +16,7 @@ def _write_warmup(version: Path, signature: str, records: int) -> None:
     folder.mkdir(exist_ok=True)
     with tf.io.TFRecordWriter(str(folder / "tf_serving_warmup_requests")) as writer:
         for _ in range(records):
-            request = predict_pb2.PredictRequest()
-            request.model_spec.name = "m"
-            request.model_spec.signature_name = signature
-            for key, values in columns().items():
-                dtype = tf.string if isinstance(values[0], str) else tf.float32
-                request.inputs[key].CopyFrom(tf.make_tensor_proto(values, dtype=dtype))
+            request = predict_request("m", signature_name=signature)
             log = prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))
             writer.write(log.SerializeToString())
 
