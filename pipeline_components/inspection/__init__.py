@@ -1,23 +1,14 @@
-"""SavedModel inspection (what ``saved_model_cli show --all`` shows, and more) and the serving contract."""
+"""Old path of ``components/model_inspector/`` (SavedModel inspection and the serving contract live with the node).
+
+Kept so that modules not yet moved to the new path keep importing, and ``python -m pipeline_components.inspection``
+keeps working for the runway CLI until it calls ``pipeline_components.components.model_inspector``; new code
+imports from the new path.
+"""
 
 from __future__ import annotations
 
-from pipeline_components.inspection.contract import (
-    Difference,
-    check_declared,
-    compare_signatures,
-    served_version_dir,
-)
-from pipeline_components.inspection.render import to_html, to_markdown
-from pipeline_components.inspection.saved_model import inspect_saved_model, serving_signatures
+from pipeline_components.components import model_inspector
 
-__all__ = [
-    "Difference",
-    "check_declared",
-    "compare_signatures",
-    "inspect_saved_model",
-    "served_version_dir",
-    "serving_signatures",
-    "to_html",
-    "to_markdown",
-]
+
+def __getattr__(name: str) -> object:
+    return getattr(model_inspector, name)

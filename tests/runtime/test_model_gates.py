@@ -20,9 +20,14 @@ from pipeline_components.components.artifacts import ModelInspection
 from pipeline_components.components.gate import GATE_FILE
 from pipeline_components.components.infra_validator.executor import Executor as InfraValidatorExecutor
 from pipeline_components.components.infra_validator.requests import WARMUP_FILE, read_warmup
+from pipeline_components.components.model_inspector import (
+    check_declared,
+    inspect_saved_model,
+    served_version_dir,
+    serving_signatures,
+)
+from pipeline_components.components.model_inspector.contract import dtype_name
 from pipeline_components.components.model_inspector.executor import Executor as ModelInspectorExecutor
-from pipeline_components.inspection import check_declared, inspect_saved_model, served_version_dir, serving_signatures
-from pipeline_components.inspection.contract import dtype_name
 from pipeline_components.settings import CHECKOUT
 from tests.runtime.tiny_model import TinyModel, build_tiny_model
 
@@ -277,7 +282,7 @@ def test_the_inspect_command_prints_the_report_and_compares(tiny: TinyModel, tmp
     import sys
 
     def inspect(*args: str) -> subprocess.CompletedProcess[str]:
-        command = [sys.executable, "-m", "pipeline_components.inspection", *args]
+        command = [sys.executable, "-m", "pipeline_components.components.model_inspector", *args]
         return subprocess.run(command, capture_output=True, text=True, timeout=600)
 
     shown = inspect(str(tiny.saved_model.parent), "--json", "--html", str(tmp_path / "page.html"))

@@ -25,7 +25,7 @@ from pipeline_components.components.infra_validator.requests import (
 )
 from pipeline_components.components.infra_validator.server import ValidationServer
 from pipeline_components.errors import ModelInspectionError
-from pipeline_components.inspection import inspect_saved_model, serving_signatures
+from pipeline_components.components.model_inspector import inspect_saved_model, serving_signatures
 from pipeline_components.reports.render import Verdict, render, status_cell
 
 log = logging.getLogger("runway.infra_validator")

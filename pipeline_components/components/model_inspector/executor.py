@@ -11,16 +11,14 @@ from tfx.types import artifact_utils
 from tfx.utils import path_utils
 
 from pipeline_components.components.gate import Artifacts, GateExecutor, GateOutcome
-from pipeline_components.errors import ModelInspectionError
-from pipeline_components.inspection import (
+from pipeline_components.components.model_inspector.contract import (
     check_declared,
     compare_signatures,
-    inspect_saved_model,
     served_version_dir,
-    serving_signatures,
-    to_html,
-    to_markdown,
 )
+from pipeline_components.components.model_inspector.render import to_html, to_markdown
+from pipeline_components.components.model_inspector.saved_model import inspect_saved_model, serving_signatures
+from pipeline_components.errors import ModelInspectionError
 
 log = logging.getLogger("runway.model_inspector")
 

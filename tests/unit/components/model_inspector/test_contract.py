@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from pipeline_components.inspection import check_declared, compare_signatures, served_version_dir
+from pipeline_components.components.model_inspector import check_declared, compare_signatures, served_version_dir
 
 
 def _tensor(dtype: str, shape: list[int] | None = None) -> dict[str, Any]:

@@ -36,8 +36,13 @@ def dtype_name(enum_name: str) -> str:
     return _DTYPE_NAMES.get(enum_name, enum_name)
 
 
-def _shape(shape: list[int] | None) -> str:
+def shape_text(shape: list[int] | None) -> str:
+    """``[-1, 3]`` -> ``(-1, 3)``; ``None`` (unknown rank) -> ``unknown rank``."""
     return "unknown rank" if shape is None else "(" + ", ".join(str(d) for d in shape) + ")"
+
+
+def _tensor_text(spec: dict[str, Any]) -> str:
+    return f"({dtype_name(spec['dtype'])} {shape_text(spec['shape'])})"
 
 
 @dataclass(frozen=True)
@@ -61,109 +66,58 @@ def compare_signatures(served: dict[str, Any], candidate: dict[str, Any]) -> lis
     """
     found: list[Difference] = []
     for name in sorted(served):
-        old = served[name]
         if name not in candidate:
             found.append(
                 Difference(name, "removed_signature", f"signature '{name}' was removed (served: present)", True)
             )
-            continue
-        new = candidate[name]
-        if old["method_name"] != new["method_name"]:
-            found.append(
-                Difference(
-                    name,
-                    "method_name",
-                    f"{name}: method name changed from '{old['method_name']}' to '{new['method_name']}'",
-                    True,
-                )
-            )
-        removed = sorted(set(old["inputs"]) - set(new["inputs"]))
-        added = sorted(set(new["inputs"]) - set(old["inputs"]))
-        # A removed input and an added one of the same dtype and shape is a rename, reported as such.
-        renamed: list[tuple[str, str]] = []
-        for old_input in list(removed):
-            match = next(
-                (
-                    a
-                    for a in added
-                    if new["inputs"][a]["dtype"] == old["inputs"][old_input]["dtype"]
-                    and new["inputs"][a]["shape"] == old["inputs"][old_input]["shape"]
-                ),
-                None,
-            )
-            if match is not None:
-                renamed.append((old_input, match))
-                removed.remove(old_input)
-                added.remove(match)
-        for old_input, new_input in renamed:
-            found.append(
-                Difference(
-                    name,
-                    "renamed_input",
-                    f"{name}: input '{old_input}' was renamed to '{new_input}' (clients still send '{old_input}')",
-                    True,
-                )
-            )
-        for input_name in removed:
-            spec = old["inputs"][input_name]
-            found.append(
-                Difference(
-                    name,
-                    "removed_input",
-                    f"{name}: input '{input_name}' ({dtype_name(spec['dtype'])} {_shape(spec['shape'])}) was removed",
-                    True,
-                )
-            )
-        for input_name in added:
-            spec = new["inputs"][input_name]
-            found.append(
-                Difference(
-                    name,
-                    "added_input",
-                    f"{name}: new input '{input_name}' ({dtype_name(spec['dtype'])} {_shape(spec['shape'])}); "
-                    "every caller would have to send it",
-                    True,
-                )
-            )
-        for input_name in sorted(set(old["inputs"]) & set(new["inputs"])):
-            a, b = old["inputs"][input_name], new["inputs"][input_name]
-            if a["dtype"] != b["dtype"]:
-                found.append(
-                    Difference(
-                        name,
-                        "input_dtype",
-                        f"{name}: input '{input_name}' dtype changed from {dtype_name(a['dtype'])} "
-                        f"to {dtype_name(b['dtype'])}",
-                        True,
-                    )
-                )
-            elif a["shape"] != b["shape"]:
-                found.append(
-                    Difference(
-                        name,
-                        "input_shape",
-                        f"{name}: input '{input_name}' shape changed from {_shape(a['shape'])} to {_shape(b['shape'])}",
-                        True,
-                    )
-                )
-        for output in sorted(set(old["outputs"]) - set(new["outputs"])):
-            found.append(Difference(name, "removed_output", f"{name}: output '{output}' was removed", True))
-        for output in sorted(set(new["outputs"]) - set(old["outputs"])):
-            found.append(Difference(name, "added_output", f"{name}: new output '{output}' (compatible)", False))
-        for output in sorted(set(old["outputs"]) & set(new["outputs"])):
-            a, b = old["outputs"][output], new["outputs"][output]
-            if a["dtype"] != b["dtype"]:
-                found.append(
-                    Difference(
-                        name,
-                        "output_dtype",
-                        f"{name}: output '{output}' dtype changed from {dtype_name(a['dtype'])} "
-                        f"to {dtype_name(b['dtype'])}",
-                        True,
-                    )
-                )
+        else:
+            found += _signature_differences(name, served[name], candidate[name])
     for name in sorted(set(candidate) - set(served)):
         found.append(Difference(name, "added_signature", f"new signature '{name}' (compatible)", False))
+    return found
+
+
+def _signature_differences(name: str, old: dict[str, Any], new: dict[str, Any]) -> list[Difference]:
+    """The differences of one signature that both models have."""
+    found: list[Difference] = []
+
+    def differ(kind: str, message: str, breaking: bool = True) -> None:
+        found.append(Difference(name, kind, f"{name}: {message}", breaking))
+
+    if old["method_name"] != new["method_name"]:
+        differ("method_name", f"method name changed from '{old['method_name']}' to '{new['method_name']}'")
+    removed = sorted(set(old["inputs"]) - set(new["inputs"]))
+    added = sorted(set(new["inputs"]) - set(old["inputs"]))
+    # A removed input and an added one of the same dtype and shape is a rename, reported as such.
+    for old_input in list(removed):
+        kind = (old["inputs"][old_input]["dtype"], old["inputs"][old_input]["shape"])
+        match = next((a for a in added if (new["inputs"][a]["dtype"], new["inputs"][a]["shape"]) == kind), None)
+        if match is not None:
+            removed.remove(old_input)
+            added.remove(match)
+            differ("renamed_input", f"input '{old_input}' was renamed to '{match}' (clients still send '{old_input}')")
+    for input_name in removed:
+        differ("removed_input", f"input '{input_name}' {_tensor_text(old['inputs'][input_name])} was removed")
+    for input_name in added:
+        spec_text = _tensor_text(new["inputs"][input_name])
+        differ("added_input", f"new input '{input_name}' {spec_text}; every caller would have to send it")
+    for input_name in sorted(set(old["inputs"]) & set(new["inputs"])):
+        a, b = old["inputs"][input_name], new["inputs"][input_name]
+        if a["dtype"] != b["dtype"]:
+            change = f"from {dtype_name(a['dtype'])} to {dtype_name(b['dtype'])}"
+            differ("input_dtype", f"input '{input_name}' dtype changed {change}")
+        elif a["shape"] != b["shape"]:
+            change = f"from {shape_text(a['shape'])} to {shape_text(b['shape'])}"
+            differ("input_shape", f"input '{input_name}' shape changed {change}")
+    for output in sorted(set(old["outputs"]) - set(new["outputs"])):
+        differ("removed_output", f"output '{output}' was removed")
+    for output in sorted(set(new["outputs"]) - set(old["outputs"])):
+        differ("added_output", f"new output '{output}' (compatible)", breaking=False)
+    for output in sorted(set(old["outputs"]) & set(new["outputs"])):
+        a, b = old["outputs"][output], new["outputs"][output]
+        if a["dtype"] != b["dtype"]:
+            change = f"from {dtype_name(a['dtype'])} to {dtype_name(b['dtype'])}"
+            differ("output_dtype", f"output '{output}' dtype changed {change}")
     return found
 
 

@@ -4,12 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipeline_components.inspection.contract import dtype_name
+from pipeline_components.components.model_inspector.contract import dtype_name, shape_text
 from pipeline_components.reports.render import Verdict, render
-
-
-def _shape(shape: list[int] | None) -> str:
-    return "unknown rank" if shape is None else "(" + ", ".join(str(d) for d in shape) + ")"
 
 
 def _bytes(count: int) -> str:
@@ -40,7 +36,9 @@ def _tensor_rows(signature: dict[str, Any]) -> list[list[str]]:
     rows = []
     for direction in ("inputs", "outputs"):
         for name, tensor in signature[direction].items():
-            rows.append([direction[:-1], name, dtype_name(tensor["dtype"]), _shape(tensor["shape"]), tensor["name"]])
+            rows.append(
+                [direction[:-1], name, dtype_name(tensor["dtype"]), shape_text(tensor["shape"]), tensor["name"]]
+            )
     return rows
 
 
