@@ -8,7 +8,6 @@ http_rest_api_util.cc: errors are ``{"error": "<message>"}`` with the HTTP statu
 from __future__ import annotations
 
 import json
-import logging
 import re
 import threading
 import time
@@ -25,8 +24,6 @@ from pipeline_components.serving.core import ServingCore
 from pipeline_components.serving.metrics import Metrics
 from pipeline_components.serving.rest_transport import LimitedHandler, LimitedHTTPServer, Limits
 from pipeline_components.serving.servable import Servable
-
-log = logging.getLogger(__name__)
 
 PREDICTION_API = re.compile(
     r"(?i)/v1/models/([^/:]+)(?:(?:/versions/(\d+))|(?:/labels/([^/:]+)))?:(classify|regress|predict)"
