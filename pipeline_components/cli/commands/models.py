@@ -23,7 +23,9 @@ def cmd_model_inspect(args: argparse.Namespace, settings: Settings) -> None:
         command += ["--compare-with", str(Path(args.compare_with).resolve())]
     if args.html:
         command += ["--html", str(Path(args.html).resolve())]
-    status, report = run_module(settings, "pipeline_components.inspection", *command, env={"TF_CPP_MIN_LOG_LEVEL": "3"})
+    status, report = run_module(
+        settings, "pipeline_components.components.model_inspector", *command, env={"TF_CPP_MIN_LOG_LEVEL": "3"}
+    )
     sys.stdout.write(report)
     if status == 1:  # --compare-with found breaking changes: the report above lists them
         raise RunwayError("breaking changes against the model given with --compare-with (listed above)")
