@@ -14,8 +14,8 @@ import pytest
 from pipeline_components.components.drift_skew_validator.executor import Measurement, drift_page
 from pipeline_components.components.great_expectations_validator.executor import expectations_page
 from pipeline_components.components.infra_validator.executor import infra_page
-from pipeline_components.components.tflite_variants import report as tflite_report
 from pipeline_components.components.model_inspector.render import to_html as saved_model_page
+from pipeline_components.components.tflite_variants import report as tflite_report
 from pipeline_components.reports.charts import Bar, threshold_bars
 from pipeline_components.reports.node_page import write_node_report
 from pipeline_components.reports.render import Verdict

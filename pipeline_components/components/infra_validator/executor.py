@@ -24,8 +24,8 @@ from pipeline_components.components.infra_validator.requests import (
     write_warmup,
 )
 from pipeline_components.components.infra_validator.server import ValidationServer
-from pipeline_components.errors import ModelInspectionError
 from pipeline_components.components.model_inspector import inspect_saved_model, serving_signatures
+from pipeline_components.errors import ModelInspectionError
 from pipeline_components.reports.render import Verdict, render, status_cell
 
 log = logging.getLogger("runway.infra_validator")
