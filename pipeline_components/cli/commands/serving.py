@@ -22,6 +22,7 @@ from pipeline_components.client.client import (
 )
 from pipeline_components.config import fill_span
 from pipeline_components.errors import DataError, RunwayError
+from pipeline_components.fleet.local import bind_flags
 from pipeline_components.settings import CHECKOUT, Settings
 
 REST_URL_ENV = "RUNWAY_SERVING_REST_URL"
@@ -42,9 +43,10 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
         f"--rest_api_port={args.rest_port}",
         f"--model_name={config.serving.model_name}",
         f"--model_base_path={base}",
+        *bind_flags(binary, args.bind_address),
     ]
     say(
-        f"serving {base} with {binary}: gRPC :{args.port}, REST http://localhost:{args.rest_port}"
+        f"serving {base} with {binary}: gRPC {args.bind_address}:{args.port}, REST http://{args.bind_address}:{args.rest_port}"
         f"/v1/models/{config.serving.model_name}"
     )
     os.execve(argv[0], argv, {**os.environ, **settings.as_env()})

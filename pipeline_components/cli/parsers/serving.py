@@ -71,6 +71,11 @@ def add_parsers(sub: Any) -> None:
     serve.add_argument("--port", type=int, default=8500, help="gRPC port (default 8500)")
     serve.add_argument("--rest-port", type=int, default=8501, help="REST port (default 8501)")
     serve.add_argument("--runway-server", action="store_true", help="use runway's server even if TF Serving is here")
+    serve.add_argument(
+        "--bind-address",
+        default="127.0.0.1",
+        help="address to listen on (default 127.0.0.1: this machine only; 0.0.0.0: every interface)",
+    )
     serve.set_defaults(func=cmd_serve)
 
     query = add_command(
