@@ -22,11 +22,11 @@ _STYLE = {
     "svg.hashsalt": "runway",  # element ids from a fixed salt, not from a random one: identical bytes each time
     "svg.fonttype": "none",
     "font.family": "DejaVu Sans",
-    "font.size": 9,
+    "font.size": 10,
     "axes.spines.top": False,
     "axes.spines.right": False,
     "axes.edgecolor": "#5d6d7e",
-    "axes.titlesize": 10,
+    "axes.titlesize": 11,
 }
 
 

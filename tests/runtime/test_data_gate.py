@@ -138,10 +138,14 @@ def test_gate_reports_are_artifacts_of_the_run(bad_runs: tuple[Settings, dict[st
     settings, outcomes = bad_runs
     message = outcomes["unseen_carrier"]["GreatExpectationsValidator"] or ""
     report = Path(message.rsplit("report: ", 1)[-1].strip())
-    assert report.is_file() and "ZZ" in report.read_text()
+    page = report.read_text()
+    assert '<div class="verdict bad">' in page and "ZZ" in page.split("</header>")[0]  # the verdict says why, first
     assert report.is_relative_to(settings.home / "reports" / "flights" / "run-unseen_carrier")
     docs = report.parent / "GreatExpectationsValidator_data_docs" / "index.html"
     assert docs.is_file(), sorted(report.parent.iterdir())
+    assert 'href="GreatExpectationsValidator_data_docs/index.html"' in page
+    node_page = (report.parent / "GreatExpectationsValidator.html").read_text()  # the task's link: points at it
+    assert '<div class="verdict bad">' in node_page and f'href="{report.name}"' in node_page
     results = list((settings.pipeline_root("flights")).rglob("validation_result.json"))
     assert results, "the GX validation result is an output artifact"
 
@@ -172,6 +176,11 @@ def test_summer_after_winter_trips_drift(drift_home: tuple[Settings, Path]) -> N
         r"drift of temp: Jensen-Shannon divergence 0\.\d+ > threshold 0\.5 \(span 7 train vs span 2", message
     )
     assert "drift of carrier" not in message  # the carriers' mix did not move
+    page = Path(message.rsplit("report: ", 1)[-1].strip()).read_text()  # the task's report: verdict, chart, table
+    assert '<div class="verdict bad">' in page and "drift of temp" in page.split("</header>")[0]
+    chart = page.split('<div class="chart">', 1)[1].split("</div>", 1)[0]
+    failing = [label for label in re.findall(r">([^<>]+)</text>", chart) if label.startswith("drift: temp")]
+    assert failing and chart.count('-fail"') >= 1, "the chart marks temp's drift as failing"
     assert outcome["GreatExpectationsValidator"] is None and outcome["ExampleValidator"] is None
     assert _store(settings) == {"flights_delay/1700000000/saved_model.pb": b"the served model"}
 
