@@ -22,6 +22,7 @@ def _split_dirs(uri: str) -> dict[str, Path]:
 
 
 def statistics_figures(uri: str) -> dict[str, Any]:
+    """Rows per split of a StatisticsGen artifact (``rows``) and their sum (``rows_total``)."""
     from tensorflow_metadata.proto.v0 import statistics_pb2
 
     rows: dict[str, int] = {}
@@ -63,6 +64,7 @@ def anomalies_figures(uri: str) -> dict[str, Any]:
 
 
 def evaluation_figures(uri: str) -> dict[str, Any]:
+    """An Evaluator's metrics and thresholds not met (``run_summary.evaluation_summary``), with its artifact."""
     from pipeline_components.runtime.run_summary import evaluation_summary
 
     return {**evaluation_summary(uri), "report": uri}

@@ -128,6 +128,15 @@ class RunReader:
 
 
 def evaluation_summary(uri: str) -> dict[str, Any]:
+    """An Evaluator's output (TFMA's evaluation and validation results) in a few figures.
+
+    Args:
+        uri: the ``evaluation`` artifact's folder.
+
+    Returns:
+        ``metrics`` (name -> value, ``<name>_diff`` against the baseline when there is one), ``validation_ok`` and
+        ``failures`` (one line per threshold not met).
+    """
     import tensorflow_model_analysis as tfma
 
     metrics: dict[str, float] = {}
@@ -147,6 +156,20 @@ def evaluation_summary(uri: str) -> dict[str, Any]:
 
 
 def run_report(config: PipelineConfig, settings: Settings, run_id: str) -> dict[str, Any]:
+    """What run ``run_id`` of ``config``'s pipeline did, from its ML Metadata store (``runway report``).
+
+    Args:
+        config: the pipeline's configuration.
+        settings: where the metadata store is.
+        run_id: the Airflow run id (the TFX pipeline run id).
+
+    Returns:
+        ``nodes`` (state and recorded parameters), ``spans``, ``evaluation``, ``push`` and, when a model was pushed,
+        its ``lineage``.
+
+    Raises:
+        RunwayError: no store yet, or no such run in it.
+    """
     reader = RunReader(settings.metadata_path(config.name))
     context = reader.run_context(run_id)
     report: dict[str, Any] = {"pipeline": config.name, "run_id": run_id, "nodes": {}}
