@@ -144,8 +144,6 @@ def test_gate_reports_are_artifacts_of_the_run(bad_runs: tuple[Settings, dict[st
     docs = report.parent / "GreatExpectationsValidator_data_docs" / "index.html"
     assert docs.is_file(), sorted(report.parent.iterdir())
     assert 'href="GreatExpectationsValidator_data_docs/index.html"' in page
-    node_page = (report.parent / "GreatExpectationsValidator.html").read_text()  # the task's link: points at it
-    assert '<div class="verdict bad">' in node_page and f'href="{report.name}"' in node_page
     results = list((settings.pipeline_root("flights")).rglob("validation_result.json"))
     assert results, "the GX validation result is an output artifact"
 

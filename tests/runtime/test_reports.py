@@ -72,6 +72,19 @@ def test_evaluation_page_shows_metrics_vs_baseline_and_verdict(tmp_path: Path) -
     assert "0.7312" in page and "-0.0123" in page
 
 
+def test_a_gates_node_page_gives_its_verdict_and_links_its_own_page(tmp_path: Path) -> None:
+    settings = Settings.from_env({"RUNWAY_HOME": str(tmp_path)})
+    own = tmp_path / "reports" / "flights" / "r" / "GreatExpectationsValidator.expectations.html"
+    result = {
+        "pipeline": "flights", "node": "GreatExpectationsValidator", "run_id": "r",
+        "figures": {"gate_passed": False, "gate_summary": "suite 'flights': 1 failed",
+                    "gate_failures": ["carrier: 100 values (4.00 %) not in the allowed set"], "report": str(own)},
+    }  # fmt: skip
+    page = write_node_report(settings, result).read_text()  # type: ignore[union-attr]
+    assert verdict_of(page) == "bad" and "not in the allowed set" in page.split("</header>")[0]
+    assert 'href="GreatExpectationsValidator.expectations.html"' in page  # beside it: a relative link works anywhere
+
+
 def test_nodes_without_readable_figures_get_no_page(tmp_path: Path) -> None:
     settings = Settings.from_env({"RUNWAY_HOME": str(tmp_path)})
     assert write_node_report(settings, {"pipeline": "p", "node": "Transform", "run_id": "r", "figures": {}}) is None
