@@ -128,7 +128,6 @@ def tradeoff_scatter(
             colour = OK if point.accepted else BAD
             marker = axes.scatter([point.x], [point.y], s=36, color=colour, marker="o" if point.accepted else "X")
             marker.set_gid(f"variant-{index}-{'accepted' if point.accepted else 'rejected'}")
-            axes.annotate(point.label, (point.x, point.y), xytext=(6, 4), textcoords="offset points", color=colour)
         if reference is not None:
             axes.axhline(reference[1], color=INFO, linewidth=1.2)
             axes.annotate(
@@ -143,11 +142,33 @@ def tradeoff_scatter(
             )  # fmt: skip
         axes.scatter([], [], color=OK, marker="o", label="accepted")
         axes.scatter([], [], color=BAD, marker="X", label="rejected")
-        axes.legend(loc="lower right", frameon=False)
+        axes.legend(loc="lower left", bbox_to_anchor=(1.0, 0.0), frameon=False)  # outside: never over a point
         axes.margins(x=0.12, y=0.15)
+        axes.autoscale_view()
+        for point, offset in zip(points, _label_offsets(axes, points), strict=True):
+            colour = OK if point.accepted else BAD
+            axes.annotate(point.label, (point.x, point.y), xytext=offset, textcoords="offset points", color=colour)
         axes.grid(True, which="major", color="#eaeded", linewidth=0.8)
         axes.set_axisbelow(True)
         axes.set_title(title)
         axes.set_xlabel(xlabel)
         axes.set_ylabel(ylabel)
         return _svg(figure)
+
+
+def _label_offsets(axes: Any, points: Sequence[Point]) -> list[tuple[float, float]]:
+    """Where each point's label goes (points from the point): right of it, moved up or down until it overlaps no
+    label already placed (variants of the same size and nearly the same metric sit on top of each other)."""
+    scale = 72 / axes.figure.dpi  # display pixels -> points
+    placed: list[tuple[float, float, float]] = []  # left, bottom, width of each label, in points
+    offsets = []
+    for point in points:
+        x, y = (value * scale for value in axes.transData.transform((point.x, point.y)))
+        width = 6.2 * len(point.label)
+        for dy in (4, -14, 14, -24, 24, -34, 34, -44):
+            left, bottom = x + 6, y + dy
+            if not any(abs(bottom - b) < 11 and left < x0 + w and x0 < left + width for x0, b, w in placed):
+                break
+        placed.append((left, bottom, width))
+        offsets.append((6.0, float(bottom - y)))
+    return offsets

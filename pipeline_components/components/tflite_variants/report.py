@@ -86,10 +86,16 @@ def plot_svg(result: dict[str, Any]) -> str:
         xlabel="file size (KiB, log scale)",
         ylabel=metric,
         reference=(f"SavedModel {reference:.4f}", reference) if known else None,
-        floors={f"{family} budget": reference - budget for family, budget in result["budgets"].items()}
-        if known
-        else {},
+        floors=_floors(reference, result["budgets"]) if known else {},
     )
+
+
+def _floors(reference: float, budgets: dict[str, float]) -> dict[str, float]:
+    """Label -> the metric below which a family's variants are rejected; families with the same budget share one."""
+    by_budget: dict[float, list[str]] = {}
+    for family, budget in sorted(budgets.items()):
+        by_budget.setdefault(budget, []).append(family)
+    return {f"{', '.join(families)} budget": reference - budget for budget, families in by_budget.items()}
 
 
 def gate_failures(result: dict[str, Any]) -> list[str]:
