@@ -33,10 +33,10 @@ from tfx.proto.orchestration import pipeline_pb2
 
 from pipeline_components.boundary import RESULT_PREFIX
 from pipeline_components.errors import ConfigError, DataError, RunwayError
+from pipeline_components.metadata.outputs import promote_span_and_version, published_outputs
 from pipeline_components.runtime.compile import read_ir
 from pipeline_components.runtime.csv_check import check_example_gen_input
 from pipeline_components.runtime.node_figures import node_figures
-from pipeline_components.runtime.outputs import promote_span_and_version, published_outputs
 from pipeline_components.runtime.overrides import apply_run_parameters
 
 # Beam runners that execute in this process or in local worker processes of this same environment.

@@ -6,125 +6,19 @@ artifacts it points to, never from logs.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
 from pipeline_components.config import PipelineConfig
-from pipeline_components.errors import RunwayError
+from pipeline_components.metadata.reader import (
+    EXECUTION_STATES,
+    RECORDED_PROPERTIES,
+    RunReader,
+    custom_property,
+    property_value,
+)
 from pipeline_components.settings import Settings
-
-_STATES = {v: k for k, v in metadata_store_pb2.Execution.State.items()}
-_RECORDED_PROPERTIES = {
-    "span",
-    "range_config",
-    "train_args",
-    "eval_args",
-    "custom_config",
-    "eval_config",
-    "push_destination",
-}
-
-
-def _value(prop: metadata_store_pb2.Value) -> Any:
-    kind = prop.WhichOneof("value")
-    return getattr(prop, kind) if kind else None
-
-
-def _custom(item: Any, key: str) -> Any:
-    return _value(item.custom_properties[key]) if key in item.custom_properties else None
-
-
-class RunReader:
-    """Queries over one pipeline's ML Metadata store."""
-
-    def __init__(self, metadata_path: Path) -> None:
-        if not metadata_path.is_file():
-            raise RunwayError(f"no ML Metadata store at {metadata_path}: the pipeline has not run yet")
-        config = metadata_store_pb2.ConnectionConfig()
-        config.sqlite.filename_uri = str(metadata_path)
-        config.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READONLY
-        self.store = metadata_store.MetadataStore(config)
-
-    def run_context(self, run_id: str) -> metadata_store_pb2.Context:
-        context = self.store.get_context_by_type_and_name("pipeline_run", run_id)
-        if context is None:
-            raise RunwayError(f"run '{run_id}' is not in ML Metadata")
-        return context
-
-    def node_of(self, execution_id: int) -> str:
-        for context in self.store.get_contexts_by_execution(execution_id):
-            if context.type == "node":
-                return context.name.split(".", 1)[-1]
-        return "?"
-
-    def run_of(self, execution_id: int) -> str | None:
-        for context in self.store.get_contexts_by_execution(execution_id):
-            if context.type == "pipeline_run":
-                return context.name
-        return None
-
-    def events(self, execution_id: int, kind: int) -> dict[str, list[metadata_store_pb2.Artifact]]:
-        result: dict[str, list[metadata_store_pb2.Artifact]] = {}
-        events = [e for e in self.store.get_events_by_execution_ids([execution_id]) if e.type == kind]
-        artifacts = {a.id: a for a in self.store.get_artifacts_by_id([e.artifact_id for e in events])}
-        for event in events:
-            key = event.path.steps[0].key if event.path.steps else ""
-            result.setdefault(key, []).append(artifacts[event.artifact_id])
-        return result
-
-    def producer(self, artifact_id: int) -> int | None:
-        for event in self.store.get_events_by_artifact_ids([artifact_id]):
-            if event.type in (metadata_store_pb2.Event.OUTPUT, metadata_store_pb2.Event.DECLARED_OUTPUT):
-                return event.execution_id
-        return None
-
-    def ingested_span(self, run_id: str) -> int | None:
-        """The span the run's ExampleGen ingested."""
-        context = self.store.get_context_by_type_and_name("pipeline_run", run_id)
-        if context is None:
-            return None
-        for execution in self.store.get_executions_by_context(context.id):
-            if not self.node_of(execution.id).endswith("ExampleGen"):
-                continue
-            for artifacts in self.events(execution.id, metadata_store_pb2.Event.OUTPUT).values():
-                for artifact in artifacts:
-                    if "span" in artifact.custom_properties:
-                        return int(artifact.custom_properties["span"].int_value)
-        return None
-
-    def pushed_models(self) -> list[metadata_store_pb2.Artifact]:
-        """Every PushedModel that was really pushed, newest first."""
-        pushed = [a for a in self.store.get_artifacts_by_type("PushedModel") if _custom(a, "pushed")]
-        return sorted(pushed, key=lambda a: a.id, reverse=True)
-
-    def lineage(self, artifact_id: int) -> list[dict[str, Any]]:
-        """Every artifact upstream of ``artifact_id`` (breadth first), with the node and run that produced it."""
-        seen: set[int] = set()
-        frontier = [artifact_id]
-        chain: list[dict[str, Any]] = []
-        while frontier:
-            current = frontier.pop(0)
-            if current in seen:
-                continue
-            seen.add(current)
-            artifact = self.store.get_artifacts_by_id([current])[0]
-            execution_id = self.producer(current)
-            chain.append(
-                {
-                    "artifact_id": current,
-                    "type": self.store.get_artifact_types_by_id([artifact.type_id])[0].name,
-                    "uri": artifact.uri,
-                    "node": self.node_of(execution_id) if execution_id else None,
-                    "run_id": self.run_of(execution_id) if execution_id else None,
-                }
-            )
-            if execution_id:
-                for artifacts in self.events(execution_id, metadata_store_pb2.Event.INPUT).values():
-                    frontier.extend(a.id for a in artifacts)
-        return chain
 
 
 def evaluation_summary(uri: str) -> dict[str, Any]:
@@ -182,18 +76,20 @@ def run_report(config: PipelineConfig, settings: Settings, run_id: str) -> dict[
         inputs_by_node[node] = reader.events(execution.id, metadata_store_pb2.Event.INPUT)
         report["nodes"][node] = {
             "execution_id": execution.id,
-            "state": _STATES.get(execution.last_known_state, "UNKNOWN"),
+            "state": EXECUTION_STATES.get(execution.last_known_state, "UNKNOWN"),
             # The execution parameters ML Metadata recorded: the run parameters as the node saw them.
             "properties": {
-                key: _value(value) for key, value in execution.custom_properties.items() if key in _RECORDED_PROPERTIES
+                key: property_value(value)
+                for key, value in execution.custom_properties.items()
+                if key in RECORDED_PROPERTIES
             },
         }
 
     examples = outputs_by_node.get("CsvExampleGen", {}).get("examples", [])
     window = inputs_by_node.get("Transform", {}).get("examples", [])
     report["spans"] = {
-        "ingested": [_custom(a, "span") for a in examples],
-        "training_window": sorted(_custom(a, "span") for a in window),
+        "ingested": [custom_property(a, "span") for a in examples],
+        "training_window": sorted(custom_property(a, "span") for a in window),
     }
 
     evaluator_inputs = inputs_by_node.get("Evaluator", {})
@@ -211,16 +107,16 @@ def run_report(config: PipelineConfig, settings: Settings, run_id: str) -> dict[
     if evaluator_outputs.get("evaluation"):
         evaluation.update(evaluation_summary(evaluator_outputs["evaluation"][0].uri))
     if evaluator_outputs.get("blessing"):
-        evaluation["blessed"] = bool(_custom(evaluator_outputs["blessing"][0], "blessed"))
+        evaluation["blessed"] = bool(custom_property(evaluator_outputs["blessing"][0], "blessed"))
     report["evaluation"] = evaluation
 
     pushed = outputs_by_node.get("Pusher", {}).get("pushed_model", [])
     if pushed:
         artifact = pushed[0]
         report["push"] = {
-            "pushed": bool(_custom(artifact, "pushed")),
-            "version": _custom(artifact, "pushed_version"),
-            "destination": _custom(artifact, "pushed_destination"),
+            "pushed": bool(custom_property(artifact, "pushed")),
+            "version": custom_property(artifact, "pushed_version"),
+            "destination": custom_property(artifact, "pushed_destination"),
             "artifact_id": artifact.id,
         }
         report["lineage"] = reader.lineage(artifact.id)

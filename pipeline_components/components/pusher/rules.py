@@ -51,7 +51,7 @@ def already_pushed_for_this_span(ir: pipeline_pb2.Pipeline, run_id: str) -> dict
     Returns:
         ``{"span", "version", "run_id"}`` of that push, or None.
     """
-    from pipeline_components.runtime.run_summary import RunReader
+    from pipeline_components.metadata.reader import RunReader
 
     path = _metadata_sqlite_path(ir)
     if path is None or not path.is_file():

@@ -30,7 +30,7 @@ from tfx.proto.orchestration import pipeline_pb2
 from pipeline_components.components.pusher.verification import compute_samples, rows_from_csv, write_samples
 from pipeline_components.config import fill_span
 from pipeline_components.durable import fsync_dir, publish_dir
-from pipeline_components.runtime.outputs import update_outputs
+from pipeline_components.metadata.outputs import update_outputs
 
 log = logging.getLogger("runway.push")
 VERIFY_EXAMPLES = 8
@@ -108,7 +108,7 @@ def launch_pusher(
 
 
 def _ingested_span(connection_config: Any, run_id: str) -> int | None:
-    from pipeline_components.runtime.run_summary import RunReader
+    from pipeline_components.metadata.reader import RunReader
 
     if not connection_config.HasField("sqlite"):
         return None
