@@ -203,7 +203,7 @@ def test_fleet_description_names_the_compose_fleet(compose: dict[str, Any]) -> N
     assert state.model_config_file == str(model_config_path(CONTAINER_HOME / "models"))
     assert state.grpc_target == "serving-lb:8500" and state.rest_url == "http://serving-lb:8501"
     assert state.server == compose["services"][SERVERS[0]]["image"]
-    assert compose["services"]["serving-lb"]["ports"] == ["8500:8500", "8501:8501"]
+    assert compose["services"]["serving-lb"]["ports"] == [f"{PUBLISH}:8500:8500", f"{PUBLISH}:8501:8501"]
 
 
 # --- secrets -----------------------------------------------------------------------------------------------------
@@ -217,6 +217,7 @@ SHARED_AIRFLOW_KEYS = (
     "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN",
     "AIRFLOW__CORE__AUTH_MANAGER",
 )
+PUBLISH = "${RUNWAY_PUBLISH_ADDRESS:-127.0.0.1}"  # where published ports listen: this host only, by default
 SECRET_NAME = re.compile(r"PASSWORD$|SECRET$|FERNET_KEY$|SECRET_KEY$|TOKEN$")
 # ${NAME}, ${NAME:?message}, ${NAME:-default}, ... (not $${...}, compose's escape for a literal dollar).
 INTERPOLATION = re.compile(r"(?<!\$)\$\{(\w+)(?:(:?[-?+])([^}]*))?\}")
@@ -238,12 +239,23 @@ def airflow_services(compose: dict[str, Any]) -> list[str]:
 
 
 def test_no_variable_has_a_committed_default() -> None:
-    """A default (``${VAR:-value}``) is a value written in the file: every variable must come from the environment."""
-    found = interpolations()
+    """A default (``${VAR:-value}``) is a value written in the file: every secret must come from the environment.
+
+    The one exception is not a secret: the address the published ports bind, loopback unless told otherwise.
+    """
+    found = [item for item in interpolations() if item[0] != "RUNWAY_PUBLISH_ADDRESS"]
     assert found, "the compose file reads its secrets from the environment"
     assert [name for name, operator, _ in found if operator != ":?"] == []
     for name, _, message in found:
         assert ".env.example" in message, f"${{{name}}}: say where to get it"
+
+
+def test_published_ports_listen_on_loopback_unless_told_otherwise(compose: dict[str, Any]) -> None:
+    published = [(name, str(port)) for name, svc in compose["services"].items() for port in svc.get("ports", [])]
+    assert published
+    for name, port in published:
+        assert port.startswith(f"{PUBLISH}:"), f"{name} publishes {port} on every interface"
+    assert {default for name, _, default in interpolations() if name == "RUNWAY_PUBLISH_ADDRESS"} == {"127.0.0.1"}
 
 
 def test_no_secret_is_written_in_the_compose_file(compose: dict[str, Any]) -> None:
@@ -294,7 +306,7 @@ def test_the_ui_admin_and_its_password_come_from_the_environment(compose: dict[s
 
 
 def test_env_example_lists_every_variable_without_a_value(compose: dict[str, Any]) -> None:
-    required = {name for name, _, _ in interpolations()}
+    required = {name for name, operator, _ in interpolations() if operator == ":?"}
     lines = (CHECKOUT / ".env.example").read_text().splitlines()
     assignments = dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
     assert set(assignments) == required
