@@ -152,7 +152,21 @@ class EvaluationConfig(StrictModel):
     lower_bound: float = Field(description="Value threshold: the candidate must reach at least this.")
     max_regression: float = Field(
         ge=0,
-        description="Change threshold: how much worse than the current blessed model the candidate may be.",
+        description="Change threshold: how much worse than the current blessed model the candidate may be, on the "
+        "new span's 'eval' split and on the trusted set.",
+    )
+    trusted_spans: int = Field(
+        default=3,
+        ge=0,
+        le=24,
+        description="The trusted set: the 'eval' splits of the newest N spans the served model was blessed on "
+        "(from ML Metadata); the candidate must not regress there either. 0: no trusted set.",
+    )
+    max_baseline_drop: float | None = Field(
+        default=0.1,
+        gt=0,
+        description="The served model's metric on the new span this much below its metric on the trusted set is "
+        "evidence against the new span: not blessed. null: reported only.",
     )
 
 
@@ -234,8 +248,48 @@ class ScheduleConfig(StrictModel):
     on_new_span: bool = Field(default=False, description="Retrain when a new span lands (an Airflow Asset event).")
 
 
+class LabelValidationConfig(StrictModel):
+    """The label's distribution against the previous spans (DeliveryValidator, docs/data-validation.md)."""
+
+    max_share_change: float = Field(
+        default=0.1,
+        gt=0,
+        le=1,
+        description="How far a class's share (binary: the positive rate) may lie outside the range of its shares "
+        "in the previous spans.",
+    )
+
+
+class DeliveryConfig(StrictModel):
+    """Is the new span a whole delivery? Rows and calendar coverage against the previous spans (DeliveryValidator)."""
+
+    min_rows: int = Field(default=1, ge=1, description="Fewest rows of any span, with or without history.")
+    max_rows: int | None = Field(default=None, ge=1, description="Most rows of any span (e.g. two spans in one).")
+    min_rows_ratio: float = Field(
+        default=0.5, gt=0, le=1, description="Rows at least this times the previous spans' median row count."
+    )
+    max_rows_ratio: float = Field(
+        default=2.0, ge=1, description="Rows at most this times the previous spans' median row count."
+    )
+    calendar_column: str | None = Field(
+        default=None,
+        description="Time-based spans: the column whose distinct values are the calendar units covered (e.g. the "
+        "day of the month); none: not checked.",
+    )
+    calendar_tolerance: int = Field(
+        default=0, ge=0, description="How many fewer distinct calendar values than the previous spans' fewest."
+    )
+
+    @model_validator(mode="after")
+    def _bounds_ordered(self) -> DeliveryConfig:
+        if self.max_rows is not None and self.max_rows < self.min_rows:
+            raise ValueError(f"max_rows ({self.max_rows}) is below min_rows ({self.min_rows})")
+        return self
+
+
 class ValidationConfig(StrictModel):
-    """The data gate beyond the committed schema: drift, skew, the expectation suite (docs/data-validation.md)."""
+    """The data gate beyond the committed schema: drift, skew, the expectation suite, the label's distribution and
+    the delivery's completeness (docs/data-validation.md)."""
 
     expectations_file: str | None = Field(
         default=None,
@@ -252,6 +306,15 @@ class ValidationConfig(StrictModel):
         description="Feature -> threshold between every span of the training window ('train' split) and the new "
         "span's 'eval' split, with the same comparators as drift.",
     )
+    history_spans: int = Field(
+        default=6,
+        ge=1,
+        le=60,
+        description="How many previous spans (newest first, each passed DeliveryValidator) set the expected rows, "
+        "calendar coverage and label shares.",
+    )
+    label: LabelValidationConfig = Field(default_factory=LabelValidationConfig)
+    delivery: DeliveryConfig = Field(default_factory=DeliveryConfig)
 
     @field_validator("drift", "skew")
     @classmethod
