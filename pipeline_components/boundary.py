@@ -5,8 +5,10 @@ other; both import this module, which imports neither (only the typed configurat
 
 - **The runtime's process settings** (``RUNTIME_ENV``), **exit codes and the result line** of a runtime
   command (``python -m pipeline_components.runtime ...``): the runtime prints one ``RUNWAY_RESULT {json}`` line
-  and exits 0, ``EXIT_GATE_FAILED`` (a data or model gate refused the run: fail, never retry) or
-  ``EXIT_SKIPPED`` (nothing to do: dry run, not blessed); any other code is a failure that may be retried.
+  and exits 0, ``EXIT_GATE_FAILED`` (a data or model gate refused the run: fail, never retry),
+  ``EXIT_NOT_RETRYABLE`` (the configuration or an input is wrong: a retry cannot succeed) or ``EXIT_SKIPPED``
+  (nothing to do: dry run, not blessed); any other code is a failure that may be retried. An error message starts
+  on an ``error: `` line and runs to the end of the output (``error_message``).
 - **Typed run parameters**: what an operator may change per run, in Airflow's trigger form, without recompiling.
   Each has a JSON-schema type, a default taken from the pipeline configuration, and a description; the DAG turns
   them into Airflow ``Param``s (validated by the trigger form), the ``check_params`` task validates them again
@@ -35,7 +37,9 @@ from pipeline_components.config import (
 from pipeline_components.errors import ConfigError
 
 RESULT_PREFIX = "RUNWAY_RESULT "  # the one line of JSON a runtime command prints for its caller
+ERROR_PREFIX = "error: "  # a runtime command's error message starts on a line with this prefix (see error_message)
 EXIT_GATE_FAILED = 3  # a data or model gate refused the run: fail, do not retry
+EXIT_NOT_RETRYABLE = 4  # the configuration or an input file is wrong (ConfigError, DataError): fail, do not retry
 EXIT_SKIPPED = 99  # nothing to do (dry run, not blessed): skip the task
 
 # The runtime environment's process settings: legacy Keras 2 for TFX/tfmot, TensorFlow's C++ logs kept to
@@ -45,6 +49,19 @@ RUNTIME_ENV = {
     "TF_CPP_MIN_LOG_LEVEL": "1",
     "PYTHONUNBUFFERED": "1",
 }
+
+
+def error_message(lines: list[str]) -> str | None:
+    """A runtime command's error message, every line of it: from its last ``error: `` line to the end.
+
+    A configuration error lists one problem per line after its first; a caller that kept only the first line would
+    show "... is not a valid pipeline configuration:" and nothing else.
+    """
+    starts = [index for index, line in enumerate(lines) if line.startswith(ERROR_PREFIX)]
+    if not starts:
+        return None
+    first, *rest = lines[starts[-1] :]
+    return "\n".join([first[len(ERROR_PREFIX) :], *rest]).rstrip()
 
 
 def locate_pipeline_config(config_dir: Path, name: str) -> Path:
@@ -145,6 +162,13 @@ PARAMETERS: tuple[RunParameter, ...] = (
         "Serving",
     ),
     RunParameter(
+        "ingest_only",
+        {"type": "boolean"},
+        "Ingest and validate the span, then stop: no training, nothing pushed (what `runway run --history` does "
+        "for each older span before the first training run, oldest first).",
+        "Data",
+    ),
+    RunParameter(
         "tflite_variants",
         {"type": "string", "pattern": r"^[a-z0-9_, ]*$"},
         "TFLite variants to build, measure and publish this run, comma-separated (float32, dynamic_range, float16, "
@@ -169,6 +193,7 @@ _DEFAULTS = {
     "tflite_variants": lambda c: ",".join(c.tflite.variants),
     "allow_breaking_change": lambda c: False,
     "repush": lambda c: False,
+    "ingest_only": lambda c: False,
 }
 BY_NAME = {p.name: p for p in PARAMETERS}
 

@@ -14,7 +14,7 @@ import os
 import subprocess
 from typing import Any
 
-from pipeline_components.boundary import RUNTIME_ENV
+from pipeline_components.boundary import RUNTIME_ENV, error_message
 from pipeline_components.errors import RuntimeEnvironmentError, RunwayError
 from pipeline_components.settings import Settings
 
@@ -35,7 +35,7 @@ def runtime(settings: Settings, *args: str, verbose: bool = False) -> Any:
     """Run ``python -m pipeline_components.runtime ARGS`` in the runtime environment; return its JSON answer.
 
     Raises:
-        RunwayError: the command failed; the message is its last ``error: ...`` line (else its last lines).
+        RunwayError: the command failed; the message is its error, every line of it (else its last lines).
     """
     argv = [runtime_python(settings), "-m", "pipeline_components.runtime", *args]
     env = {**os.environ, **settings.as_env(), **RUNTIME_ENV}
@@ -56,25 +56,25 @@ def runtime(settings: Settings, *args: str, verbose: bool = False) -> Any:
 def run_module(settings: Settings, module: str, *args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
     """Run ``python -m MODULE ARGS`` in the runtime environment, cold; return (exit status, its stdout).
 
-    For commands whose output is the answer itself (a report to print as it is). Their ``error: ...`` lines on
-    stderr become the ``RunwayError`` of exit status 2; any other status but 0 and 1 raises with their stderr.
+    For commands whose output is the answer itself (a report to print as it is). Their ``error: ...`` message on
+    stderr (every line of it) becomes the ``RunwayError`` of exit status 2; any other status but 0 and 1 raises
+    with their stderr.
     """
     command = [runtime_python(settings), "-m", module, *args]
     result = subprocess.run(
         command, env={**os.environ, **settings.as_env(), **RUNTIME_ENV, **(env or {})}, capture_output=True, text=True
     )
     if result.returncode not in (0, 1):
-        detail = result.stderr.splitlines()
-        errors = [line[7:] for line in detail if line.startswith("error: ")]
-        raise RunwayError(errors[-1] if errors else result.stderr.strip()[-2000:] or f"{module} failed")
+        message = error_message(result.stderr.splitlines())
+        raise RunwayError(message or result.stderr.strip()[-2000:] or f"{module} failed")
     return result.returncode, result.stdout
 
 
 def _runtime_answer(returncode: int, output: list[str], detail: list[str]) -> Any:
-    """A runtime command's answer, its last JSON line; or its ``error: ...`` line (else its last lines) raised."""
+    """A runtime command's answer, its last JSON line; or its error message (else its last lines) raised."""
     if returncode != 0:
-        errors = [line[7:] for line in detail if line.startswith("error: ")]
-        raise RunwayError(errors[-1] if errors else "\n".join(detail[-25:]).strip() or "runtime command failed")
+        message = error_message(detail)
+        raise RunwayError(message or "\n".join(detail[-25:]).strip() or "runtime command failed")
     for line in reversed(output):
         if line.startswith(("{", "[")):
             with contextlib.suppress(ValueError):

@@ -55,18 +55,31 @@ class PipelineConfig(StrictModel):
     source: Path | None = Field(default=None, exclude=True)
 
     @model_validator(mode="after")
-    def _label_not_a_feature(self) -> PipelineConfig:
+    def _sections_agree(self) -> PipelineConfig:
+        # Every disagreement at once, one line each naming its keys (printed by _explain).
+        problems = []
         if self.label.column in self.features.all:
-            raise ValueError(f"the label column '{self.label.column}' is also listed as a feature")
-        return self
-
-    @model_validator(mode="after")
-    def _validation_features_known(self) -> PipelineConfig:
+            problems.append(f"label.column: '{self.label.column}' is also listed as a feature")
         for section in ("drift", "skew"):
             unknown = sorted(set(getattr(self.validation, section)) - set(self.features.all))
             if unknown:
-                raise ValueError(f"validation.{section} names features that are not features: {unknown}")
+                problems.append(f"validation.{section}: names features that are not features: {unknown}")
+        column = self.data.span_column
+        if column is not None and column in (*self.features.all, self.label.column):
+            problems.append(f"data.span_column: '{column}' numbers the spans; it cannot also be a feature or the label")
+        if self.data.preparer == "csv" and not self.data.source:
+            problems.append("data.source: the csv preparer needs your CSV file (or folder of span folders)")
+        if problems:
+            raise ValueError("\n".join(problems))
         return self
+
+    @property
+    def source_path(self) -> Path | None:
+        """``data.source`` resolved against this file's folder (the csv preparer's input)."""
+        if not self.data.source:
+            return None
+        base = self.source.parent if self.source else Path.cwd()
+        return (base / self.data.source).resolve()
 
     @property
     def expectations_path(self) -> Path:
@@ -98,10 +111,14 @@ class PipelineConfig(StrictModel):
 
 
 def _explain(err: ValidationError) -> str:
+    """One line per problem, each naming its key (a section's own checks may report several problems at once)."""
     lines = []
     for item in err.errors():
-        where = ".".join(str(part) for part in item["loc"]) or "(top level)"
-        lines.append(f"  - {where}: {item['msg']}")
+        where = ".".join(str(part) for part in item["loc"])
+        message = str(item["msg"]).removeprefix("Value error, ")
+        for line in message.split("\n"):
+            # Cross-section checks name their keys themselves ("label.column: ..."); others get their location.
+            lines.append(f"  - {where}: {line}" if where else f"  - {line}")
     return "\n".join(lines)
 
 

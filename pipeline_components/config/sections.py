@@ -20,7 +20,20 @@ class StrictModel(BaseModel):
 
 
 class DataConfig(StrictModel):
-    preparer: str = Field(description="Dataset preparer in pipeline_components.data (nycflights13, palmerpenguins).")
+    preparer: str = Field(
+        description="Dataset preparer in pipeline_components.data: nycflights13, palmerpenguins, or csv (your own "
+        "CSV file or folders, named in 'source'; `runway init` writes this section)."
+    )
+    source: str | None = Field(
+        default=None,
+        description="csv preparer: your CSV file, or a folder with one subfolder of CSV files per span (the number "
+        "in the subfolder's name is the span), relative to this file or absolute.",
+    )
+    span_column: str | None = Field(
+        default=None,
+        description="csv preparer with a CSV file: the column whose integer values number the spans (a year, "
+        "a month such as 201403, a batch); it is not a feature. None: the whole file is span 1.",
+    )
     folder: str = Field(pattern=NAME_PATTERN, description="Folder under the data directory that holds the spans.")
     span_pattern: str = Field(
         description="ExampleGen split pattern relative to the dataset folder, with TFX's {SPAN} placeholder."
@@ -55,19 +68,36 @@ class FeaturesConfig(StrictModel):
         return [*self.numeric, *self.categorical]
 
 
+LabelValues = Literal["index", "name"]
+
+
 class LabelConfig(StrictModel):
-    column: str = Field(description="Integer column: 0/1 for binary, the class index 0..K-1 for multiclass.")
+    column: str = Field(description="The column to predict.")
     kind: Literal["binary", "multiclass"]
     classes: list[str] = Field(
-        default_factory=list, description="Multiclass only: the class names, in index order (for reports)."
+        default_factory=list,
+        description="The class names in index order: multiclass always; binary optionally, [negative, positive]. "
+        "Served answers (serving_classify) name them.",
+    )
+    values: LabelValues = Field(
+        default="index",
+        description="What the column holds: 'index' (0/1 for binary, the class index 0..K-1 for multiclass) or "
+        "'name' (one of 'classes' per row, e.g. yes/no; mapped to its index by Transform).",
     )
 
     @model_validator(mode="after")
     def _classes(self) -> LabelConfig:
+        problems = []
         if self.kind == "multiclass" and len(self.classes) < 3:
-            raise ValueError("a multiclass label needs 'classes' with at least three values")
-        if self.kind == "binary" and self.classes:
-            raise ValueError("a binary label takes no 'classes': its column holds 0 or 1")
+            problems.append("a multiclass label needs 'classes' with at least three values")
+        if self.kind == "binary" and self.classes and len(self.classes) != 2:
+            problems.append(f"a binary label takes two 'classes' [negative, positive] or none; got {len(self.classes)}")
+        if len(set(self.classes)) != len(self.classes):
+            problems.append(f"'classes' repeats a name: {self.classes}")
+        if self.values == "name" and not self.classes:
+            problems.append("values 'name' needs 'classes': the names the column holds, in index order")
+        if problems:
+            raise ValueError("; ".join(problems))
         return self
 
     @property

@@ -14,9 +14,15 @@ import os
 import sys
 from pathlib import Path
 
-from pipeline_components.boundary import EXIT_GATE_FAILED, EXIT_SKIPPED, locate_pipeline_config
+from pipeline_components.boundary import (
+    ERROR_PREFIX,
+    EXIT_GATE_FAILED,
+    EXIT_NOT_RETRYABLE,
+    EXIT_SKIPPED,
+    locate_pipeline_config,
+)
 from pipeline_components.config import load_pipeline_config
-from pipeline_components.errors import RunwayError
+from pipeline_components.errors import ConfigError, DataError, RunwayError
 from pipeline_components.settings import Settings
 
 
@@ -31,12 +37,13 @@ def _config(args: argparse.Namespace, settings: Settings, *, require_schema: boo
 
 
 def cmd_compile(args: argparse.Namespace, settings: Settings) -> None:
+    overrides = json.loads(args.overrides) if args.overrides else {}
+    # Every configuration is validated before TFX is imported: a mistake is reported in a second, not in ten.
+    configs = [load_pipeline_config(_config_path(name, settings)) for name in args.configs]
     from pipeline_components.runtime.compile import compile_pipeline, write_ir
 
-    overrides = json.loads(args.overrides) if args.overrides else {}
     results = []
-    for name in args.configs:  # several in one process: TFX's imports are paid once
-        config = load_pipeline_config(_config_path(name, settings))
+    for config in configs:  # several in one process: TFX's imports are paid once
         config = config.with_overrides(overrides) if overrides else config
         ir = compile_pipeline(config, settings)
         out = settings.ir_path(config.name)
@@ -61,8 +68,15 @@ def cmd_run_node(args: argparse.Namespace, settings: Settings) -> int:
         result = run_node(Path(args.ir), args.node, args.run_id, params)
     except GateFailed as gate:
         result = {**gate.result, "status": "gate_failed", "reason": str(gate)}
-        print(f"error: {gate}", file=sys.stderr)
+        print(f"{ERROR_PREFIX}{gate}", file=sys.stderr)
         code = EXIT_GATE_FAILED
+    except (ConfigError, DataError) as wrong:
+        # The configuration or an input file is wrong (a missing suite, a schema that does not fit): the same
+        # node would fail the same way on a retry, so it says so and is not retried.
+        print(f"{ERROR_PREFIX}{wrong}", file=sys.stderr)
+        result = {"node": args.node, "run_id": args.run_id, "status": "failed", "reason": str(wrong)}
+        print_result(result)
+        return EXIT_NOT_RETRYABLE
     except NodeSkipped as skipped:
         result = {**skipped.result, "status": "skipped", "reason": str(skipped)}
         code = EXIT_SKIPPED
@@ -92,9 +106,9 @@ def cmd_prepare_data(args: argparse.Namespace, settings: Settings) -> None:
 
 
 def cmd_schema(args: argparse.Namespace, settings: Settings) -> None:
+    config = _config(args, settings, require_schema=False)  # before TFDV's imports: a mistake in a second
     from pipeline_components.runtime.schema import regenerate
 
-    config = _config(args, settings, require_schema=False)
     print(json.dumps({"pipeline": config.name, "schema": str(regenerate(config, settings.data_dir))}))
 
 
