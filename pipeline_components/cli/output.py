@@ -17,12 +17,15 @@ def print_summary(summary: dict[str, Any]) -> None:
     for task in summary["tasks"]:
         seconds = f"{task['seconds']:.1f} s" if task.get("seconds") is not None else "-"
         say(f"  {task['task_id']:<32} {task['state'] or '-':<10} {seconds:>9}")
+    print_failures(summary.get("failures") or {})
     meta = summary.get("metadata") or {}
     if "error" in meta:
         say(f"  (no ML Metadata summary: {meta['error']})")
         return
     spans = meta.get("spans", {})
     say(f"Spans: ingested {spans.get('ingested')}, training window {spans.get('training_window')}")
+    if (left := spans_left(summary)) is not None:
+        say(f"Spans left out: {left}")
     evaluation = meta.get("evaluation", {})
     metrics = evaluation.get("metrics", {})
     shown = [k for k in sorted(metrics) if not k.endswith("_diff") and k != "loss"]
@@ -46,3 +49,33 @@ def print_summary(summary: dict[str, Any]) -> None:
         say(f"Pushed: nothing ({reason})")
     else:
         say(f"Pushed: nothing (Pusher {pusher_state or 'did not run'})")
+
+
+def print_failures(failures: dict[str, Any]) -> None:
+    """For each failed task, the one line that says why, and where the full report is."""
+    for task_id, failure in failures.items():
+        tries = f" (after {failure['tries']} tries)" if failure.get("tries", 1) > 1 else ""
+        reason = str(failure["reason"]).removeprefix(f"{task_id}: ")  # a gate's reason may start with its name
+        say(f"Failed: {task_id}{tries}: {reason}")
+        say(f"  full report: {failure['report']}")
+
+
+def spans_left(summary: dict[str, Any]) -> str | None:
+    """Which spans on disk the model did not train on, and why (None when the run trained on nothing)."""
+    meta = summary.get("metadata") or {}
+    window = (meta.get("spans") or {}).get("training_window") or []
+    present = summary.get("spans_present")
+    if not window or present is None:
+        return None
+    ingested = set(meta.get("ingested_so_far") or [])
+    older = [span for span in present if span in ingested and span not in window]
+    never = [span for span in present if span not in ingested and span not in window]
+    parts = []
+    if older:
+        parts.append(f"{older} ingested, older than the training window of {len(window)}")
+    if never:
+        parts.append(
+            f"{never} present but never ingested (`runway run {summary.get('pipeline', 'NAME')} --history` takes "
+            "them in, oldest first)"
+        )
+    return "; ".join(parts) or "none"

@@ -9,11 +9,16 @@ The exported SavedModel has two signatures:
     REST ``predict`` in row or columnar form, with the Transform graph inside;
   - ``serving_tf_example``: serialized ``tf.Example`` records; Evaluator (TFMA) is pinned to it;
   - ``serving_classify``: TF Serving's classification contract over serialized ``tf.Example`` records (input
-    ``inputs``; outputs ``classes``, the class indices as strings, and ``scores``, one probability per class), for
-    its ``Classify`` API;
+    ``inputs``; outputs ``classes``, the class names of ``label.classes`` or else the class indices as strings, and
+    ``scores``, one probability per class), for its ``Classify`` API;
   - ``serving_regress``: TF Serving's regression contract (input ``inputs``; output ``outputs``, one float per
     example), for its ``Regress`` API: the probability of the positive class for a binary label, the probability of
-    the most likely class (the model's confidence) for a multi-class one.
+    the most likely class (the model's confidence) for a multi-class one;
+  - ``transform_features`` (only for a label of class names, ``label.values: name``): Transform's outputs for a
+    serialized ``tf.Example``, label index included, which the Evaluator (TFMA) scores against.
+
+The label column holds the class index, or (``label.values: name``) the class names that ``preprocessing_fn`` maps
+to their position in ``label.classes``.
 """
 
 from __future__ import annotations
@@ -26,9 +31,11 @@ import tf_keras as keras
 from tfx import v1 as tfx
 from tfx_bsl.public import tfxio
 
+from pipeline_components.errors import ConfigError
 from pipeline_components.training.session import training_session
 
 LABEL_KEY = "label_xf"
+TRANSFORM_SIGNATURE = "transform_features"  # what the Evaluator reads label_xf from (pipeline/factory.py)
 NUM_OOV_BUCKETS = 1
 
 
@@ -56,10 +63,29 @@ def preprocessing_fn(inputs: dict[str, Any], custom_config: dict[str, Any]) -> d
         outputs[transformed_name(name)] = tft.compute_and_apply_vocabulary(
             value, num_oov_buckets=NUM_OOV_BUCKETS, vocab_filename=name
         )
-    # The label column holds 0/1 (binary) or the class index (multiclass): see LabelConfig.
-    label = _dense(inputs[custom_config["label"]])
-    outputs[LABEL_KEY] = tf.cast(label, tf.int64)
+    outputs[LABEL_KEY] = label_index(_dense(inputs[custom_config["label"]]), custom_config)
     return outputs
+
+
+def label_index(label: tf.Tensor, custom_config: dict[str, Any]) -> tf.Tensor:
+    """The label as an int64 class index (LabelConfig): cast when the column holds the index, else the position
+    of its name in ``classes`` (-1 for a name that is not there; the run's pre-flight check refuses such spans).
+
+    Raises:
+        ConfigError: the column holds text but the configuration says it holds indices.
+    """
+    if custom_config.get("label_values") == "name":
+        names = label if label.dtype == tf.string else tf.strings.as_string(label)
+        classes = tf.constant(list(custom_config["classes"]), dtype=tf.string)
+        matches = tf.equal(tf.expand_dims(names, 1), tf.expand_dims(classes, 0))  # [batch, classes]
+        index = tf.argmax(tf.cast(matches, tf.int64), axis=1, output_type=tf.int64)
+        return tf.where(tf.reduce_any(matches, axis=1), index, tf.constant(-1, tf.int64))
+    if label.dtype == tf.string:
+        raise ConfigError(
+            f"label '{custom_config['label']}' holds text, but label.values is 'index' (0/1 or the class index): "
+            "set label.values: name and label.classes, in index order"
+        )
+    return tf.cast(label, tf.int64)
 
 
 def build_keras_model(
@@ -118,9 +144,11 @@ def _raw_feature_spec(tf_transform_output: tft.TFTransformOutput, label: str) ->
     return spec
 
 
-def _serving_signatures(model: keras.Model, tf_transform_output: tft.TFTransformOutput, label: str) -> dict[str, Any]:
+def _serving_signatures(
+    model: keras.Model, tf_transform_output: tft.TFTransformOutput, config: dict[str, Any]
+) -> dict[str, Any]:
     model.tft_layer = tf_transform_output.transform_features_layer()
-    raw_spec = _raw_feature_spec(tf_transform_output, label)
+    raw_spec = _raw_feature_spec(tf_transform_output, config["label"])
 
     def predict(raw_features: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
         transformed = model.tft_layer(raw_features)
@@ -143,13 +171,22 @@ def _serving_signatures(model: keras.Model, tf_transform_output: tft.TFTransform
             batch[name] = tf.reshape(value, [-1, *shape]) if shape else value
         return predict(batch)
 
-    classify, regress = _classify_regress_signatures(serve_tf_examples)
-    return {
+    classify, regress = _classify_regress_signatures(serve_tf_examples, list(config.get("classes") or []))
+    signatures = {
         "serving_default": serve_raw.get_concrete_function(),
         "serving_tf_example": serve_tf_examples.get_concrete_function(),
         "serving_classify": classify,
         "serving_regress": regress,
     }
+    if config.get("label_values") == "name":
+        full_spec = tf_transform_output.raw_feature_spec()  # the label too: TFMA scores against its index
+
+        @tf.function(input_signature=[tf.TensorSpec(shape=[None], dtype=tf.string, name="examples")])
+        def transform_features(serialized: tf.Tensor) -> dict[str, tf.Tensor]:
+            return dict(model.tft_layer(tf.io.parse_example(serialized, full_spec)))
+
+        signatures[TRANSFORM_SIGNATURE] = transform_features.get_concrete_function()
+    return signatures
 
 
 def _class_scores(probabilities: tf.Tensor) -> tf.Tensor:
@@ -159,8 +196,9 @@ def _class_scores(probabilities: tf.Tensor) -> tf.Tensor:
     return probabilities
 
 
-def _classify_regress_signatures(serve_tf_examples: Any) -> tuple[Any, Any]:
-    """TF Serving's Classify and Regress contracts over the tf.Example signature.
+def _classify_regress_signatures(serve_tf_examples: Any, class_names: list[str]) -> tuple[Any, Any]:
+    """TF Serving's Classify and Regress contracts over the tf.Example signature; ``classes`` answers with
+    ``class_names`` (in index order) when the configuration names the classes, else with the indices.
 
     TF Serving finds the input under ``inputs`` and the outputs under ``classes``/``scores`` (classify) or
     ``outputs`` (regress); it checks the signature's method name only with ``--enable_signature_method_name_check``
@@ -170,7 +208,10 @@ def _classify_regress_signatures(serve_tf_examples: Any) -> tuple[Any, Any]:
     @tf.function(input_signature=[tf.TensorSpec(shape=[None], dtype=tf.string, name="inputs")])
     def classify(inputs: tf.Tensor) -> dict[str, tf.Tensor]:
         scores = _class_scores(serve_tf_examples(inputs)["probabilities"])
-        names = tf.strings.as_string(tf.range(tf.shape(scores)[1]))
+        if class_names:
+            names = tf.constant(class_names, dtype=tf.string)
+        else:
+            names = tf.strings.as_string(tf.range(tf.shape(scores)[1]))
         classes = tf.tile(tf.expand_dims(names, 0), [tf.shape(scores)[0], 1])
         return {"classes": classes, "scores": scores}
 
@@ -226,5 +267,5 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
             callbacks=session.callbacks(),
             verbose=2,
         )
-        signatures = _serving_signatures(model, tf_transform_output, config["label"])
+        signatures = _serving_signatures(model, tf_transform_output, config)
         model.save(session.serving_model_dir, save_format="tf", signatures=signatures)

@@ -8,6 +8,7 @@ from airflow.sdk import BaseOperatorLink
 
 URL_PREFIX = "/runway"  # where the plugin's app is mounted in Airflow's API server
 REPORT_XCOM_KEY = "report_url"
+FAILURE_XCOM_KEY = "runway_failure"  # why a task failed: {"reason": one line, "report": page} (operators.py)
 
 
 def report_url(relative_report: str) -> str:

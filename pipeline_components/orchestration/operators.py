@@ -12,10 +12,11 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
 
 from pipeline_components import boundary as run_params
-from pipeline_components.boundary import EXIT_GATE_FAILED, EXIT_SKIPPED, RUNTIME_ENV
+from pipeline_components.boundary import EXIT_GATE_FAILED, EXIT_NOT_RETRYABLE, EXIT_SKIPPED, RUNTIME_ENV, error_message
 from pipeline_components.config import load_pipeline_config
+from pipeline_components.data.preflight import preflight
 from pipeline_components.errors import ConfigError, RuntimeEnvironmentError
-from pipeline_components.orchestration.links import REPORT_XCOM_KEY, NodeReportLink, report_url
+from pipeline_components.orchestration.links import FAILURE_XCOM_KEY, REPORT_XCOM_KEY, NodeReportLink, report_url
 from pipeline_components.orchestration.runner import (
     LocalNodeRunner,
     NodeCommand,
@@ -46,11 +47,25 @@ def _plain(values: Any) -> dict[str, Any]:
     return {key: values[key] for key in values} if values else {}
 
 
+def record_failure(context: Any, reason: str, *, report: str = "") -> None:
+    """Say why the task fails, for the run's summary: the reason's first line and the page with the details.
+
+    An XCom, pushed before the exception that fails the task (``runway run`` reads it with the task states).
+    """
+    try:
+        line = next((part for part in reason.splitlines() if part.strip()), reason).strip()
+        context["ti"].xcom_push(key=FAILURE_XCOM_KEY, value={"reason": line, "report": report})
+    except Exception:  # the summary's line is a convenience; the task fails with its reason regardless
+        logging.getLogger(__name__).warning("could not record why %s failed", context.get("ti"))
+
+
 class CheckRunParametersOperator(BaseOperator):
-    """First task of every run: validate the run parameters against the configuration and the data.
+    """First task of every run: validate the run parameters, then the configuration against the data.
 
     An invalid value fails the run here, before any node, with a message that names the parameter; the
-    trigger form has already checked each value's type and range.
+    trigger form has already checked each value's type and range. Then the pre-flight check
+    (``data/preflight.py``): the span to ingest against the configuration's columns and types, the committed
+    schema and the expectation suite; a mismatch fails the run here, never retried, naming the column or key.
     """
 
     ui_color = "#eaecee"
@@ -61,13 +76,18 @@ class CheckRunParametersOperator(BaseOperator):
         self.check_data = check_data
 
     def execute(self, context: Any) -> dict[str, Any]:
-        config = load_pipeline_config(self.config_path)
         try:
+            config = load_pipeline_config(self.config_path)
             resolved = run_params.validate(_plain(context["params"]), config)
             if self.check_data:
-                spans = run_params.check_against_data(resolved, config, Settings.from_env().data_dir)
+                data_dir = Settings.from_env().data_dir
+                spans = run_params.check_against_data(resolved, config, data_dir)
                 self.log.info("spans present: %s", spans)
+                for line in preflight(config, data_dir, resolved.get("span"), spans):
+                    self.log.info("pre-flight: %s", line)
         except ConfigError as err:
+            self.log.error("%s", err)
+            record_failure(context, str(err))
             raise AirflowFailException(str(err)) from None
         for name, value in sorted(resolved.items()):
             self.log.info("run parameter %-22s = %r", name, value)
@@ -133,11 +153,18 @@ class TfxNodeOperator(BaseOperator):
             reason += self._evaluation_reason(context) if "not blessed" in reason else ""
             self.log.info("%s", summarize(result))
             raise AirflowSkipException(f"{self.tfx_node_id} skipped: {reason}")
-        if outcome.returncode == EXIT_GATE_FAILED:
+        if outcome.returncode in (EXIT_GATE_FAILED, EXIT_NOT_RETRYABLE):
+            # A gate refused the run, or the configuration or an input is wrong: a retry would fail the same way.
             self.log.error("%s", summarize(result))
-            raise AirflowFailException(result.get("reason") or node_failure_message(self.tfx_node_id, outcome))
+            reason = (
+                result.get("reason") or error_message(outcome.tail) or node_failure_message(self.tfx_node_id, outcome)
+            )
+            record_failure(context, reason, report=result.get("report", ""))
+            raise AirflowFailException(reason)
         if outcome.returncode != 0:
-            raise AirflowException(node_failure_message(self.tfx_node_id, outcome))
+            message = node_failure_message(self.tfx_node_id, outcome)
+            record_failure(context, message)
+            raise AirflowException(message)
         for key, value in sorted(result.get("figures", {}).items()):
             context["ti"].xcom_push(key=key, value=value)
         self.log.info("%s", summarize(result))
@@ -226,8 +253,9 @@ class RuntimeCommandOperator(BaseOperator):
         except RuntimeEnvironmentError as err:
             raise AirflowFailException(str(err)) from None
         if outcome.returncode != 0:
-            errors = [line[7:] for line in lines if line.startswith("error: ")]
-            raise AirflowFailException(errors[-1] if errors else node_failure_message(self.task_id, outcome))
+            reason = error_message(lines) or node_failure_message(self.task_id, outcome)
+            record_failure(context, reason)
+            raise AirflowFailException(reason)
         payload = [line for line in lines if line.startswith(("[", "{"))]
         return json.loads(payload[-1]) if payload else None
 

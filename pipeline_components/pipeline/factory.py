@@ -45,6 +45,9 @@ from pipeline_components.training.settings import trainer_training_config
 LATEST_BLESSED_MODEL_RESOLVER = "latest_blessed_model_resolver"
 # Evaluator (TFMA) reads serialized tf.Examples: it is pinned to this signature (see models/tabular.py).
 EVAL_SIGNATURE = "serving_tf_example"
+# A label of class names: TFMA reads its index from the model's Transform signature (models/tabular.py).
+TRANSFORM_SIGNATURE = "transform_features"
+TRANSFORMED_LABEL = "label_xf"
 
 
 def model_custom_config(config: PipelineConfig) -> dict[str, object]:
@@ -55,6 +58,9 @@ def model_custom_config(config: PipelineConfig) -> dict[str, object]:
         "label": config.label.column,
         "label_kind": config.label.kind,
         "num_classes": config.label.num_classes,
+        # A label given as class names is mapped to its index by Transform; served answers name the classes.
+        "label_values": config.label.values,
+        "classes": list(config.label.classes),
         "hidden_units": list(config.model.hidden_units),
         "embedding_dim": config.model.embedding_dim,
         "learning_rate": config.model.learning_rate,
@@ -134,8 +140,16 @@ def eval_config(config: PipelineConfig) -> tfma.EvalConfig:
                     ),
                 )
             )
+    # A label of class names is not a number TFMA can score: it reads Transform's index of it (label_xf) from the
+    # model's transform_features signature instead (models/tabular.py), as TFX's penguin example does.
+    by_name = config.label.values == "name"
+    model_spec = tfma.ModelSpec(
+        signature_name=EVAL_SIGNATURE,
+        label_key=TRANSFORMED_LABEL if by_name else config.label.column,
+        preprocessing_function_names=[TRANSFORM_SIGNATURE] if by_name else [],
+    )
     return tfma.EvalConfig(
-        model_specs=[tfma.ModelSpec(signature_name=EVAL_SIGNATURE, label_key=config.label.column)],
+        model_specs=[model_spec],
         slicing_specs=[tfma.SlicingSpec()],
         metrics_specs=[tfma.MetricsSpec(metrics=metrics)],
     )

@@ -93,11 +93,11 @@ def cmd_prepare_data(args: argparse.Namespace, settings: Settings) -> None:
     from pipeline_components.data import next_span, prepare_dataset
 
     config = _config(args, settings, require_schema=False)
-    options: dict[str, object] = {}
+    options: dict[str, object] = {"config": config} if config.data.preparer == "csv" else {}
     if args.next:
-        args.spans = str(next_span(config.data.preparer, available_spans(config, settings.data_dir)))
+        args.spans = str(next_span(config.data.preparer, available_spans(config, settings.data_dir), config=config))
     if args.spans:
-        key = "months" if config.data.preparer == "nycflights13" else "years"
+        key = {"nycflights13": "months", "palmerpenguins": "years"}.get(config.data.preparer, "spans")
         options[key] = [int(s) for s in args.spans.split(",")]
     if args.sample_fraction is not None:
         options["sample_fraction"] = args.sample_fraction
@@ -110,6 +110,29 @@ def cmd_schema(args: argparse.Namespace, settings: Settings) -> None:
     from pipeline_components.runtime.schema import regenerate
 
     print(json.dumps({"pipeline": config.name, "schema": str(regenerate(config, settings.data_dir))}))
+
+
+def cmd_init(args: argparse.Namespace, settings: Settings) -> None:
+    from pipeline_components.runtime.scaffold import scaffold
+
+    result = scaffold(
+        settings,
+        name=args.name,
+        source=Path(args.source),
+        label=args.label,
+        span_column=args.span_column,
+        exclude=tuple(args.exclude or ()),
+        positive=args.positive,
+        force=args.force,
+    )
+    print(json.dumps(result))
+
+
+def cmd_spans(args: argparse.Namespace, settings: Settings) -> None:
+    from pipeline_components.runtime.run_summary import ingested_spans
+
+    config = _config(args, settings, require_schema=False)
+    print(json.dumps({"pipeline": config.name, "ingested": ingested_spans(config, settings)}))
 
 
 def cmd_report(args: argparse.Namespace, settings: Settings) -> None:
@@ -156,6 +179,19 @@ def parser() -> argparse.ArgumentParser:
 
     s = with_config("schema", "regenerate the committed schema from the prepared spans")
     s.set_defaults(func=cmd_schema)
+
+    s = sub.add_parser("init", help="write spans, schema, suite and configuration from your CSV (`runway init`)")
+    s.add_argument("name", help="the new pipeline's name")
+    s.add_argument("--source", required=True, help="a CSV file, or a folder of span folders of CSV files")
+    s.add_argument("--label", required=True, help="the column to predict")
+    s.add_argument("--span-column", help="the CSV file's column whose integer values number the spans")
+    s.add_argument("--exclude", action="append", help="a column to leave out (repeatable)")
+    s.add_argument("--positive", help="a binary label's positive class")
+    s.add_argument("--force", action="store_true", help="write over an existing pipeline of that name")
+    s.set_defaults(func=cmd_init)
+
+    s = with_config("spans", "the spans this pipeline's runs have ingested, from ML Metadata (JSON)")
+    s.set_defaults(func=cmd_spans)
 
     s = with_config("report", "ML Metadata summary of one pipeline run (JSON)")
     s.add_argument("--run-id", required=True)

@@ -118,6 +118,8 @@ def run_node(ir_path: Path, node_id: str, run_id: str, params: dict[str, Any] | 
     result["parameters_applied"] = apply_run_parameters(node, params)
     for change in result["parameters_applied"]:
         log.info("run parameter applied to %s: %s", node_id, change)
+    if component == "Transform" and params.get("ingest_only"):  # `runway run --history` takes older spans in
+        raise NodeSkipped("ingest-only run (run parameter ingest_only): the span is ingested and validated", result)
     if component == "Pusher":
         from pipeline_components.components.pusher.rules import skip_reason
 

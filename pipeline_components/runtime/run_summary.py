@@ -49,6 +49,25 @@ def evaluation_summary(uri: str) -> dict[str, Any]:
     return {"metrics": metrics, "validation_ok": bool(validation.validation_ok), "failures": failures}
 
 
+def ingested_spans(config: PipelineConfig, settings: Settings) -> list[int]:
+    """Every span the pipeline's ExampleGen has ingested so far, in any run (none before the first run)."""
+    path = settings.metadata_path(config.name)
+    if not path.is_file():
+        return []
+    reader = RunReader(path)
+    context = reader.store.get_context_by_type_and_name("node", f"{config.name}.CsvExampleGen")
+    if context is None:
+        return []
+    done = {metadata_store_pb2.Execution.COMPLETE, metadata_store_pb2.Execution.CACHED}
+    spans = set()
+    for execution in reader.store.get_executions_by_context(context.id):
+        if execution.last_known_state in done:
+            for artifact in reader.events(execution.id, metadata_store_pb2.Event.OUTPUT).get("examples", []):
+                if (span := custom_property(artifact, "span")) is not None:
+                    spans.add(int(span))
+    return sorted(spans)
+
+
 def run_report(config: PipelineConfig, settings: Settings, run_id: str) -> dict[str, Any]:
     """What run ``run_id`` of ``config``'s pipeline did, from its ML Metadata store (``runway report``).
 
@@ -91,6 +110,8 @@ def run_report(config: PipelineConfig, settings: Settings, run_id: str) -> dict[
         "ingested": [custom_property(a, "span") for a in examples],
         "training_window": sorted(custom_property(a, "span") for a in window),
     }
+    # What every run has ingested so far: with the spans on disk, what this run left out (output.print_summary).
+    report["ingested_so_far"] = ingested_spans(config, settings)
 
     evaluator_inputs = inputs_by_node.get("Evaluator", {})
     baseline = evaluator_inputs.get("baseline_model", [])

@@ -12,6 +12,7 @@ from pathlib import Path
 import tensorflow_data_validation as tfdv
 
 from pipeline_components.config import PipelineConfig, fill_span
+from pipeline_components.durable import atomic_write
 from pipeline_components.errors import DataError
 
 
@@ -39,9 +40,12 @@ def infer_schema(config: PipelineConfig, data_dir: Path) -> tfdv.types.Schema:
     return schema
 
 
+def write_schema(schema: tfdv.types.Schema, path: Path) -> Path:
+    """Write ``schema`` in text format to ``path``, atomically (a reader sees the old file or the new one)."""
+    from google.protobuf import text_format
+
+    return atomic_write(path, text_format.MessageToString(schema))
+
+
 def regenerate(config: PipelineConfig, data_dir: Path) -> Path:
-    schema = infer_schema(config, data_dir)
-    path = config.schema_path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tfdv.write_schema_text(schema, str(path))
-    return path
+    return write_schema(infer_schema(config, data_dir), config.schema_path)

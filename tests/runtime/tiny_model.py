@@ -100,7 +100,7 @@ def build_tiny_model(root: Path, *, train_steps: int = 30) -> TinyModel:
     features = {k: np.asarray([np.asarray(d[k]).reshape(()) for d in data]) for k in keys}
     labels = np.asarray([int(np.asarray(d[tabular.LABEL_KEY]).reshape(())) for d in data])
     model.fit(features, labels, batch_size=32, epochs=1, steps_per_epoch=min(train_steps, len(labels) // 32), verbose=0)
-    signatures = tabular._serving_signatures(model, output, custom_config["label"])
+    signatures = tabular._serving_signatures(model, output, custom_config)
     saved_model = root / "model" / "Format-Serving"
     model.save(str(saved_model), save_format="tf", signatures=signatures)
     return TinyModel(saved_model=saved_model, examples=examples, config=config)

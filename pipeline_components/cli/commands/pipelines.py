@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
 import json
 import textwrap
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -17,6 +20,7 @@ from pipeline_components.config import find_pipeline_configs
 from pipeline_components.durable import atomic_write
 from pipeline_components.errors import ConfigError, RunwayError
 from pipeline_components.orchestration import airflow_local, dag_id_for
+from pipeline_components.orchestration.failures import failure_lines
 from pipeline_components.settings import Settings
 
 
@@ -118,31 +122,20 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> None:
         ensure_fleet(settings, say)
     dag_id = dag_id_for(name)
     say(f"[4/4] running DAG {dag_id} through Airflow")
-    stamp = datetime.now().strftime("%Y%m%dT%H%M%S")
     conf = parse_overrides(args.param)
+    if getattr(args, "history", False):
+        from pipeline_components.cli.commands.history import take_in_history
+
+        conf = take_in_history(settings, name, conf=conf, run=functools.partial(run_dag, parallelism=parallelism))
     if conf:
         say(f"      run parameters: {conf}")
-    result = airflow_local.dags_test(
-        settings,
-        dag_id,
-        conf=conf or None,
-        log_path=settings.home / "logs" / f"{dag_id}-{stamp}.log",
-        progress=say,
-        parallelism=parallelism,
-    )
-    if result.run_id is None:
-        raise RunwayError(f"Airflow did not start a run of {dag_id}; see {result.log_path}")
-    summary = collect_summary(settings, name, result.run_id)
-    summary["skip_reasons"] = result.skip_reasons
+    summary = run_dag(settings, name, conf=conf, parallelism=parallelism)
     print_summary(summary)
-    out = atomic_write(
-        settings.home / "runs" / name / f"{stamp}.json", json.dumps(summary, indent=2, sort_keys=True) + "\n"
-    )
-    say(f"\nsummary saved to {out}")
+    say(f"\nsummary saved to {summary['saved_to']}")
     failed = [t["task_id"] for t in summary["tasks"] if t["state"] not in ("success", "skipped")]
-    if result.returncode != 0 or failed:
+    if summary["returncode"] != 0 or failed:
         raise RunwayError(
-            f"run {result.run_id} did not succeed (tasks not successful: {failed}); log: {result.log_path}"
+            f"run {summary['run_id']} did not succeed (tasks not successful: {failed}); log: {summary['log_path']}"
         )
     if getattr(args, "serve", False):
         from pipeline_components.cli.commands.fleet import ensure_served
@@ -151,11 +144,44 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> None:
         ensure_served(settings, pipeline_config(settings, name), say)
 
 
-def collect_summary(settings: Settings, name: str, run_id: str) -> dict[str, Any]:
-    """A run's task states from Airflow and its ML Metadata report from the runtime."""
+def run_dag(
+    settings: Settings, name: str, *, conf: dict[str, Any], parallelism: int, progress: Callable[[str], None] = say
+) -> dict[str, Any]:
+    """One run of the pipeline's DAG through Airflow, with ``conf`` as its run parameters; its summary, saved.
+
+    Raises:
+        RunwayError: Airflow did not start the run.
+    """
     dag_id = dag_id_for(name)
-    summary: dict[str, Any] = {"dag_id": dag_id, "run_id": run_id}
+    stamp = datetime.now().strftime("%Y%m%dT%H%M%S")
+    result = airflow_local.dags_test(
+        settings,
+        dag_id,
+        conf=conf or None,
+        log_path=settings.home / "logs" / f"{dag_id}-{stamp}.log",
+        progress=progress,
+        parallelism=parallelism,
+    )
+    if result.run_id is None:
+        raise RunwayError(f"Airflow did not start a run of {dag_id}; see {result.log_path}")
+    summary = collect_summary(settings, name, result.run_id)
+    summary["skip_reasons"] = result.skip_reasons
+    out = atomic_write(
+        settings.home / "runs" / name / f"{stamp}.json", json.dumps(summary, indent=2, sort_keys=True) + "\n"
+    )
+    return {**summary, "returncode": result.returncode, "log_path": str(result.log_path), "saved_to": str(out)}
+
+
+def collect_summary(settings: Settings, name: str, run_id: str) -> dict[str, Any]:
+    """A run's task states (and why any failed) from Airflow, its ML Metadata report from the runtime."""
+    dag_id = dag_id_for(name)
+    summary: dict[str, Any] = {"dag_id": dag_id, "run_id": run_id, "pipeline": name}
     summary["tasks"] = airflow_local.task_states(settings, dag_id, run_id)
+    summary["failures"] = failure_lines(settings, dag_id, run_id, summary["tasks"])
+    with contextlib.suppress(RunwayError):  # which spans are on disk: what the run left out (print_summary)
+        summary["spans_present"] = boundary.available_spans(
+            pipeline_config(settings, name, require_schema=False), settings.data_dir
+        )
     try:
         summary["metadata"] = runtime(settings, "report", str(config_path(settings, name)), "--run-id", run_id)
     except RunwayError as err:

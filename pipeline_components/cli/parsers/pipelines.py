@@ -88,7 +88,16 @@ def add_parsers(sub: Any) -> None:
             Airflow's Execution API, which runs on a loopback port for the length of the run. TFX nodes run in
             the warm runtime (`runway runtime status`), started in the background as the command begins.
 
-            Prepares the data if no span exists and recompiles the IR if the configuration or schema changed.""",
+            Prepares the data if no span exists and recompiles the IR if the configuration or schema changed.
+
+            Before any node, `check_params` checks the run parameters, then the configuration against the span
+            the run ingests (a missing feature, a new column, a label of text where indices are expected, a
+            schema or suite that does not fit): a mistake fails there in seconds, naming the column or key. Such
+            failures, and refused gates, are never retried; the summary gives each failed task's reason and where
+            its full report is.
+
+            A run ingests one span (the newest, or --param span=N) and trains on the newest data.window_spans
+            spans ingested so far. On a first run, --history takes the older spans in first.""",
     )
     run.add_argument("pipeline", help="a pipeline configuration under configs/ (flights, penguins)")
     run.add_argument(
@@ -100,6 +109,13 @@ def add_parsers(sub: Any) -> None:
     )
     run.add_argument("--set", action="append", metavar="KEY=VALUE", help=SET_HELP)
     run.add_argument("--recompile", action="store_true", help="compile even if the IR looks up to date")
+    run.add_argument(
+        "--history",
+        action="store_true",
+        help="first take in, oldest first, every older span on disk that no run has ingested yet (one "
+        "ingest-only run each: ingested and validated, nothing trained), so that this run trains on the whole "
+        "window; the summary says which spans it used and which it left",
+    )
     width = run.add_mutually_exclusive_group()
     width.add_argument(
         "--parallel",
