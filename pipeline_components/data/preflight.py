@@ -177,14 +177,15 @@ def preflight(config: PipelineConfig, data_dir: Path, span: int | None, spans: l
     """
     number = span if span is not None else max(spans)
     files = sorted((data_dir / config.data.folder).glob(fill_span(config.data.span_pattern, number)))
-    problems = check_schema(config)
+    # The span's own problems first: the first line of the refusal is the one the run's summary shows.
+    problems = check_span(config, files) if files else []
+    problems += check_schema(config)
     if not config.expectations_path.is_file():
         problems.append(
             f"validation.expectations_file: the expectation suite {config.expectations_path} does not exist; draft "
             f"it (`python -m pipeline_components.components.great_expectations_validator.suite "
             f"{config.source}`; `runway init` writes one) and review it"
         )
-    problems += check_span(config, files) if files else []
     if problems:
         more = f" (+{len(problems) - 1} more below)" if len(problems) > 1 else ""
         listing = "\n".join(f"  - {problem}" for problem in problems)

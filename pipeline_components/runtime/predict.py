@@ -61,15 +61,20 @@ def predict(config: PipelineConfig, settings: Settings, *, count: int, version: 
         raise RunwayError(f"version {version} is not in the model store; have {[v.name for v in versions]}")
     span, rows = newest_span_rows(settings, config, count)
     probabilities = predict_rows(model_dir, rows)
+    classes = config.label.classes
     results = []
     for row, probs in zip(rows, probabilities, strict=True):
-        if config.label.kind == "binary":
+        if config.label.kind == "binary" and not classes:
             prediction: Any = round(float(probs[0]), 4)
-        else:
-            best = max(range(len(probs)), key=lambda i: probs[i])
-            prediction = f"{config.label.classes[best]} ({probs[best]:.3f})"
+        else:  # named classes: the most likely one, with its probability
+            scores = [1.0 - probs[0], probs[0]] if config.label.kind == "binary" else probs
+            best = max(range(len(scores)), key=lambda i: scores[i])
+            prediction = f"{classes[best]} ({scores[best]:.3f})"
         label = row[config.label.column]
-        actual = config.label.classes[int(label)] if config.label.kind == "multiclass" else int(label)
+        if config.label.values == "name":
+            actual: Any = label
+        else:
+            actual = classes[int(label)] if classes else int(label)
         features = {k: row[k] for k in config.features.all}
         results.append({"prediction": prediction, "probabilities": probs, "label": actual, "features": features})
     return {"model_dir": str(model_dir), "version": model_dir.name, "span": span, "rows": results}

@@ -92,14 +92,18 @@ def rows_from_span(settings: Settings, pipeline: str, span: int, count: int) -> 
             f"span {span} of {config.name} is not prepared (no {settings.data_dir / config.data.folder / pattern}); "
             f"run `runway data prepare {config.name} --spans {span}`"
         )
+    # Text where the served model takes text: the serving contract's dtypes when it declares them (an integer
+    # code is categorical yet served as int64), else every categorical feature.
+    declared = config.serving.contract.signatures.get("serving_default")
+    if declared and declared.inputs:
+        text = {name for name, dtype in declared.inputs.items() if dtype == "string"}
+    else:
+        text = set(config.features.categorical)
     features, labels = [], []
     with Path(files[0]).open(newline="") as handle:
         for _, row in zip(range(count), csv.DictReader(handle), strict=False):
             features.append(
-                {
-                    name: (row[name] if name in config.features.categorical else _parse_value(row[name]))
-                    for name in config.features.all
-                }
+                {name: row[name] if name in text else _parse_value(row[name]) for name in config.features.all}
             )
             labels.append(_parse_value(row[config.label.column]))
     return features, labels

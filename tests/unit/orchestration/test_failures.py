@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shlex
 import shutil
 import sqlite3
 import textwrap
@@ -40,8 +41,8 @@ def _runtime_that_exits(tmp_path: Path, code: int, message: str) -> Path:
         textwrap.dedent(f"""\
             #!/bin/sh
             echo "loading the suite"
-            echo {json.dumps(result)!r}
-            echo "error: {message}" >&2
+            echo {shlex.quote(result)}
+            echo {shlex.quote("error: " + message)} >&2
             exit {code}
             """)
     )
