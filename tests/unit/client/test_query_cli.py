@@ -71,3 +71,29 @@ def test_query_help_documents_routing_and_retries(capsys: pytest.CaptureFixture[
     text = capsys.readouterr().out
     for phrase in ("--label", "--version", "--protocol", "--example-from-span", "UNAVAILABLE", "fleet.json"):
         assert phrase in text
+
+
+def test_span_rows_are_typed_as_the_serving_contract_declares(
+    isolated_settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An integer code is a categorical feature, yet the served model takes it as int64 (what `runway init` writes)."""
+    import shutil
+
+    import yaml
+
+    from pipeline_components.cli.commands.serving import rows_from_span
+    from tests.conftest import CONFIGS
+
+    configs = tmp_path / "configs"
+    shutil.copytree(CONFIGS / "schemas", configs / "schemas")
+    raw = yaml.safe_load((CONFIGS / "flights.yaml").read_text())
+    raw["features"]["numeric"].remove("day_of_week")
+    raw["features"]["categorical"].append("day_of_week")  # a weekday code: categorical, served as int64
+    (configs / "flights.yaml").write_text(yaml.safe_dump(raw))
+    monkeypatch.setenv("RUNWAY_CONFIG_DIR", str(configs))
+    span = isolated_settings.data_dir / "flights" / "span-2013-12"
+    span.mkdir(parents=True)
+    (span / "flights.csv").write_text(DECEMBER)
+    rows, labels = rows_from_span(Settings.from_env(), "flights", 12, 2)
+    assert rows[0]["day_of_week"] == 6 and rows[0]["carrier"] == "B6" and rows[0]["distance"] == 1617.0
+    assert labels == [0, 1]
