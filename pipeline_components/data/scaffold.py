@@ -34,6 +34,7 @@ class Source:
     span_column: str | None
     spans: dict[int, int]  # span -> complete rows written
     rows: int  # rows of the source
+    written_as: str = ""  # data.source as the configuration says it (relative to the configuration's folder)
 
 
 def yaml_scalar(text: str) -> str:
@@ -156,7 +157,7 @@ def render_config(
         "",
         "data:",
         _line("  preparer: csv", f"your CSV: `runway data prepare {name}` writes the spans again from it"),
-        f"  source: {json.dumps(str(source.path))}",
+        f"  source: {json.dumps(source.written_as or str(source.path))}",
         _line(f"  span_column: {yaml_scalar(source.span_column) if source.span_column else 'null'}", span_note),
         _line(f"  folder: {name}", f"<data dir>/{name}/span-<N>/data.csv"),
         f'  span_pattern: "{SPAN_PATTERN}"',

@@ -10,6 +10,7 @@ name is never overwritten unless asked.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -33,8 +34,6 @@ def _validated(text: str, path: Path) -> PipelineConfig:
 
 
 def _refuse_existing(settings: Settings, name: str, path: Path, *, force: bool) -> None:
-    import re
-
     if not re.match(NAME_PATTERN, name):
         raise ConfigError(f"pipeline name '{name}': use lower-case letters, digits and '_', starting with a letter")
     existing = find_pipeline_configs(settings.config_dir).get(name)
@@ -86,7 +85,12 @@ def scaffold(
     columns = profile.choose_columns(frame, label=label, span_column=span_column, exclude=exclude)
     kept = [*(c.name for c in columns if c.role != "left_out"), label]
     counts = {span: len(csv_source.span_rows(rows, kept)[0]) for span, rows in spans.items()}
-    where = Source(path=source, span_column=span_column, spans=counts, rows=len(frame))
+    # Beside the configurations (a file of the repository): written relative, so that the configuration travels.
+    shown = (
+        source.relative_to(settings.config_dir.parent) if source.is_relative_to(settings.config_dir.parent) else None
+    )
+    written_as = f"../{shown}" if shown is not None else str(source)
+    where = Source(path=source, span_column=span_column, spans=counts, rows=len(frame), written_as=written_as)
     draft = _validated(render_config(name=name, source=where, columns=columns, label=label_choice), config_path)
 
     reports = csv_source.prepare(settings.data_dir / draft.data.folder, config=draft)
