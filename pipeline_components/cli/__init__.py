@@ -3,7 +3,7 @@
 It runs in the orchestrator environment (Airflow) and calls the pipeline runtime environment (TFX) as a
 subprocess where TensorFlow is needed. The package is laid out by job:
 
-- ``main.py``: the entry point (parse, dispatch, turn errors into an exit status);
+- ``entry.py``: the entry point (parse, dispatch, turn errors into an exit status);
 - ``parsers/``: the argument parsers and their help texts, one module per group of commands;
 - ``commands/``: what each command does, one module per group, mirroring ``parsers/``;
 - ``bridge.py``: the bridge to the runtime environment (a runtime command, cold or through the warm runtime);
@@ -14,6 +14,6 @@ Run ``runway --help`` or ``runway COMMAND --help``.
 
 from __future__ import annotations
 
-from pipeline_components.cli.main import main
+from pipeline_components.cli.entry import main
 
 __all__ = ["main"]

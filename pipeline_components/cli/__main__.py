@@ -4,6 +4,6 @@ from __future__ import annotations
 
 import sys
 
-from pipeline_components.cli.main import main
+from pipeline_components.cli.entry import main
 
 sys.exit(main())

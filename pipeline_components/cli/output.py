@@ -27,19 +27,25 @@ def print_summary(summary: dict[str, Any]) -> None:
     if (left := spans_left(summary)) is not None:
         say(f"Spans left out: {left}")
     evaluation = meta.get("evaluation", {})
-    metrics = evaluation.get("metrics", {})
-    shown = [k for k in sorted(metrics) if not k.endswith("_diff") and k != "loss"]
-    if shown:
-        parts = []
-        for key in shown:
-            diff = metrics.get(f"{key}_diff")
-            parts.append(f"{key} {metrics[key]:.4f}" + (f" ({diff:+.4f} vs baseline)" if diff is not None else ""))
-        say("Evaluation: " + "; ".join(parts))
+    if line := metrics_line(evaluation.get("metrics", {})):
+        say("Evaluation: " + line)
+    if line := metrics_line((evaluation.get("trusted") or {}).get("metrics", {})):
+        trusted_spans = ", ".join(str(s) for s in evaluation.get("trusted_spans", []))
+        say(f"Trusted set (spans {trusted_spans}): {line}")
     baseline = evaluation.get("baseline_run_id")
     say(f"Baseline: {'model of run ' + baseline if baseline else 'none (first blessed model)'}")
     blessed = evaluation.get("blessed")
     failures = evaluation.get("failures") or []
-    say(f"Blessed: {'yes' if blessed else 'no'}" + (f" ({'; '.join(failures)})" if failures else ""))
+    refused_by = evaluation.get("refused_by")
+    if refused_by is None:  # a run before the trusted set: TFMA's failures on one line
+        say(f"Blessed: {'yes' if blessed else 'no'}" + (f" ({'; '.join(failures)})" if failures else ""))
+    else:  # which evaluation refused, then one line per reason
+        say(
+            f"Blessed: {'yes' if blessed else 'no'}"
+            + (f" (refused by the {', the '.join(refused_by)})" * bool(refused_by))
+        )
+        for failure in failures:
+            say(f"  - {failure}")
     push = meta.get("push", {})
     pusher_state = next((t["state"] for t in summary["tasks"] if t["task_id"] == "Pusher"), None)
     reason = (summary.get("skip_reasons") or {}).get("Pusher")
@@ -49,6 +55,15 @@ def print_summary(summary: dict[str, Any]) -> None:
         say(f"Pushed: nothing ({reason})")
     else:
         say(f"Pushed: nothing (Pusher {pusher_state or 'did not run'})")
+
+
+def metrics_line(metrics: dict[str, float]) -> str:
+    """``auc 0.7795 (+0.0100 vs baseline); ...``: every metric but the loss, with its change against the baseline."""
+    parts = []
+    for key in sorted(k for k in metrics if not k.endswith("_diff") and k != "loss"):
+        diff = metrics.get(f"{key}_diff")
+        parts.append(f"{key} {metrics[key]:.4f}" + (f" ({diff:+.4f} vs baseline)" if diff is not None else ""))
+    return "; ".join(parts)
 
 
 def print_failures(failures: dict[str, Any]) -> None:

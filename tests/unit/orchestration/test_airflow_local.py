@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -188,3 +189,43 @@ def test_airflow_components_find_airflow_on_path(isolated_settings: Settings) ->
     path = airflow_local.airflow_env(isolated_settings)["PATH"]
     assert path.split(os.pathsep)[0] == str(Path(sys.executable).parent)
     assert shutil.which("airflow", path=path) == str(Path(sys.executable).parent / "airflow")
+
+
+def test_a_terminated_runway_run_leaves_no_airflow_process_behind(tmp_path: Path) -> None:
+    """`runway run` stopped by SIGTERM (a timeout, a supervisor) stops the DAG run's whole process group with it."""
+    fake = tmp_path / "airflow"  # stands in for `airflow dags test`: a worker in its group, and a long wait
+    fake.write_text(f"#!/bin/sh\necho $$ > {tmp_path / 'group'}\nsleep 300 &\nsleep 300\n")
+    fake.chmod(0o755)
+    script = f"""
+import argparse
+import sys
+from pathlib import Path
+from pipeline_components.cli import entry as cli_main
+from pipeline_components.orchestration import airflow_local
+from pipeline_components.settings import Settings
+
+airflow_local.airflow_bin = lambda: {str(fake)!r}
+
+def run(args, settings):
+    airflow_local.dags_test(settings, "p", conf=None, log_path=Path({str(tmp_path / "log")!r}), progress=print)
+
+class Parser:
+    def parse_args(self, argv):
+        return argparse.Namespace(func=run)
+
+cli_main.build_parser = Parser
+sys.exit(cli_main.main([]))
+"""
+    env = {**os.environ, "RUNWAY_HOME": str(tmp_path / "home")}
+    runway = subprocess.Popen([sys.executable, "-c", script], env=env)
+    deadline = time.monotonic() + 60
+    while not (tmp_path / "group").is_file() or not (tmp_path / "group").read_text().strip():
+        assert runway.poll() is None and time.monotonic() < deadline
+        time.sleep(0.1)
+    group = int((tmp_path / "group").read_text())
+    runway.terminate()
+    assert runway.wait(timeout=60) == 143
+    deadline = time.monotonic() + 30
+    while alive := subprocess.run(["pgrep", "-g", str(group)], capture_output=True, text=True).stdout.split():
+        assert time.monotonic() < deadline, f"left behind: {alive}"
+        time.sleep(0.2)
