@@ -19,7 +19,8 @@ RUNWAY = [sys.executable, "-m", "pipeline_components.cli"]
 PIPELINE_NODES = frozenset({
     "CsvExampleGen", "StatisticsGen", "ImportSchemaGen", "ExampleValidator", "Transform", "Trainer",
     "latest_blessed_model_resolver", "Evaluator", "ModelInspector", "InfraValidator", "Pusher",
-    "GreatExpectationsValidator", "DriftSkewValidator",  # the data gate beside ExampleValidator
+    "GreatExpectationsValidator", "DriftSkewValidator", "DeliveryValidator",  # the data gate beside ExampleValidator
+    "trusted_examples_resolver",  # the Evaluator's trusted set (docs/models.md)
     # Only where the configuration lists tflite.variants (both shipped configurations do): docs/tflite.md.
     "TFLiteVariants", "TFLitePublisher",
 })  # fmt: skip
@@ -115,3 +116,18 @@ def overlapping(tasks: list[dict[str, Any]], names: list[str]) -> list[tuple[str
         for b in names[i + 1 :]
         if spans[a][0] < spans[b][1] and spans[b][0] < spans[a][1]
     ]
+
+
+def listening_addresses(port: int) -> set[str]:
+    """The local addresses (hex, as /proc/net/tcp{,6} writes them) with a socket listening on ``port``.
+
+    ``0100007F`` is 127.0.0.1; ``00000000`` (0.0.0.0) or an all-zero IPv6 address would be every interface.
+    """
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            address, hex_port = fields[1].split(":")
+            if fields[3] == "0A" and int(hex_port, 16) == port:  # 0A: LISTEN
+                found.add(address)
+    return found

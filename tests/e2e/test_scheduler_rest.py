@@ -26,7 +26,7 @@ from pipeline_components import boundary as run_params
 from pipeline_components.orchestration.airflow_local import airflow_bin, airflow_env, ensure_database
 from pipeline_components.ports import free_ports
 from pipeline_components.settings import Settings
-from tests.helpers import PIPELINE_NODES, ROLLOUT_TASKS, check, overlapping, runway
+from tests.helpers import PIPELINE_NODES, ROLLOUT_TASKS, check, listening_addresses, overlapping, runway
 
 pytestmark = pytest.mark.e2e
 
@@ -84,7 +84,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Settings, 
     settings = Settings.from_env({"RUNWAY_HOME": str(home)})
     check(runway(settings, "data", "prepare", "flights", "--spans", "1,2", "--sample-fraction", "0.1"))
     check(runway(settings, "data", "prepare", "penguins"))
-    check(runway(settings, "compile", "flights", "penguins"))
+    # 10 % samples of months: their own row bound (the production bound is a whole month's).
+    check(runway(settings, "compile", "flights", "penguins", "--set", "validation.delivery.min_rows=50"))
     ensure_database(settings)
     (port,) = free_ports(1)
     env = {
@@ -153,6 +154,12 @@ class _suppress:
 
     def __exit__(self, *exc: object) -> bool:
         return True
+
+
+def test_the_ui_and_rest_api_listen_on_loopback_only(stack: tuple[Settings, Api]) -> None:
+    """Started with runway's Airflow settings (what `runway airflow standalone` uses), nothing is published."""
+    _, api = stack
+    assert listening_addresses(int(api.base.rsplit(":", 1)[1])) == {"0100007F"}
 
 
 def test_trigger_form_lists_every_parameter_with_type_and_description(stack: tuple[Settings, Api]) -> None:
