@@ -4,8 +4,8 @@
 SHELL := /bin/bash
 PYTHON ?= python3
 RUNWAY := .venv/bin/runway
-PYTEST := .venv/bin/pytest -p no:cacheprovider
-RUNTIME_PYTEST := .venv-runtime/bin/python -m pytest -p no:cacheprovider
+PYTEST := .venv/bin/pytest -p no:cacheprovider --durations=15
+RUNTIME_PYTEST := .venv-runtime/bin/python -m pytest -p no:cacheprovider --durations=15
 PIPELINE ?= flights
 
 .PHONY: help setup run test test-fast test-serving lint lock compile clean
