@@ -123,7 +123,7 @@ def test_init_writes_a_configuration_that_loads_with_its_schema_suite_and_contra
     assert config.serving.contract.signatures["serving_default"].inputs["clinic"] == "string"
     assert config.serving.contract.signatures["serving_default"].inputs["mean_radius"] == "float32"
     suite = json.loads(config.expectations_path.read_text())
-    assert suite["expectations"][0]["kwargs"]["column_list"][-1] == "diagnosis"
+    assert set(suite["expectations"][0]["kwargs"]["column_list"]) == {*config.features.all, "diagnosis"}
     assert config.schema_path.is_file() and 'name: "diagnosis"' in config.schema_path.read_text()
     assert [s["span"] for s in result["spans"]] == ["span-2019", "span-2020", "span-2021"]  # type: ignore[index]
     assert result["next"] == "runway run biopsies --history"
