@@ -1,16 +1,19 @@
-"""Benchmark: the data gate on the full year of flights, Beam in-process vs DirectRunner multi-processing.
+"""Benchmark: the data gate (and the evaluation stage) on real months of 2013, and the Beam runners on the full year.
 
-    nice -n 10 .venv-runtime/bin/python benchmarks/data_gate.py            # both variants, ~5-10 minutes
+    nice -n 10 .venv-runtime/bin/python benchmarks/data_gate.py                      # months: ~40 minutes here
+    nice -n 10 .venv-runtime/bin/python benchmarks/data_gate.py --scenario runners   # ~10 minutes
 
-One span holds all twelve prepared months (327,346 rows: the 336,776 flights of 2013 less the 9,430 cancelled or
-diverted ones, which have no arrival delay to learn from). Each variant runs in a fresh process, with its own
-RUNWAY_HOME under /tmp, the pipeline's real nodes through ``run_node``: CsvExampleGen (ingestion, timed but not part
-of the gate), ImportSchemaGen, then the gate: StatisticsGen, ExampleValidator, GreatExpectationsValidator,
-DriftSkewValidator. Peak memory is the largest summed RSS of the process and all its children (Beam's workers),
-sampled every 0.2 s. Results: benchmarks/results/data_gate.json and data_gate.md.
+**months** (results: benchmarks/results/data_gate_months.json and .md): the twelve months of 2013 arrive one after
+the other, whole, in one RUNWAY_HOME, and each runs the pipeline's real nodes in the DAG's order (without the TFLite
+variants, which are not a gate), each in a forked child of one preloaded process (as the warm runtime runs them):
+ingestion, the data gate, Transform, Trainer, the Evaluator with its trusted set, InfraValidator, Pusher. As in
+Airflow, a month refused by the data gate trains nothing. Any refusal of a clean month is a false alarm. Then each
+corruption of ``CORRUPTIONS`` (tests/runtime/bad_inputs.py) is applied to June as it arrives after five clean months
+(the home is restored to its state after May each time) and every node runs, past a refusing data gate too, so that
+the table says which gate refused it and what the evaluation stage alone would have said.
 
-The suite's row-count bound is for one month; the benchmark's copy of the suite widens it to the year (the only
-change), so the gate's verdict on the year is meaningful.
+**runners**: one span holding all twelve months (327,346 rows), Beam in-process vs DirectRunner multi-processing
+(results: benchmarks/results/data_gate.json and data_gate.md); the delivery bounds are widened to the year.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 CHECKOUT = Path(__file__).resolve().parents[1]
 RESULTS = CHECKOUT / "benchmarks" / "results"
@@ -31,7 +35,7 @@ IN_PROCESS = ["--runner=FnApiRunner", "--direct_running_mode=in_memory", "--dire
 # What Beam's DirectRunner runs for a batch pipeline (its FnApiRunner), with one worker process per core.
 MULTI_PROCESSING = ["--runner=FnApiRunner", "--direct_running_mode=multi_processing", "--direct_num_workers=0"]
 VARIANTS = {"in_process": IN_PROCESS, "multi_processing": MULTI_PROCESSING}
-GATE = ["StatisticsGen", "ExampleValidator", "GreatExpectationsValidator", "DriftSkewValidator"]
+GATE = ["StatisticsGen", "ExampleValidator", "GreatExpectationsValidator", "DriftSkewValidator", "DeliveryValidator"]
 
 
 def prepare_home(home: Path, source: Path) -> int:
@@ -43,11 +47,6 @@ def prepare_home(home: Path, source: Path) -> int:
         target = span / f"flights-{month.parent.name}.csv"
         shutil.copyfile(month, target)
         rows += sum(1 for _ in target.open()) - 1
-    suite = json.loads((CHECKOUT / "configs" / "expectations" / "flights.json").read_text())
-    for expectation in suite["expectations"]:
-        if expectation["type"] == "expect_table_row_count_to_be_between":
-            expectation["kwargs"]["max_value"] = 400_000  # a year, not a month
-    (home / "suite.json").write_text(json.dumps(suite))
     return rows
 
 
@@ -61,7 +60,7 @@ def run_variant(home: Path, variant: str) -> dict[str, object]:
 
     settings = Settings.from_env()
     config = load_pipeline_config(CHECKOUT / "configs" / "flights.yaml").with_overrides(
-        {"beam_pipeline_args": VARIANTS[variant], "validation.expectations_file": str(home / "suite.json")}
+        {"beam_pipeline_args": VARIANTS[variant], "validation.delivery.max_rows": 400_000}  # a year, not a month
     )
     ir = settings.ir_path("flights")
     write_ir(compile_pipeline(config, settings), ir, config_path=config.source)
@@ -154,8 +153,219 @@ def write_markdown(document: dict[str, object], path: Path) -> None:
     path.write_text("\n".join(lines))
 
 
+# --- months: 2013 in order, then corrupted Junes ----------------------------------------------------------------------
+
+MONTHS_HOME = Path("/tmp/runway-bench-data-gate-months")
+CORRUPT_MONTH = 6  # June, after five clean months
+DATA_GATE = {"CsvExampleGen", *GATE}  # ExampleGen's CSV pre-check and the validators
+
+
+def corruptions() -> dict[str, Any]:
+    """Name -> the function that writes the corrupted month (tests/runtime/bad_inputs.py)."""
+    from tests.runtime import bad_inputs as bad
+
+    return {
+        "label inverted": bad.label_inverted,
+        "label: late at all (> 0 min)": bad.label_threshold(0),
+        "label: > 60 min instead of > 15": bad.label_threshold(60),
+        "label flipped for 30 % of rows": bad.label_flipped,
+        "label shuffled among 50 % of rows (positive rate kept)": bad.label_shuffled,
+        "label: the delay in minutes": bad.label_in_minutes,
+        "partial: the first 3 days": bad.first_days,
+        "partial: one origin airport (EWR)": bad.one_origin,
+    }
+
+
+def run_forked(ir: Path, node: str, run_id: str, params: dict[str, Any]) -> dict[str, Any]:
+    """``run_node`` in a forked child of this preloaded process: state, seconds, message and figures."""
+    import multiprocessing
+
+    from pipeline_components.runtime.node import GateFailed, NodeSkipped, run_node
+
+    def child(conn: Any) -> None:
+        started = time.monotonic()
+        try:
+            result = run_node(ir, node, run_id, params)
+            outcome = {"state": "success", "figures": result.get("figures", {})}
+        except GateFailed as gate:
+            outcome = {"state": "gate_failed", "message": str(gate), "figures": gate.result.get("figures", {})}
+        except NodeSkipped as skipped:
+            outcome = {"state": "skipped", "message": str(skipped)}
+        except Exception as error:  # recorded, not raised: one broken node must not lose the whole benchmark
+            outcome = {"state": "error", "message": f"{type(error).__name__}: {error}"}
+        outcome["seconds"] = round(time.monotonic() - started, 1)
+        conn.send(json.loads(json.dumps(outcome, default=str)))
+        conn.close()
+        os._exit(0)
+
+    context = multiprocessing.get_context("fork")
+    parent, conn = context.Pipe(duplex=False)
+    process = context.Process(target=child, args=(conn,))
+    process.start()
+    conn.close()
+    outcome = parent.recv() if parent.poll(3600) else {"state": "error", "message": "no answer in an hour"}
+    process.join()
+    return dict(outcome)
+
+
+def run_month(ir: Path, nodes: list[str], month: int, run_id: str, *, past_the_gate: bool) -> dict[str, Any]:
+    """One run of every node in DAG order; a refused data gate stops it (as in Airflow) unless ``past_the_gate``."""
+    record: dict[str, Any] = {"month": month, "run_id": run_id, "nodes": {}}
+    refused = False
+    for node in nodes:
+        if refused and node not in DATA_GATE and node not in ("StatisticsGen",) and not past_the_gate:
+            record["nodes"][node] = {"state": "upstream_failed"}
+            continue
+        outcome = run_forked(ir, node, run_id, {"span": month})
+        record["nodes"][node] = outcome
+        refused = refused or (node in DATA_GATE and outcome["state"] == "gate_failed")
+        print(f"  month {month} {node}: {outcome['state']} ({outcome.get('seconds')} s)", flush=True)
+    record["data_gate_refused"] = refused
+    evaluator = record["nodes"].get("Evaluator", {}).get("figures", {})
+    record["evaluation"] = {k: evaluator.get(k) for k in ("metrics", "trusted_metrics", "trusted_spans", "blessed",
+                                                          "refused_by", "failures", "baseline_drop")}  # fmt: skip
+    pusher = record["nodes"].get("Pusher", {})
+    record["pushed"] = bool(pusher.get("figures", {}).get("pushed")) and pusher.get("state") == "success"
+    return record
+
+
+def write_month(folder: Path, month: int, source: Any, corrupt: Any = None) -> None:
+    from tests.runtime.bad_inputs import month_with_delays
+
+    frame = month_with_delays(source, month, 10**6)  # the whole month, with its delays for the corruptions
+    if corrupt is None:
+        folder.mkdir(parents=True)
+        frame.drop(columns=["arr_delay"]).to_csv(folder / "flights.csv", index=False)
+    else:
+        corrupt(frame, folder)
+
+
+def run_months(home: Path) -> dict[str, Any]:
+    """The twelve months in order, then each corruption of June from the home as it was after May."""
+    os.environ["RUNWAY_HOME"] = str(home)
+    sys.path.insert(0, str(CHECKOUT))
+    from pipeline_components.config import load_pipeline_config
+    from pipeline_components.data import flights
+    from pipeline_components.runtime.compile import compile_pipeline, read_ir, write_ir
+    from pipeline_components.runtime.warm.service import DEFAULT_PRELOAD, preload
+    from pipeline_components.settings import Settings
+
+    preload(list(DEFAULT_PRELOAD))
+    shutil.rmtree(home, ignore_errors=True)
+    settings = Settings.from_env()
+    config = load_pipeline_config(CHECKOUT / "configs" / "flights.yaml").with_overrides({"tflite.variants": []})
+    ir = settings.ir_path("flights")
+    write_ir(compile_pipeline(config, settings), ir, config_path=config.source)
+    nodes = [n.pipeline_node.node_info.id for n in read_ir(ir).nodes]
+    source = flights.load_source()
+    spans = settings.data_dir / "flights"
+    snapshot = home.parent / (home.name + "-after-may")
+    clean = []
+    for month in range(1, 13):
+        write_month(spans / f"span-2013-{month:02d}", month, source)
+        clean.append(run_month(ir, nodes, month, f"clean-{month:02d}", past_the_gate=False))
+        if month == CORRUPT_MONTH - 1:
+            shutil.rmtree(snapshot, ignore_errors=True)
+            shutil.copytree(home, snapshot, symlinks=True)
+    corrupted = []
+    for name, corrupt in corruptions().items():
+        shutil.rmtree(home)
+        shutil.copytree(snapshot, home, symlinks=True)  # the same path: ML Metadata's artifact URIs stay valid
+        write_month(spans / f"span-2013-{CORRUPT_MONTH:02d}", CORRUPT_MONTH, source, corrupt)
+        record = run_month(ir, nodes, CORRUPT_MONTH, "corrupt-" + str(len(corrupted)), past_the_gate=True)
+        corrupted.append({"corruption": name, **record})
+    shutil.rmtree(snapshot, ignore_errors=True)
+    return {"nodes": nodes, "clean": clean, "corrupted": corrupted}
+
+
+def _first_line(outcome: dict[str, Any]) -> str:
+    """The gate's first failure line (the one after the summary), shortened."""
+    lines = [line.strip(" -") for line in str(outcome.get("message", "")).splitlines() if line.startswith("  - ")]
+    return (lines[0] if lines else str(outcome.get("message", "")).splitlines()[0])[:160]
+
+
+def _auc(evaluation: dict[str, Any], key: str) -> str:
+    metrics = evaluation.get(key) or {}
+    if "auc" not in metrics:
+        return "-"
+    diff = metrics.get("auc_diff")
+    served = f" / {metrics['auc'] - diff:.3f}" if diff is not None else ""
+    return f"{metrics['auc']:.3f}{served}"
+
+
+def months_markdown(document: dict[str, Any]) -> str:
+    lines = [
+        "# The gate on the months of 2013, and on corrupted months",
+        "",
+        f"Command: `{document['command']}`  ",
+        f"Machine: {document['machine']}; measured {document['measured']}, {document['minutes']} minutes.",
+        "",
+        "## Clean months, in order (any refusal is a false alarm)",
+        "",
+        "| month | rows | positive rate | data gate | AUC new month (candidate / served) | AUC trusted set "
+        "(candidate / served) | trusted spans | served drop | blessed | pushed |",
+        "|---:|---:|---:|---|---|---|---|---:|---|---|",
+    ]
+    for run in document["clean"]:
+        delivery = run["nodes"].get("DeliveryValidator", {}).get("figures", {})
+        refusals = [f"{n}: {_first_line(o)}" for n, o in run["nodes"].items() if o.get("state") == "gate_failed"]
+        evaluation = run["evaluation"]
+        drop = evaluation.get("baseline_drop")
+        cells = [
+            run["month"],
+            f"{delivery.get('delivery_rows', 0):,}",
+            delivery.get("label_shares", {}).get("1", "-"),
+            "; ".join(refusals) or "passed",
+            _auc(evaluation, "metrics"),
+            _auc(evaluation, "trusted_metrics"),
+            evaluation.get("trusted_spans") or "-",
+            "-" if drop is None else f"{drop:+.3f}",
+            evaluation.get("blessed"),
+            run["pushed"],
+        ]
+        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
+    lines += [
+        "",
+        "## Corruptions of June (after five clean months), every node run past the data gate",
+        "",
+        "| corruption | refused by the data gate | the evaluation stage alone | pushed |",
+        "|---|---|---|---|",
+    ]
+    for run in document["corrupted"]:
+        refusals = [f"**{n}**: {_first_line(o)}" for n, o in run["nodes"].items() if o.get("state") == "gate_failed"]
+        evaluation = run["evaluation"]
+        verdict = (
+            "blessed"
+            if evaluation.get("blessed")
+            else "refused by the " + ", the ".join(evaluation.get("refused_by") or [])
+        )
+        stage = f"{verdict}; {'; '.join(evaluation.get('failures') or [])[:300]}"
+        pushed = "no (the data gate refused it)" if run["data_gate_refused"] else str(run["pushed"])
+        lines.append(f"| {run['corruption']} | {'<br>'.join(refusals) or 'passed'} | {stage} | {pushed} |")
+    return "\n".join(lines) + "\n"
+
+
+def main_months() -> None:
+    load_before = os.getloadavg()
+    started = time.monotonic()
+    document: dict[str, Any] = {
+        "command": "nice -n 10 .venv-runtime/bin/python benchmarks/data_gate.py --scenario months",
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, shared with other work",
+        "load_before": " ".join(f"{x:.2f}" for x in load_before),
+        "measured": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        **run_months(MONTHS_HOME),
+    }
+    document["minutes"] = round((time.monotonic() - started) / 60, 1)
+    document["load_after"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "data_gate_months.json").write_text(json.dumps(document, indent=2, default=str) + "\n")
+    (RESULTS / "data_gate_months.md").write_text(months_markdown(document))
+    print((RESULTS / "data_gate_months.md").read_text())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scenario", choices=["months", "runners"], default="months")
     parser.add_argument("--variants", default="in_process,multi_processing")
     parser.add_argument("--source", default=str(CHECKOUT / "var" / "data" / "flights"))
     parser.add_argument("--child", help=argparse.SUPPRESS)
@@ -165,10 +375,13 @@ def main() -> None:
     if args.child:
         Path(args.out).write_text(json.dumps(run_variant(Path(args.home), args.child)))
         return
+    if args.scenario == "months":
+        main_months()
+        return
     load_before = os.getloadavg()
     runs = [measure(variant, Path(args.source)) for variant in args.variants.split(",")]
     document = {
-        "command": "nice -n 10 .venv-runtime/bin/python benchmarks/data_gate.py",
+        "command": "nice -n 10 .venv-runtime/bin/python benchmarks/data_gate.py --scenario runners",
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, shared with other work",
         "load_before": " ".join(f"{x:.2f}" for x in load_before),
         "load_after": " ".join(f"{x:.2f}" for x in os.getloadavg()),

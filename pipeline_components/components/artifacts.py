@@ -34,3 +34,10 @@ class TFLitePublication(Artifact):
     """Where the accepted variants were published (``<store>/<model>/<version>/tflite``), and the verdict."""
 
     TYPE_NAME = "runway.TFLitePublication"
+
+
+class SpanProfile(Artifact):
+    """What one span delivered (``profile.json``: rows, calendar units covered, label counts), the page and the
+    gate verdict; the next spans' DeliveryValidator compares against these."""
+
+    TYPE_NAME = "runway.SpanProfile"

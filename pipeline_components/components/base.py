@@ -5,7 +5,8 @@
             self._build(model=model, ...)
 
 ``spec`` (inputs, outputs, execution parameters) and ``executor`` become TFX's ``SPEC_CLASS`` and
-``EXECUTOR_SPEC``; the typed, keyword-only ``__init__`` hands what it was given to ``_build``, which creates one
+``EXECUTOR_SPEC`` (a ``BeamExecutorSpec`` for a Beam executor, so that the pipeline's ``beam_pipeline_args`` reach
+it); the typed, keyword-only ``__init__`` hands what it was given to ``_build``, which creates one
 empty channel per declared output, as TFX's own components do one by one.
 """
 
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tfx.dsl.components.base import base_component, base_executor, executor_spec
+from tfx.dsl.components.base import base_beam_executor, base_component, base_executor, executor_spec
 from tfx.types import channel_utils, component_spec
 
 
@@ -29,7 +30,8 @@ class RunwayComponent(base_component.BaseComponent):
     ) -> None:
         super().__init_subclass__(**kwargs)
         cls.SPEC_CLASS = spec
-        cls.EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(executor)
+        beam = issubclass(executor, base_beam_executor.BaseBeamExecutor)
+        cls.EXECUTOR_SPEC = (executor_spec.BeamExecutorSpec if beam else executor_spec.ExecutorClassSpec)(executor)
 
     def _build(self, **given: Any) -> None:
         """Initialise the component with ``given`` inputs and parameters, and a fresh channel per output."""

@@ -16,6 +16,7 @@ from typing import Any
 from tfx.dsl.components.base import base_executor
 
 from pipeline_components.durable import atomic_write
+from pipeline_components.reports.render import Verdict, render
 from pipeline_components.reports.store import publish_page, write_page
 
 GATE_FILE = "runway_gate.json"
@@ -117,6 +118,22 @@ def record_verdict(context: Any, outcome: GateOutcome, *, suffix: str) -> dict[s
         report=report,
         figures=outcome.figures,
     )
+
+
+def checks_page(
+    *, title: str, verdict: Verdict, facts: dict[str, Any], notes: list[str], tables: list[dict[str, Any]]
+) -> str:
+    """A gate's page as facts, notes and tables (``templates/checks.html``), the verdict first.
+
+    Args:
+        title: the page's title.
+        verdict: what the page says first.
+        facts: what was checked, against what (name -> value).
+        notes: what was not checked and why.
+        tables: each ``{heading, header, rows}``, optionally ``numeric`` (column indexes) and ``text`` (above it).
+    """
+    shown = [{"numeric": (), "text": "", **table} for table in tables]
+    return render("checks.html", title=title, verdict=verdict, facts=list(facts.items()), notes=notes, tables=shown)
 
 
 class GateExecutor(base_executor.BaseExecutor):

@@ -196,7 +196,7 @@ class EvaluationConfig(StrictModel):
         default=0.1,
         gt=0,
         description="The served model's metric on the new span this much below its metric on the trusted set is "
-        "evidence against the new span: not blessed. null: reported only.",
+        "evidence against the new span: not blessed. null: not checked.",
     )
 
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
+
+from pipeline_components.errors import DataError
 
 SPAN_PLACEHOLDER = re.compile(r"\{SPAN(?::(\d+))?\}")
 
@@ -24,3 +27,15 @@ def span_folder_regex(pattern: str) -> re.Pattern[str]:
     parts = SPAN_PLACEHOLDER.split(folder)  # literal, width, literal, ...
     literals = [re.escape(part) for part in parts[::2]]
     return re.compile("^" + r"(?P<span>\d+)".join(literals) + "$")
+
+
+def span_files(input_base: str | Path, span_pattern: str, span: int) -> list[Path]:
+    """The files of span ``span`` under ``input_base`` (what ExampleGen ingested), sorted.
+
+    Raises:
+        DataError: no file matches.
+    """
+    files = sorted(Path(input_base).glob(fill_span(span_pattern, span)))
+    if not files:
+        raise DataError(f"no files match {Path(input_base) / fill_span(span_pattern, span)}")
+    return files

@@ -6,11 +6,12 @@ ingested spans:
     CsvExampleGen (newest span) ─┬─ StatisticsGen ─┬─ ExampleValidator ◄─ ImportSchemaGen (committed schema)
                                  │                 └─ DriftSkewValidator (vs the previous span; window vs eval)
                                  ├─ GreatExpectationsValidator (raw CSV, committed suite)
-                                 │                        │ (data gate: all three validators before training)
+                                 ├─ DeliveryValidator (raw CSV: rows, calendar, label shares vs previous spans)
+                                 │                        │ (data gate: all four validators before training)
                                  │          rolling window of spans ─► Transform ─► Trainer
                                  │                                                    │
                                  ├─────────────── eval split ─► Evaluator ◄───────────┤
-                                 │                               ▲ baseline          ├─► ModelInspector (contract gate)
+                                 │   trusted set ─┘ ▲ baseline (latest blessed)       ├─► ModelInspector (contract gate)
                                  └─ eval examples ─► InfraValidator ◄────────────────┘
                                                        │ warmed model + infra blessing
                                                        ▼
@@ -33,7 +34,10 @@ import tensorflow_model_analysis as tfma
 from tfx import v1 as tfx
 from tfx.dsl.input_resolution.canned_resolver_functions import rolling_range
 
+from pipeline_components.components.artifacts import SpanProfile
+from pipeline_components.components.delivery_validator import DeliveryValidator
 from pipeline_components.components.drift_skew_validator import DriftSkewValidator
+from pipeline_components.components.evaluator import Evaluator, TrustedExamplesStrategy
 from pipeline_components.components.great_expectations_validator import GreatExpectationsValidator
 from pipeline_components.components.infra_validator import InfraValidator
 from pipeline_components.components.model_inspector import ModelInspector
@@ -43,6 +47,7 @@ from pipeline_components.config import PipelineConfig
 from pipeline_components.training.settings import trainer_training_config
 
 LATEST_BLESSED_MODEL_RESOLVER = "latest_blessed_model_resolver"
+TRUSTED_EXAMPLES_RESOLVER = "trusted_examples_resolver"
 # Evaluator (TFMA) reads serialized tf.Examples: it is pinned to this signature (see models/tabular.py).
 EVAL_SIGNATURE = "serving_tf_example"
 # A label of class names: TFMA reads its index from the model's Transform signature (models/tabular.py).
@@ -107,6 +112,13 @@ def tflite_variants(
         variants=list(variants),
         settings=settings,
     )
+
+
+def positive_class(config: PipelineConfig) -> str | None:
+    """A binary label's positive class as the CSV holds it (``1``, or the second class name); None for multiclass."""
+    if config.label.kind != "binary":
+        return None
+    return config.label.classes[1] if config.label.values == "name" else "1"
 
 
 def eval_config(config: PipelineConfig) -> tfma.EvalConfig:
@@ -212,6 +224,18 @@ def create_pipeline(
         categorical=list(config.features.categorical),
         window_spans=config.data.window_spans,
     )
+    delivery_validator = DeliveryValidator(
+        examples=example_gen.outputs["examples"],
+        # Every span's profile, from any run (a plain Channel with no producer: all of this pipeline's profiles).
+        profile_history=tfx.dsl.Channel(type=SpanProfile),
+        input_base=str(data_root),
+        span_pattern=config.data.span_pattern,
+        label=config.label.column,
+        positive=positive_class(config),
+        history_spans=config.validation.history_spans,
+        max_share_change=config.validation.label.max_share_change,
+        delivery=config.validation.delivery.model_dump(),
+    )
 
     # Every span this pipeline has ingested, in any run: a plain Channel (unlike example_gen.outputs[...], which
     # the compiler scopes to the current pipeline run) queries ML Metadata across runs.
@@ -232,6 +256,7 @@ def create_pipeline(
     transform.add_upstream_node(example_validator)
     transform.add_upstream_node(expectations_validator)
     transform.add_upstream_node(drift_skew_validator)
+    transform.add_upstream_node(delivery_validator)
     model_trainer = trainer(
         config,
         transform=transform,
@@ -245,12 +270,22 @@ def create_pipeline(
         model=tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
         model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
     ).with_id(LATEST_BLESSED_MODEL_RESOLVER)
-    evaluator = tfx.components.Evaluator(
+    # The trusted set: the 'eval' splits of the spans the served (latest blessed) model was blessed on.
+    trusted_resolver = tfx.dsl.Resolver(
+        strategy_class=TrustedExamplesStrategy,
+        config={"spans": config.evaluation.trusted_spans},
+        model_blessing=tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
+        examples=ingested_spans,
+    ).with_id(TRUSTED_EXAMPLES_RESOLVER)
+    trusted_resolver.add_upstream_node(example_gen)  # a plain channel carries no producer: after this run's ingestion
+    evaluator = Evaluator(
         examples=example_gen.outputs["examples"],
         example_splits=["eval"],
         model=model_trainer.outputs["model"],
         baseline_model=model_resolver.outputs["model"],
+        trusted_examples=trusted_resolver.outputs["examples"],
         eval_config=eval_config(config),
+        max_baseline_drop=config.evaluation.max_baseline_drop,
     )
     model_inspector = ModelInspector(
         model=model_trainer.outputs["model"],
@@ -301,9 +336,11 @@ def create_pipeline(
             example_validator,
             expectations_validator,
             drift_skew_validator,
+            delivery_validator,
             transform,
             model_trainer,
             model_resolver,
+            trusted_resolver,
             evaluator,
             model_inspector,
             infra_validator,

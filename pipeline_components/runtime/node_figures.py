@@ -63,13 +63,6 @@ def anomalies_figures(uri: str) -> dict[str, Any]:
     return {"anomalies": found, "anomaly_count": len(found), "report": uri}
 
 
-def evaluation_figures(uri: str) -> dict[str, Any]:
-    """An Evaluator's metrics and thresholds not met (``run_summary.evaluation_summary``), with its artifact."""
-    from pipeline_components.runtime.run_summary import evaluation_summary
-
-    return {**evaluation_summary(uri), "report": uri}
-
-
 def node_figures(component: str, outputs: dict[str, list[Any]]) -> dict[str, Any]:
     """Figures for the components that have any; {} for the rest."""
 
@@ -87,9 +80,10 @@ def node_figures(component: str, outputs: dict[str, list[Any]]) -> dict[str, Any
         if component == "ExampleValidator" and (anomalies_uri := uri("anomalies")):
             return anomalies_figures(anomalies_uri)
         if component == "Evaluator" and (evaluation_uri := uri("evaluation")):
+            from pipeline_components.components.evaluator.results import evaluator_figures
+
             blessing = outputs.get("blessing") or []
-            blessed = bool(blessing and blessing[0].get_int_custom_property("blessed"))
-            return {**evaluation_figures(evaluation_uri), "blessed": blessed}
+            return evaluator_figures(evaluation_uri, blessing[0] if blessing else None)
         if component == "Pusher" and (pushed := outputs.get("pushed_model")):
             artifact = pushed[0]
             return {

@@ -10,6 +10,7 @@ from typing import Any
 
 from ml_metadata.proto import metadata_store_pb2
 
+from pipeline_components.components.evaluator.results import evaluation_summary, read_verdict
 from pipeline_components.config import PipelineConfig
 from pipeline_components.metadata.reader import (
     EXECUTION_STATES,
@@ -19,34 +20,6 @@ from pipeline_components.metadata.reader import (
     property_value,
 )
 from pipeline_components.settings import Settings
-
-
-def evaluation_summary(uri: str) -> dict[str, Any]:
-    """An Evaluator's output (TFMA's evaluation and validation results) in a few figures.
-
-    Args:
-        uri: the ``evaluation`` artifact's folder.
-
-    Returns:
-        ``metrics`` (name -> value, ``<name>_diff`` against the baseline when there is one), ``validation_ok`` and
-        ``failures`` (one line per threshold not met).
-    """
-    import tensorflow_model_analysis as tfma
-
-    metrics: dict[str, float] = {}
-    for _, by_output in tfma.load_eval_result(uri).slicing_metrics:
-        for by_class in by_output.values():
-            for values in by_class.values():
-                for name, value in values.items():
-                    if "doubleValue" in value:
-                        metrics[name] = float(value["doubleValue"])
-    validation = tfma.load_validation_result(uri)
-    failures = [
-        str(failure.message or failure.metric_threshold).strip()
-        for slice_failure in validation.metric_validations_per_slice
-        for failure in slice_failure.failures
-    ]
-    return {"metrics": metrics, "validation_ok": bool(validation.validation_ok), "failures": failures}
 
 
 def ingested_spans(config: PipelineConfig, settings: Settings) -> list[int]:
@@ -128,7 +101,15 @@ def run_report(config: PipelineConfig, settings: Settings, run_id: str) -> dict[
     if evaluator_outputs.get("evaluation"):
         evaluation.update(evaluation_summary(evaluator_outputs["evaluation"][0].uri))
     if evaluator_outputs.get("blessing"):
-        evaluation["blessed"] = bool(custom_property(evaluator_outputs["blessing"][0], "blessed"))
+        blessing = evaluator_outputs["blessing"][0]
+        evaluation["blessed"] = bool(custom_property(blessing, "blessed"))
+        # The evaluation stage's verdict (components/evaluator): the trusted set, and which evaluation refused.
+        if verdict := read_verdict(blessing.uri):
+            evaluation["trusted"] = verdict.get("trusted") or {}
+            evaluation["trusted_spans"] = verdict.get("trusted_spans", [])
+            evaluation["refused_by"] = verdict.get("refused_by", [])
+            evaluation["failures"] = verdict.get("failures", [])
+            evaluation["notes"] = verdict.get("notes", [])
     report["evaluation"] = evaluation
 
     pushed = outputs_by_node.get("Pusher", {}).get("pushed_model", [])

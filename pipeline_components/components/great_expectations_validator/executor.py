@@ -13,6 +13,7 @@ from typing import Any
 
 from pipeline_components.components.gate import Artifacts, GateExecutor, GateOutcome
 from pipeline_components.config import fill_span, span_folder_regex
+from pipeline_components.config.spans import span_files
 from pipeline_components.errors import DataError
 from pipeline_components.reports.render import Verdict, render
 from pipeline_components.reports.store import page_path
@@ -29,13 +30,6 @@ class SuiteOutcome:
     failures: list[str] = field(default_factory=list)
     rows: int = 0
     result: dict[str, Any] = field(default_factory=dict)
-
-
-def span_files(input_base: str | Path, span_pattern: str, span: int) -> list[Path]:
-    files = sorted(Path(input_base).glob(fill_span(span_pattern, span)))
-    if not files:
-        raise DataError(f"no files match {Path(input_base) / fill_span(span_pattern, span)}")
-    return files
 
 
 def _digest(files: list[Path]) -> str:

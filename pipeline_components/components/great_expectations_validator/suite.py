@@ -3,16 +3,15 @@
     .venv-runtime/bin/python -m pipeline_components.components.great_expectations_validator.suite configs/flights.yaml
 
 writes ``configs/expectations/flights.json``: the columns in order, a type per column, observed numeric ranges,
-the allowed values of the categorical features and the label, null rates, row-count bounds per span and row
-uniqueness. Review the diff (widen a range, drop a too-strict set) and commit it: the pipeline runs the committed
-file, never a re-inferred one.
+the allowed values of the categorical features and the label, null rates and row uniqueness. Rows per span are not
+the suite's: DeliveryValidator expects them from the previous spans (``validation.delivery``). Review the diff
+(widen a range, drop a too-strict set) and commit it: the pipeline runs the committed file, never a re-inferred one.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +27,7 @@ def _e(kind: str, **kwargs: Any) -> dict[str, Any]:
     return {"type": kind, "kwargs": kwargs, **({"meta": meta} if meta else {})}
 
 
-def draft_suite(config: PipelineConfig, data_dir: Path, *, row_margin: float = 0.5) -> dict[str, Any]:
+def draft_suite(config: PipelineConfig, data_dir: Path) -> dict[str, Any]:
     import pandas as pd
 
     files = sorted((data_dir / config.data.folder).glob(fill_span(config.data.span_pattern)))
@@ -36,17 +35,8 @@ def draft_suite(config: PipelineConfig, data_dir: Path, *, row_margin: float = 0
         raise DataError(f"no span files under {data_dir / config.data.folder}; run `runway data prepare` first")
     per_span = {f.parent.name: pd.read_csv(f) for f in files}
     frame = pd.concat(per_span.values(), ignore_index=True)
-    rows = [len(f) for f in per_span.values()]
     columns = list(frame.columns)
-    expectations = [
-        _e("expect_table_columns_to_match_ordered_list", column_list=columns),
-        _e(
-            "expect_table_row_count_to_be_between",
-            min_value=max(1, math.floor(min(rows) * row_margin / 10) * 10),
-            max_value=math.ceil(max(rows) * (1 + row_margin) / 10) * 10,
-            meta={"notes": f"spans held {min(rows)}..{max(rows)} rows when this was drafted"},
-        ),
-    ]
+    expectations = [_e("expect_table_columns_to_match_ordered_list", column_list=columns)]
     categorical = set(config.features.categorical) | {config.label.column}
     for column in columns:
         series = frame[column]

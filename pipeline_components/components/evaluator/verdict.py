@@ -1,0 +1,189 @@
+"""The evaluation stage's verdict: the new span's evaluation and the trusted set's, together, and the page.
+
+``decide`` is pure: it takes the two evaluations as ``evaluation_summary`` reads them and the thresholds, and says
+whether the candidate is blessed, which evaluation refused it, and, when the served model collapses on the new span
+while it holds on the trusted set, that this is evidence against the new span.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from pipeline_components.components.gate import checks_page
+from pipeline_components.reports.render import Verdict, cell
+
+NEW_SPAN, TRUSTED, EVIDENCE = "new span", "trusted set", "evidence against the new span"
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """The gated metric and its thresholds, as the eval config (after run parameters) has them."""
+
+    metric: str
+    lower_bound: float | None
+    max_regression: float | None
+    max_baseline_drop: float | None
+
+
+def thresholds_of(eval_config_json: str, max_baseline_drop: float | None) -> Thresholds:
+    """The one metric with a threshold in TFMA's eval config (JSON, as the executor receives it)."""
+    config = json.loads(eval_config_json or "{}")
+    for spec in config.get("metrics_specs", []):
+        for metric in spec.get("metrics", []):
+            threshold = metric.get("threshold")
+            if not threshold:
+                continue
+            name = json.loads(metric.get("config") or "{}").get("name") or _snake(metric.get("class_name", ""))
+            lower = threshold.get("value_threshold", {}).get("lower_bound")
+            change = threshold.get("change_threshold", {}).get("absolute")
+            return Thresholds(
+                metric=name,
+                lower_bound=float(lower) if lower is not None else None,
+                max_regression=-float(change) if change is not None else None,
+                max_baseline_drop=max_baseline_drop,
+            )
+    return Thresholds(metric="", lower_bound=None, max_regression=None, max_baseline_drop=max_baseline_drop)
+
+
+def _snake(class_name: str) -> str:
+    return "".join(f"_{c.lower()}" if c.isupper() else c for c in class_name).lstrip("_")
+
+
+@dataclass
+class EvaluationVerdict:
+    """What the evaluation stage decided (``verdict.json`` in the blessing; figures of the task)."""
+
+    blessed: bool
+    metric: str
+    span: int | None
+    trusted_spans: list[int]
+    new_span: dict[str, Any]
+    trusted: dict[str, Any] | None
+    refused_by: list[str] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    baseline_drop: float | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _where(name: str, span: int | None, trusted_spans: list[int]) -> str:
+    if name == NEW_SPAN:
+        return f"new span {span}" if span is not None else "new span"
+    return "trusted set (spans " + ", ".join(str(s) for s in trusted_spans) + ")"
+
+
+def _threshold_lines(where: str, summary: dict[str, Any], limits: Thresholds) -> list[str]:
+    """Why TFMA refused this evaluation, for the gated metric; TFMA's own words when the metric does not say."""
+    name = limits.metric
+    candidate = summary.get("metrics", {}).get(name)
+    baseline = summary.get("baseline_metrics", {}).get(name)
+    lines = []
+    if candidate is not None and limits.lower_bound is not None and candidate < limits.lower_bound:
+        lines.append(f"{where}: {name} {candidate:.4f} is below the value threshold {limits.lower_bound:g}")
+    regression = limits.max_regression
+    if candidate is not None and baseline is not None and regression is not None and candidate < baseline - regression:
+        lines.append(
+            f"{where}: {name} {candidate:.4f} is {baseline - candidate:.4f} below the served model's {baseline:.4f} "
+            f"(change threshold {regression:g})"
+        )
+    return lines or [f"{where}: {failure}" for failure in summary.get("failures", [])] or [f"{where}: not validated"]
+
+
+def decide(
+    *,
+    span: int | None,
+    new_span: dict[str, Any],
+    trusted: dict[str, Any] | None,
+    trusted_spans: list[int],
+    limits: Thresholds,
+    notes: list[str],
+) -> EvaluationVerdict:
+    """Bless only when the new span's evaluation and the trusted set's both passed TFMA's thresholds and the served
+    model did not collapse on the new span while holding on the trusted set.
+
+    Args:
+        span: the new span.
+        new_span: ``evaluation_summary`` of the new span's 'eval' split.
+        trusted: ``evaluation_summary`` of the trusted set, or None without one.
+        trusted_spans: the spans of the trusted set.
+        limits: the gated metric's thresholds.
+        notes: what was not evaluated and why (kept in the verdict).
+
+    Returns:
+        The verdict, with one line per refusal naming the evaluation that refused.
+    """
+    verdict = EvaluationVerdict(
+        blessed=True,
+        metric=limits.metric,
+        span=span,
+        trusted_spans=list(trusted_spans),
+        new_span=new_span,
+        trusted=trusted,
+        notes=list(notes),
+    )
+    for name, summary in ((NEW_SPAN, new_span), (TRUSTED, trusted)):
+        if summary is not None and not summary.get("validation_ok"):
+            verdict.refused_by.append(name)
+            verdict.failures += _threshold_lines(_where(name, span, trusted_spans), summary, limits)
+    served_new = new_span.get("baseline_metrics", {}).get(limits.metric)
+    served_trusted = (trusted or {}).get("baseline_metrics", {}).get(limits.metric)
+    if served_new is not None and served_trusted is not None:
+        verdict.baseline_drop = served_trusted - served_new
+        if limits.max_baseline_drop is not None and verdict.baseline_drop > limits.max_baseline_drop:
+            verdict.refused_by.append(EVIDENCE)
+            verdict.failures.append(
+                f"evidence against new span {span}: the served model's {limits.metric} is {served_new:.4f} on it but "
+                f"{served_trusted:.4f} on the {_where(TRUSTED, span, trusted_spans)}, a drop of "
+                f"{verdict.baseline_drop:.4f} > {limits.max_baseline_drop:g} (evaluation.max_baseline_drop): the "
+                "new span's labels or features are suspect, not the models"
+            )
+    verdict.blessed = not verdict.refused_by
+    return verdict
+
+
+def _value(metrics: dict[str, float], name: str) -> str:
+    return f"{metrics[name]:.4f}" if name in metrics else "-"
+
+
+def _diff(summary: dict[str, Any], name: str) -> dict[str, Any] | str:
+    metrics = summary.get("metrics", {})
+    if f"{name}_diff" not in metrics:
+        return "-"
+    diff = metrics[f"{name}_diff"]
+    return cell(f"{diff:+.4f}", "bad" if diff < 0 else "ok")
+
+
+def evaluation_page(verdict: EvaluationVerdict, facts: dict[str, Any]) -> str:
+    """Both evaluations side by side (candidate, served model, difference), the verdict first."""
+    summaries = [("new", verdict.new_span), ("trusted", verdict.trusted or {})]
+    names = sorted(
+        {name for _, s in summaries for name in s.get("metrics", {}) if not name.endswith("_diff") and name != "loss"}
+    )
+    rows = []
+    for name in names:
+        row: list[Any] = [cell(name, "ok" if name == verdict.metric else "")]
+        for _, summary in summaries:
+            row += [
+                _value(summary.get("metrics", {}), name),
+                _value(summary.get("baseline_metrics", {}), name),
+                _diff(summary, name),
+            ]
+        rows.append(row)
+    where_new = _where(NEW_SPAN, verdict.span, verdict.trusted_spans)
+    where_trusted = _where(TRUSTED, verdict.span, verdict.trusted_spans) if verdict.trusted else "trusted set (none)"
+    who = ("candidate", "served", "diff")
+    header = ["metric", *(f"{where}: {w}" for where in (where_new, where_trusted) for w in who)]
+    headline = "blessed" if verdict.blessed else "not blessed: refused by the " + ", the ".join(verdict.refused_by)
+    text = f"The gated metric is {verdict.metric}; the served model is the latest blessed one (the baseline)."
+    table = {"heading": "Candidate and served model", "header": header, "rows": rows, "numeric": (1, 2, 3, 4, 5, 6)}
+    return checks_page(
+        title=f"Evaluation — {where_new}",
+        verdict=Verdict(verdict.blessed, headline, verdict.failures),
+        facts=facts,
+        notes=verdict.notes,
+        tables=[{**table, "text": text}],
+    )
