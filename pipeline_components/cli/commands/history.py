@@ -60,11 +60,11 @@ def take_in_history(settings: Settings, name: str, *, conf: dict[str, Any], run:
     )
     for span in older:
         summary = run(settings, name, conf={**conf, "span": span, "ingest_only": True}, progress=_quiet)
-        refused = [t["task_id"] for t in summary["tasks"] if t["state"] not in ("success", "skipped")]
+        refused = [t["task_id"] for t in summary["tasks"] if t["state"] == "failed"]
         if summary["returncode"] != 0 or refused:
-            print_summary(summary)
+            print_summary(summary)  # with each failed task's reason
             raise RunwayError(
-                f"span {span} was not taken in (tasks not successful: {refused}); the newest span was not run. "
+                f"span {span} was not taken in (failed: {refused}); the newest span was not run. "
                 f"Log: {summary['log_path']}"
             )
         say(f"      span {span}: ingested and validated (run {summary['run_id']})")

@@ -134,8 +134,10 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> None:
     say(f"\nsummary saved to {summary['saved_to']}")
     failed = [t["task_id"] for t in summary["tasks"] if t["state"] not in ("success", "skipped")]
     if summary["returncode"] != 0 or failed:
+        first = [t["task_id"] for t in summary["tasks"] if t["state"] == "failed"] or failed
+        after = f", {len(failed) - len(first)} more did not run" if len(failed) > len(first) else ""
         raise RunwayError(
-            f"run {summary['run_id']} did not succeed (tasks not successful: {failed}); log: {summary['log_path']}"
+            f"run {summary['run_id']} did not succeed (failed: {first}{after}); log: {summary['log_path']}"
         )
     if getattr(args, "serve", False):
         from pipeline_components.cli.commands.fleet import ensure_served
