@@ -35,7 +35,8 @@ ROWS: list[dict[str, Any]] = [
         "body_mass_g": 3500.0,
     },
 ]
-NUM_CLASSES = 3  # Adelie, Chinstrap, Gentoo
+CLASS_NAMES = ["Adelie", "Chinstrap", "Gentoo"]  # configs/penguins.yaml label.classes, in index order
+NUM_CLASSES = len(CLASS_NAMES)
 
 
 def columns(rows: list[dict[str, Any]] = ROWS) -> dict[str, list[Any]]:

@@ -20,7 +20,7 @@ from tensorflow_serving.apis import (
 
 from tests.conformance.fixtures import MODEL_NAME
 from tests.conformance.harness import ServerProcess
-from tests.conformance.samples import NUM_CLASSES, ROWS, example, predict_request
+from tests.conformance.samples import CLASS_NAMES, NUM_CLASSES, ROWS, example, predict_request
 
 T = TypeVar("T")
 
@@ -100,7 +100,7 @@ def test_classify(shared_server: ServerProcess) -> None:
     assert response.model_spec.version.value == 2
     assert len(response.result.classifications) == len(ROWS)
     for classification in response.result.classifications:
-        assert [c.label for c in classification.classes] == [str(i) for i in range(NUM_CLASSES)]
+        assert [c.label for c in classification.classes] == CLASS_NAMES
         assert sum(c.score for c in classification.classes) == pytest.approx(1.0, rel=1e-4)
 
 

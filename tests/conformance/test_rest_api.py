@@ -9,7 +9,7 @@ import pytest
 
 from tests.conformance.fixtures import MODEL_NAME
 from tests.conformance.harness import ServerProcess
-from tests.conformance.samples import NUM_CLASSES, ROWS, b64, columns
+from tests.conformance.samples import CLASS_NAMES, NUM_CLASSES, ROWS, b64, columns
 
 M = f"/v1/models/{MODEL_NAME}"
 # Every way api_rest.md lets a request name the version: latest, a version, a label.
@@ -108,8 +108,8 @@ def test_classify_and_regress_over_tf_examples_agree_with_predict(
     assert len(results) == len(ROWS)
     predicted = shared_server.post(f"{path}:predict", {"instances": ROWS}).json()["predictions"]
     if verb == "classify":
-        # Every class, as its index, with its probability.
-        assert [[label for label, _ in row] for row in results] == [[str(i) for i in range(NUM_CLASSES)]] * len(ROWS)
+        # Every class, named as the configuration names it (label.classes), with its probability.
+        assert [[label for label, _ in row] for row in results] == [CLASS_NAMES] * len(ROWS)
         results, expected = [[score for _, score in row] for row in results], predicted
     else:
         # The pipeline's regression output is the probability of the most likely class.
