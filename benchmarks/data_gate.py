@@ -229,10 +229,10 @@ def run_month(ir: Path, nodes: list[str], month: int, run_id: str, *, past_the_g
     return record
 
 
-def write_month(folder: Path, month: int, source: Any, corrupt: Any = None) -> None:
+def write_month(folder: Path, month: int, source: Any, corrupt: Any = None, rows: int = 10**6) -> None:
     from tests.runtime.bad_inputs import month_with_delays
 
-    frame = month_with_delays(source, month, 10**6)  # the whole month, with its delays for the corruptions
+    frame = month_with_delays(source, month, rows)  # the whole month by default, with its delays for the corruptions
     if corrupt is None:
         folder.mkdir(parents=True)
         frame.drop(columns=["arr_delay"]).to_csv(folder / "flights.csv", index=False)
@@ -240,8 +240,10 @@ def write_month(folder: Path, month: int, source: Any, corrupt: Any = None) -> N
         corrupt(frame, folder)
 
 
-def run_months(home: Path) -> dict[str, Any]:
-    """The twelve months in order, then each corruption of June from the home as it was after May."""
+def run_months(home: Path, *, last_month: int = 12, rows: int = 10**6) -> dict[str, Any]:
+    """The twelve months in order, then each corruption of June from the home as it was after May.
+
+    ``last_month`` and ``rows`` (a sample per month, with its own row bound) make a quick look at the script."""
     os.environ["RUNWAY_HOME"] = str(home)
     sys.path.insert(0, str(CHECKOUT))
     from pipeline_components.config import load_pipeline_config
@@ -253,7 +255,10 @@ def run_months(home: Path) -> dict[str, Any]:
     preload(list(DEFAULT_PRELOAD))
     shutil.rmtree(home, ignore_errors=True)
     settings = Settings.from_env()
-    config = load_pipeline_config(CHECKOUT / "configs" / "flights.yaml").with_overrides({"tflite.variants": []})
+    overrides: dict[str, Any] = {"tflite.variants": []}
+    if rows < 10**6:
+        overrides["validation.delivery.min_rows"] = rows // 2
+    config = load_pipeline_config(CHECKOUT / "configs" / "flights.yaml").with_overrides(overrides)
     ir = settings.ir_path("flights")
     write_ir(compile_pipeline(config, settings), ir, config_path=config.source)
     nodes = [n.pipeline_node.node_info.id for n in read_ir(ir).nodes]
@@ -261,8 +266,8 @@ def run_months(home: Path) -> dict[str, Any]:
     spans = settings.data_dir / "flights"
     snapshot = home.parent / (home.name + "-after-may")
     clean = []
-    for month in range(1, 13):
-        write_month(spans / f"span-2013-{month:02d}", month, source)
+    for month in range(1, last_month + 1):
+        write_month(spans / f"span-2013-{month:02d}", month, source, rows=rows)
         clean.append(run_month(ir, nodes, month, f"clean-{month:02d}", past_the_gate=False))
         if month == CORRUPT_MONTH - 1:
             shutil.rmtree(snapshot, ignore_errors=True)
@@ -271,7 +276,7 @@ def run_months(home: Path) -> dict[str, Any]:
     for name, corrupt in corruptions().items():
         shutil.rmtree(home)
         shutil.copytree(snapshot, home, symlinks=True)  # the same path: ML Metadata's artifact URIs stay valid
-        write_month(spans / f"span-2013-{CORRUPT_MONTH:02d}", CORRUPT_MONTH, source, corrupt)
+        write_month(spans / f"span-2013-{CORRUPT_MONTH:02d}", CORRUPT_MONTH, source, corrupt, rows=rows)
         record = run_month(ir, nodes, CORRUPT_MONTH, "corrupt-" + str(len(corrupted)), past_the_gate=True)
         corrupted.append({"corruption": name, **record})
     shutil.rmtree(snapshot, ignore_errors=True)
@@ -345,7 +350,7 @@ def months_markdown(document: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main_months() -> None:
+def main_months(*, last_month: int, rows: int) -> None:
     load_before = os.getloadavg()
     started = time.monotonic()
     document: dict[str, Any] = {
@@ -353,20 +358,23 @@ def main_months() -> None:
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, shared with other work",
         "load_before": " ".join(f"{x:.2f}" for x in load_before),
         "measured": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        **run_months(MONTHS_HOME),
+        **run_months(MONTHS_HOME, last_month=last_month, rows=rows),
     }
     document["minutes"] = round((time.monotonic() - started) / 60, 1)
     document["load_after"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "data_gate_months.json").write_text(json.dumps(document, indent=2, default=str) + "\n")
-    (RESULTS / "data_gate_months.md").write_text(months_markdown(document))
-    print((RESULTS / "data_gate_months.md").read_text())
+    out = RESULTS if (last_month, rows) == (12, 10**6) else MONTHS_HOME.parent  # a quick look is not a result
+    (out / "data_gate_months.json").write_text(json.dumps(document, indent=2, default=str) + "\n")
+    (out / "data_gate_months.md").write_text(months_markdown(document))
+    print((out / "data_gate_months.md").read_text())
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scenario", choices=["months", "runners"], default="months")
     parser.add_argument("--variants", default="in_process,multi_processing")
+    parser.add_argument("--last-month", type=int, default=12, help="months: stop after this month (a quick look)")
+    parser.add_argument("--rows", type=int, default=10**6, help="months: a sample of this many rows per month")
     parser.add_argument("--source", default=str(CHECKOUT / "var" / "data" / "flights"))
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--home", help=argparse.SUPPRESS)
@@ -376,7 +384,7 @@ def main() -> None:
         Path(args.out).write_text(json.dumps(run_variant(Path(args.home), args.child)))
         return
     if args.scenario == "months":
-        main_months()
+        main_months(last_month=args.last_month, rows=args.rows)
         return
     load_before = os.getloadavg()
     runs = [measure(variant, Path(args.source)) for variant in args.variants.split(",")]

@@ -1,7 +1,8 @@
 """The evaluation stage holds when the new month's labels are wrong: the trusted set, real training, real pushes.
 
 Three runs of the flights pipeline, node by node with ``run_node`` against one ML Metadata store, on samples of
-real months (January, February, March of 2013): January is trained, blessed and pushed; February (clean) is blessed
+real months (January, February, March of 2013): January is trained and blessed (the first served model; its push is
+left out to save a model server's start); February (clean) is blessed
 on its own split AND on the trusted set (January's eval split, the span the served model was blessed on) and
 pushed; March arrives with its labels inverted upstream. The data gate refuses March (its positive rate); past that
 gate, as if it had been let through, the candidate trained on March alone (``window_spans=1``) looks far better than
@@ -9,7 +10,7 @@ the served model on March's own (wrong) labels, which is how it was blessed befo
 it on the trusted set, naming the served model's collapse on March as evidence against the new month; the Pusher
 pushes nothing and the store (versions and the fleet's ``models.config``) stays byte for byte as it was.
 
-About two minutes here: three small trainings, two TFMA passes per run, one model server per run (InfraValidator).
+About three minutes here: three small trainings, two TFMA passes per run, two model servers (InfraValidator).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from tests.runtime.homes import flights_home, run_nodes, store_bytes, write_span
 
 pytestmark = pytest.mark.runtime
 
-ROWS = 5000  # per month: a model worth comparing after a few hundred steps, trained in seconds
+ROWS = 4000  # per month: a model worth comparing after a few hundred steps, trained in seconds
 # The test's configuration: the samples' own row bound, a short training, and thresholds for models of 300 steps on
 # samples (their AUC moves by a few hundredths between runs); the corrupted month moves it by 0.3 and more.
 OVERRIDES = {
@@ -72,7 +73,7 @@ def runs(
     months = {m: month_with_delays(flights_source, m, ROWS) for m in (1, 2, 3)}
     settings, ir = flights_home(tmp_path_factory.mktemp("trusted"), {1: months[1]}, OVERRIDES)
     found: dict[str, Any] = {"settings": settings}
-    found["jan"] = run_nodes(ir, "run-jan", TRAIN_AND_PUSH, {"span": 1})
+    found["jan"] = run_nodes(ir, "run-jan", TRAIN_AND_PUSH[:-2], {"span": 1})  # blessed, not pushed
     write_span(settings, 2, months[2])
     found["feb"] = run_nodes(ir, "run-feb", TRAIN_AND_PUSH, {"span": 2})
     # The fleet serves February's version as stable (what the rollout after its push writes).
@@ -89,10 +90,10 @@ def runs(
 
 def test_a_clean_month_is_blessed_on_its_split_and_the_trusted_set_and_pushed(runs: dict[str, Any]) -> None:
     settings = runs["settings"]
-    assert runs["jan"] == dict.fromkeys(TRAIN_AND_PUSH), runs["jan"]
+    assert runs["jan"] == dict.fromkeys(TRAIN_AND_PUSH[:-2]), runs["jan"]
     assert runs["feb"] == dict.fromkeys(TRAIN_AND_PUSH), runs["feb"]
     first, second = _verdict(settings, "run-jan"), _verdict(settings, "run-feb")
-    assert first["evaluation"]["blessed"] and first["push"]["pushed"]
+    assert first["evaluation"]["blessed"]
     assert first["evaluation"]["trusted_spans"] == []  # nothing was blessed before: no trusted set yet
     evaluation = second["evaluation"]
     assert evaluation["blessed"] and evaluation["refused_by"] == [] and second["push"]["pushed"]
