@@ -4,16 +4,26 @@ Registered through the ``airflow.plugins`` entry point (pyproject.toml), so ever
 installed loads it: the API server serves ``/runway/reports/<pipeline>/<run id>/<node>.html`` (written by the
 runtime, see ``reports/``) and ``/runway/`` lists them; each TFX node task gets a "Report" extra link
 to its page. Pages are read-only files under ``$RUNWAY_HOME/reports``; nothing outside that folder is served.
+
+Airflow 3 does not authenticate a plugin's FastAPI app: the plugin must. Every route here resolves the caller with
+Airflow's own dependency (``get_user``: the ``Authorization: Bearer`` token of the REST API, or the UI's session
+cookie), so a request without a valid login gets 401, and a page of a pipeline is sent only to a user whom Airflow's
+auth manager allows to read that pipeline's DAG (403 otherwise); the index lists only those pipelines.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from airflow.api_fastapi.app import get_auth_manager
+from airflow.api_fastapi.auth.managers.models.base_user import BaseUser
+from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity, DagDetails
+from airflow.api_fastapi.core_api.security import GetUserDep, get_user
 from airflow.plugins_manager import AirflowPlugin
-from fastapi import FastAPI, HTTPException
+from fastapi import Depends, FastAPI, HTTPException
 from fastapi.responses import FileResponse, HTMLResponse
 
+from pipeline_components.orchestration import dag_id_for
 from pipeline_components.orchestration.links import URL_PREFIX, NodeReportLink
 from pipeline_components.reports.render import Verdict, render
 from pipeline_components.settings import Settings
@@ -32,13 +42,31 @@ def _reports_root() -> Path:
     return (Settings.from_env().home / "reports").resolve()
 
 
+def may_read(user: BaseUser, pipeline: str) -> bool:
+    """Whether Airflow's auth manager lets ``user`` read the task instances of ``pipeline``'s DAG."""
+    return bool(
+        get_auth_manager().is_authorized_dag(
+            method="GET",
+            access_entity=DagAccessEntity.TASK_INSTANCE,
+            details=DagDetails(id=dag_id_for(pipeline)),
+            user=user,
+        )
+    )
+
+
 def create_app() -> FastAPI:
-    app = FastAPI(title="runway reports", docs_url=None, redoc_url=None)
+    # Every route: an authenticated Airflow user (401 before anything is read).
+    app = FastAPI(title="runway reports", docs_url=None, redoc_url=None, dependencies=[Depends(get_user)])
 
     @app.get("/", response_class=HTMLResponse)
-    def index() -> HTMLResponse:
+    def index(user: GetUserDep) -> HTMLResponse:
         root = _reports_root()
-        pages = sorted(root.glob("*/*/*.html"), reverse=True) if root.is_dir() else []
+        readable: dict[str, bool] = {}
+        pages = []
+        for path in sorted(root.glob("*/*/*.html"), reverse=True) if root.is_dir() else []:
+            pipeline = path.relative_to(root).parts[0]
+            if readable.setdefault(pipeline, may_read(user, pipeline)):
+                pages.append(path)
         runs: dict[tuple[str, str], list[str]] = {}
         for path in pages[:_LISTED]:
             pipeline, run, name = path.relative_to(root).parts
@@ -54,10 +82,15 @@ def create_app() -> FastAPI:
         return HTMLResponse(listing, headers=PAGE_HEADERS)
 
     @app.get("/reports/{path:path}")
-    def report(path: str) -> FileResponse:
+    def report(path: str, user: GetUserDep) -> FileResponse:
         root = _reports_root()
         target = (root / path).resolve()
-        if not target.is_relative_to(root) or not target.is_file() or target.suffix != ".html":
+        if not target.is_relative_to(root) or target == root:
+            raise HTTPException(status_code=404, detail=f"no report {path}")
+        pipeline = target.relative_to(root).parts[0]
+        if not may_read(user, pipeline):  # before looking for the file: a refusal says nothing of what exists
+            raise HTTPException(status_code=403, detail=f"you may not read the DAG {dag_id_for(pipeline)}")
+        if not target.is_file() or target.suffix != ".html":
             raise HTTPException(status_code=404, detail=f"no report {path}")
         return FileResponse(target, media_type="text/html", headers=PAGE_HEADERS)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import signal
 import subprocess
 import time
@@ -59,8 +60,8 @@ class Api:
         except urllib.error.HTTPError as err:
             return err.code, json.loads(err.read() or b"null")
 
-    def login(self) -> None:
-        status, body = self.call("GET", "/auth/token")
+    def login(self, username: str, password: str) -> None:
+        status, body = self.call("POST", "/auth/token", {"username": username, "password": password})
         assert status in (200, 201), body
         self.token = body["access_token"]
 
@@ -88,11 +89,16 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Settings, 
     check(runway(settings, "compile", "flights", "penguins", "--set", "validation.delivery.min_rows=50"))
     ensure_database(settings)
     (port,) = free_ports(1)
+    password = secrets.token_urlsafe(16)
+    passwords = home / "simple_auth_manager_passwords.json"
+    passwords.write_text(json.dumps({"operator": password}))
     env = {
         **airflow_env(settings),
         "AIRFLOW__API__PORT": str(port),
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://localhost:{port}/execution/",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
+        # A real login, as runway's Airflow has by default (SimpleAuthManager), with the test's own user.
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "operator:admin",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
         "AIRFLOW__CORE__PARALLELISM": "4",
     }
     processes = []
@@ -105,8 +111,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Settings, 
         )
     api = Api(f"http://localhost:{port}")
     try:
-        _wait("the API server", lambda: api.call("GET", "/api/v2/version")[0] == 200, timeout=120)
-        api.login()
+        _wait("the API server", lambda: api.call("GET", "/api/v2/version")[0] in (200, 401), timeout=120)
+        api.login("operator", password)
         _wait("the DAG to be parsed", lambda: api.call("GET", f"/api/v2/dags/{DAG_ID}")[0] == 200, timeout=180)
         yield settings, api
     finally:
@@ -285,7 +291,15 @@ def test_the_evaluation_report_is_linked_from_its_task(
     assert status == 200, links
     url = links.get("Report") or links.get("extra_links", {}).get("Report")
     assert url and url.startswith("/runway/reports/flights/"), links
-    with urllib.request.urlopen(api.base + url, timeout=30) as response:
+    # Only for an Airflow login (the API server does not authenticate a plugin's app: the plugin must).
+    for headers, refused in (({}, 401), ({"Authorization": "Bearer not-a-token"}, 403)):
+        with pytest.raises(urllib.error.HTTPError) as answer:
+            urllib.request.urlopen(urllib.request.Request(api.base + url, headers=headers), timeout=30)
+        assert answer.value.code == refused and b"auc" not in answer.value.read()
+    with pytest.raises(urllib.error.HTTPError, match="401"):
+        urllib.request.urlopen(api.base + "/runway/", timeout=30)
+    request = urllib.request.Request(api.base + url, headers={"Authorization": f"Bearer {api.token}"})
+    with urllib.request.urlopen(request, timeout=30) as response:
         page = response.read().decode()
     assert "Evaluation" in page and "auc" in page
 
