@@ -8,7 +8,8 @@
    `infra/runtime/requirements.txt`, resolved for `manylinux_2_39`;
 3. on a host whose C library is older than glibc 2.39, the compat runtime that lets that environment load
    (Debian 13's libc6, libstdc++6 and libgcc-s1 unpacked into the venv, and a patched copy of the interpreter);
-4. nginx from Debian's packages when it is missing (it balances the local serving fleet, `runway fleet up`).
+4. the Debian packages that are missing (one apt-get run, as root): nginx, which balances the local serving
+   fleet (`runway fleet up`), and chromium and chromium-driver, which run the browser tests of the Airflow UI.
 
 Each step records a fingerprint of its inputs and is skipped when nothing changed, so a second run takes
 seconds. Uses the standard library only: it runs before any virtual environment exists.
@@ -259,25 +260,39 @@ def setup_compat(uv: str) -> None:
     )
 
 
-def setup_nginx() -> None:
-    """nginx (Debian's package) balances the local serving fleet (`runway fleet up`); installed only when missing."""
-    if shutil.which("nginx") or Path("/usr/sbin/nginx").is_file():
+# Debian packages the product and its test suite use, each with the file that shows it is installed:
+# nginx balances the local serving fleet (`runway fleet up`); Chromium and its WebDriver run the browser tests of
+# the Airflow UI (tests/browser), driven by Selenium through the system chromedriver (no browser download).
+DEBIAN_PACKAGES = {
+    "nginx": ("/usr/sbin/nginx", "the local serving fleet's load balancer"),
+    "chromium": ("/usr/bin/chromium", "the browser tests of the Airflow UI"),
+    "chromium-driver": ("/usr/bin/chromedriver", "the browser tests of the Airflow UI"),
+}
+
+
+def setup_debian_packages() -> None:
+    """Install the Debian packages of ``DEBIAN_PACKAGES`` that are missing, in one apt-get run (as root)."""
+    missing = [name for name, (path, _) in DEBIAN_PACKAGES.items() if not Path(path).is_file()]
+    if not missing:
+        say(f"Debian packages: up to date ({', '.join(DEBIAN_PACKAGES)})")
         return
+    needed_for = "; ".join(f"{name}: {DEBIAN_PACKAGES[name][1]}" for name in missing)
+    command = f"apt-get install -y --no-install-recommends {' '.join(missing)}"
     apt = shutil.which("apt-get")
     if apt is None:
-        say("nginx is missing and apt-get is not available: install nginx yourself for the local serving fleet")
+        say(f"missing {needed_for}, and apt-get is not available: install them yourself")
         return
     sudo = [] if os.geteuid() == 0 else (["sudo", "-n"] if shutil.which("sudo") else None)
     if sudo is None:
-        say("nginx is missing: run `apt-get install -y nginx` as root for the local serving fleet")
+        say(f"missing {needed_for}; not root and no sudo: run `{command}` as root")
         return
-    say("installing nginx (Debian's package) for the local serving fleet")
+    say(f"installing Debian packages ({needed_for})")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     try:
         run([*sudo, apt, "update", "-qq"], env=env)
-        run([*sudo, apt, "install", "-y", "-qq", "--no-install-recommends", "nginx"], env=env)
+        run([*sudo, apt, "install", "-y", "-qq", "--no-install-recommends", *missing], env=env)
     except subprocess.CalledProcessError as error:
-        say(f"could not install nginx ({error}); install it yourself: apt-get install -y nginx")
+        say(f"could not install {', '.join(missing)} ({error}); install them yourself as root: {command}")
 
 
 def main() -> None:
@@ -287,7 +302,7 @@ def main() -> None:
     setup_orchestrator(uv)
     setup_runtime(uv)
     setup_compat(uv)
-    setup_nginx()
+    setup_debian_packages()
 
 
 if __name__ == "__main__":

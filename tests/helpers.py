@@ -55,7 +55,7 @@ def require_nginx() -> str:
     """The nginx binary, or ``missing(...)``."""
     binary = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").is_file() else None)
     if binary is None:
-        missing("nginx is not installed (make setup installs it: apt-get install nginx-light)")
+        missing("nginx is not installed (make setup installs it: apt-get install nginx)")
     assert binary is not None
     return binary
 
