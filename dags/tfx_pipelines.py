@@ -14,12 +14,13 @@ import logging
 from pipeline_components.config import find_pipeline_configs, load_pipeline_config
 from pipeline_components.orchestration.dag_factory import (
     build_data_dag,
-    build_pipeline_dag,
     build_serving_dag,
+    dag_from_graph,
     dag_id_for,
     data_dag_id_for,
     serving_dag_id_for,
 )
+from pipeline_components.orchestration.ir import read_pipeline_graph
 from pipeline_components.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -30,8 +31,10 @@ for name, config_path in find_pipeline_configs(settings.config_dir).items():
     if not ir_path.is_file():
         log.warning("pipeline %s is not compiled (%s missing): run `runway compile %s`", name, ir_path, name)
         continue
-    config = load_pipeline_config(config_path)
-    globals()[dag_id_for(name)] = build_pipeline_dag(ir_path=ir_path, config=config, settings=settings)
+    graph = read_pipeline_graph(ir_path)
+    # The DAGs take the shape the pipeline was compiled with (`runway compile --set serving.approval=required`).
+    config = load_pipeline_config(config_path).with_overrides(graph.overrides)
+    globals()[dag_id_for(name)] = dag_from_graph(graph, config=config, settings=settings)
     globals()[data_dag_id_for(name)] = build_data_dag(config=config, settings=settings)
     if config.serving.rollout:
         globals()[serving_dag_id_for(name)] = build_serving_dag(config=config)

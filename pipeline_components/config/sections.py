@@ -234,6 +234,15 @@ class ServingConfig(StrictModel):
     rollout_timeout_s: float = Field(default=300, gt=0, description="Bound on waiting for AVAILABLE everywhere.")
     verify_tolerance: float = Field(default=1e-4, gt=0, description="Allowed |served - exported| (relative above 1).")
     verify_latency_ms: float = Field(default=1000, gt=0, description="Budget for the median verification request.")
+    # The approval gate (docs/fleet.md): a person approves the verified canary before `stable` moves.
+    approval: Literal["none", "required"] = Field(
+        default="none",
+        description="required: the rollout waits on Airflow's Required actions (approve promotes; reject or "
+        "timeout puts the previous stable back); none: a verified canary is promoted at once.",
+    )
+    approval_timeout_h: float = Field(
+        default=24, gt=0, le=24 * 14, description="Hours the approval waits; then it counts as a rejection."
+    )
     contract: ServingContract = Field(
         default_factory=ServingContract,
         description="The serving contract (docs/models.md): checked against every candidate before a push.",

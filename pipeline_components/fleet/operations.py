@@ -42,21 +42,36 @@ def running_fleet(settings: Settings) -> FleetState:
     return state
 
 
-def roll_out(
-    settings: Settings, config: PipelineConfig, version: int, *, say: Callable[[str], None], verify: bool = True
-) -> list[str]:
-    """A whole rollout of ``version`` (every step), then the notification that it is stable."""
-    state = running_fleet(settings)
-    store = ModelStore(settings.model_store)
-    previous = store.serving(config.serving.model_name).stable
-    rollout = Rollout(
-        store=store,
+def rollout_on(
+    state: FleetState, settings: Settings, config: PipelineConfig, *, say: Callable[[str], None], verify: bool = True
+) -> Rollout:
+    """The rollout of ``config``'s model on the fleet ``state`` describes, with the pipeline's serving settings."""
+    return Rollout(
+        store=ModelStore(settings.model_store),
         fleet=state,
         model=config.serving.model_name,
         home=settings.home,
         options=options_for(config, verify=verify),
         say=say,
     )
+
+
+def fleet_rollout(config: PipelineConfig, settings: Settings, *, say: Callable[[str], None]) -> Rollout | None:
+    """The rollout of ``config``'s model on the running fleet (Airflow's tasks); None when no fleet runs."""
+    state = read_fleet_state(settings.home)
+    if state is None or (state.kind == "local" and not pid_alive(state.nginx_pid)):
+        return None
+    return rollout_on(state, settings, config, say=say)
+
+
+def roll_out(
+    settings: Settings, config: PipelineConfig, version: int, *, say: Callable[[str], None], verify: bool = True
+) -> list[str]:
+    """A whole rollout of ``version`` (every step), then the notification that it is stable."""
+    state = running_fleet(settings)
+    rollout = rollout_on(state, settings, config, say=say, verify=verify)
+    store = rollout.store
+    previous = store.serving(config.serving.model_name).stable
     try:
         lines = rollout.run(version)
     finally:

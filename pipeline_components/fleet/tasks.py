@@ -21,8 +21,7 @@ from airflow.sdk import BaseOperator, Param, TaskGroup
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from pipeline_components.config import PipelineConfig, load_pipeline_config
-from pipeline_components.fleet import read_fleet_state
-from pipeline_components.fleet.operations import options_for
+from pipeline_components.fleet.operations import fleet_rollout
 from pipeline_components.fleet.rollout import (
     STEPS,
     NothingToRollOut,
@@ -30,8 +29,6 @@ from pipeline_components.fleet.rollout import (
     RolloutFailed,
     promote_or_rollback_target,
 )
-from pipeline_components.fleet.store import ModelStore
-from pipeline_components.processes import pid_alive
 from pipeline_components.settings import Settings
 
 ROLLOUT_GROUP = "rollout"
@@ -59,19 +56,6 @@ class RolloutStepOperator(BaseOperator):
         self.config_path = config_path
         self.candidate_from = candidate_from  # "push": the Pusher's version; "params": the serving DAG's form
 
-    def _rollout(self, config: PipelineConfig, settings: Settings) -> Rollout | None:
-        state = read_fleet_state(settings.home)
-        if state is None or (state.kind == "local" and not pid_alive(state.nginx_pid)):
-            return None
-        return Rollout(
-            store=ModelStore(settings.model_store),
-            fleet=state,
-            model=config.serving.model_name,
-            home=settings.home,
-            options=options_for(config),
-            say=self.log.info,
-        )
-
     def _candidate(self, rollout: Rollout, context: Any) -> int:
         params = context.get("params") or {}
         if self.candidate_from == "params":
@@ -93,7 +77,7 @@ class RolloutStepOperator(BaseOperator):
     def execute(self, context: Any) -> str:
         settings = Settings.from_env()
         config = load_pipeline_config(self.config_path)
-        rollout = self._rollout(config, settings)
+        rollout = fleet_rollout(config, settings, say=self.log.info)
         if rollout is None:
             if self.step == ROLLBACK_TASK:
                 return "no fleet: nothing to roll back"
@@ -130,7 +114,7 @@ class RolloutStepOperator(BaseOperator):
 def rollout_task_group(*, config: PipelineConfig, candidate_from: str = "push") -> tuple[TaskGroup, Any]:
     """The ``rollout`` group: the steps in a chain, and the backstop rollback. Returns (group, first task)."""
     with TaskGroup(group_id=ROLLOUT_GROUP, tooltip="Verified, fleet-wide rollout (docs/fleet.md)") as group:
-        steps = [
+        steps: list[BaseOperator] = [
             RolloutStepOperator(
                 task_id=step,
                 step=step,
@@ -142,6 +126,11 @@ def rollout_task_group(*, config: PipelineConfig, candidate_from: str = "push") 
             )
             for step in STEP_TASKS
         ]
+        if config.serving.approval == "required":
+            from pipeline_components.fleet.approval import APPROVE_TASK, RolloutApprovalOperator
+
+            approve = RolloutApprovalOperator(task_id=APPROVE_TASK, config=config)
+            steps.insert(STEP_TASKS.index("promote"), approve)
         for upstream, downstream in itertools.pairwise(steps):
             upstream >> downstream
         backstop = RolloutStepOperator(

@@ -8,7 +8,7 @@ Airflow DAG needs at parse time.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipeline_components.errors import NotCompiledError
@@ -32,6 +32,7 @@ class PipelineGraph:
     ir_path: Path
     nodes: tuple[NodeSpec, ...]
     config_path: str | None = None
+    overrides: dict[str, object] = field(default_factory=dict)  # `runway compile --set`, recorded in the IR
 
     def node(self, node_id: str) -> NodeSpec:
         for node in self.nodes:
@@ -69,5 +70,11 @@ def read_pipeline_graph(ir_path: Path) -> PipelineGraph:
         unknown = set(node.upstream) - ids
         if unknown:
             raise NotCompiledError(f"{ir_path}: node {node.id} depends on unknown nodes {sorted(unknown)}")
-    origin = document.get("runway", {}).get("config")
-    return PipelineGraph(name=name, ir_path=ir_path, nodes=tuple(nodes), config_path=origin)
+    origin = document.get("runway", {})
+    return PipelineGraph(
+        name=name,
+        ir_path=ir_path,
+        nodes=tuple(nodes),
+        config_path=origin.get("config"),
+        overrides=dict(origin.get("overrides") or {}),
+    )

@@ -3,6 +3,9 @@ does without a fleet (skips, saying what to do)."""
 
 from __future__ import annotations
 
+import importlib.util
+import json
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +16,7 @@ from pipeline_components.config import PipelineConfig, load_pipeline_config
 from pipeline_components.fleet.tasks import ROLLBACK_TASK, STEP_TASKS, RolloutStepOperator
 from pipeline_components.orchestration.backends import ContainerSettings
 from pipeline_components.orchestration.dag_factory import build_pipeline_dag, build_serving_dag
-from pipeline_components.settings import Settings
+from pipeline_components.settings import CHECKOUT, Settings
 from tests.conftest import CONFIGS
 from tests.helpers import ROLLOUT_TASKS
 from tests.unit.orchestration.test_ir import DEMO, write_ir
@@ -66,3 +69,61 @@ def test_without_a_fleet_the_rollout_skips_and_says_how_to_start_one(
     context: dict[str, Any] = {"params": {}}
     with pytest.raises(AirflowSkipException, match=r"runway fleet up.*runway fleet rollout flights"):
         step.execute(context)
+
+
+# -- the approval gate (serving.approval: required; docs/fleet.md) ---------------------------------------------------
+
+def _assert_approval_between_verify_and_promote(dag: Any) -> None:
+    from airflow.providers.standard.operators.hitl import ApprovalOperator
+
+    approve = dag.task_dict["rollout.approve"]
+    assert isinstance(approve, ApprovalOperator)  # Airflow's own HITL: listed under "Required actions"
+    assert approve.options == ["Approve", "Reject"] and approve.retries == 0
+    assert approve.upstream_task_ids == {"rollout.verify"}
+    assert dag.task_dict["rollout.promote"].upstream_task_ids == {"rollout.approve"}
+    assert "rollout.approve" in dag.task_dict[f"rollout.{ROLLBACK_TASK}"].upstream_task_ids
+    assert approve.response_timeout == timedelta(hours=24)
+
+
+def test_approval_required_puts_an_approval_between_verify_and_promote(
+    tmp_path: Path, flights: PipelineConfig, isolated_settings: Settings
+) -> None:
+    config = flights.with_overrides({"serving.approval": "required"})
+    pipeline = build_pipeline_dag(
+        ir_path=write_ir(tmp_path / "demo.json", DEMO), config=config, settings=isolated_settings, container=LOCAL
+    )
+    _assert_approval_between_verify_and_promote(pipeline)
+    _assert_approval_between_verify_and_promote(build_serving_dag(config=config))
+
+
+def test_approval_timeout_comes_from_the_configuration(flights: PipelineConfig) -> None:
+    config = flights.with_overrides({"serving.approval": "required", "serving.approval_timeout_h": 0.5})
+    assert build_serving_dag(config=config).task_dict["rollout.approve"].response_timeout == timedelta(minutes=30)
+
+
+def test_approval_none_promotes_a_verified_canary_without_waiting(
+    tmp_path: Path, flights: PipelineConfig, isolated_settings: Settings
+) -> None:
+    assert flights.serving.approval == "none"  # make run finishes unattended
+    pipeline = build_pipeline_dag(
+        ir_path=write_ir(tmp_path / "demo.json", DEMO), config=flights, settings=isolated_settings, container=LOCAL
+    )
+    for dag in (pipeline, build_serving_dag(config=flights)):
+        assert "rollout.approve" not in dag.task_dict
+        assert dag.task_dict["rollout.promote"].upstream_task_ids == {"rollout.verify"}
+
+
+def test_a_compile_override_of_the_approval_reaches_the_dags(isolated_settings: Settings) -> None:
+    """`runway compile penguins --set serving.approval=required` records the override in the IR; the DAG file
+    builds both DAGs of that pipeline with it."""
+    isolated_settings.ir_dir.mkdir(parents=True)
+    ir = write_ir(isolated_settings.ir_path("penguins"), DEMO, name="penguins")
+    document = json.loads(ir.read_text())
+    document["runway"] = {"config": str(CONFIGS / "penguins.yaml"), "overrides": {"serving.approval": "required"}}
+    ir.write_text(json.dumps(document))
+    spec = importlib.util.spec_from_file_location("dag_file_under_test", CHECKOUT / "dags" / "tfx_pipelines.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    for dag_id in ("penguins_pipeline", "penguins_serving"):
+        _assert_approval_between_verify_and_promote(getattr(module, dag_id))
