@@ -23,7 +23,9 @@ from airflow.plugins_manager import AirflowPlugin
 from fastapi import Depends, FastAPI, HTTPException
 from fastapi.responses import FileResponse, HTMLResponse
 
-from pipeline_components.orchestration import dag_id_for
+from pipeline_components.console.page import CONSOLE_PREFIX
+from pipeline_components.console.routes import console_router
+from pipeline_components.orchestration import dag_id_for, serving_dag_id_for
 from pipeline_components.orchestration.links import URL_PREFIX, NodeReportLink
 from pipeline_components.reports.render import Verdict, render
 from pipeline_components.settings import Settings
@@ -49,6 +51,19 @@ def may_read(user: BaseUser, pipeline: str) -> bool:
             method="GET",
             access_entity=DagAccessEntity.TASK_INSTANCE,
             details=DagDetails(id=dag_id_for(pipeline)),
+            user=user,
+        )
+    )
+
+
+def may_trigger(user: BaseUser, pipeline: str) -> bool:
+    """Whether Airflow's auth manager lets ``user`` create runs of ``pipeline``'s serving DAG (the console's
+    promote and rollback)."""
+    return bool(
+        get_auth_manager().is_authorized_dag(
+            method="POST",
+            access_entity=DagAccessEntity.RUN,
+            details=DagDetails(id=serving_dag_id_for(pipeline)),
             user=user,
         )
     )
@@ -94,6 +109,8 @@ def create_app() -> FastAPI:
             raise HTTPException(status_code=404, detail=f"no report {path}")
         return FileResponse(target, media_type="text/html", headers=PAGE_HEADERS)
 
+    # The model console (console/routes.py): the same login; reading and acting checked per pipeline.
+    app.include_router(console_router(may_read=may_read, may_trigger=may_trigger), prefix="/console")
     return app
 
 
@@ -101,3 +118,20 @@ class RunwayPlugin(AirflowPlugin):
     name = "runway"
     fastapi_apps = [{"app": create_app(), "url_prefix": URL_PREFIX, "name": "runway reports"}]
     operator_extra_links = [NodeReportLink()]
+    # The model console in Airflow's UI: in the navigation, and on a pipeline's DAG and run pages (Airflow puts
+    # the DAG id and run id into the address).
+    external_views = [
+        {"name": "Model console", "href": f"{CONSOLE_PREFIX}/", "destination": "nav", "url_route": "runway-console"},
+        {
+            "name": "Model console",
+            "href": f"{CONSOLE_PREFIX}/dag/{{DAG_ID}}",
+            "destination": "dag",
+            "url_route": "runway-console-dag",
+        },
+        {
+            "name": "Model console",
+            "href": f"{CONSOLE_PREFIX}/dag/{{DAG_ID}}?run={{RUN_ID}}",
+            "destination": "dag_run",
+            "url_route": "runway-console-run",
+        },
+    ]

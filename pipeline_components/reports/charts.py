@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,6 +55,11 @@ def _figure(width: float, height: float) -> Iterator[Any]:
 
     with matplotlib.rc_context(_STYLE):
         yield Figure(figsize=(width, height), layout="constrained")
+
+
+def figure_of(width: float, height: float) -> AbstractContextManager[Any]:
+    """A figure (inches) in the pages' style, for a chart drawn elsewhere (the model console's)."""
+    return _figure(width, height)
 
 
 def _svg(figure: Any) -> Markup:
