@@ -10,11 +10,6 @@ for it.
 from __future__ import annotations
 
 import json
-import os
-import secrets
-import signal
-import subprocess
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -24,9 +19,8 @@ from typing import Any
 import pytest
 
 from pipeline_components import boundary as run_params
-from pipeline_components.orchestration.airflow_local import airflow_bin, airflow_env, ensure_database
-from pipeline_components.ports import free_ports
 from pipeline_components.settings import Settings
+from tests.airflow_stack import Api, airflow_stack, wait
 from tests.helpers import PIPELINE_NODES, ROLLOUT_TASKS, check, listening_addresses, overlapping, runway
 
 pytestmark = pytest.mark.e2e
@@ -43,42 +37,6 @@ PARAMS = {
 }
 
 
-class Api:
-    def __init__(self, base: str) -> None:
-        self.base = base
-        self.token = ""
-
-    def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
-        data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(self.base + path, data=data, method=method)
-        request.add_header("Content-Type", "application/json")
-        if self.token:
-            request.add_header("Authorization", f"Bearer {self.token}")
-        try:
-            with urllib.request.urlopen(request, timeout=30) as response:
-                return response.status, json.loads(response.read() or b"null")
-        except urllib.error.HTTPError as err:
-            return err.code, json.loads(err.read() or b"null")
-
-    def login(self, username: str, password: str) -> None:
-        status, body = self.call("POST", "/auth/token", {"username": username, "password": password})
-        assert status in (200, 201), body
-        self.token = body["access_token"]
-
-
-def _wait(what: str, predicate: Any, timeout: float, every: float = 2.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            value = predicate()
-        except (urllib.error.URLError, ConnectionError, OSError):
-            value = None
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-
-
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Settings, Api]]:
     home = tmp_path_factory.mktemp("scheduler-home")
@@ -87,44 +45,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Settings, 
     check(runway(settings, "data", "prepare", "penguins"))
     # 10 % samples of months: their own row bound (the production bound is a whole month's).
     check(runway(settings, "compile", "flights", "penguins", "--set", "validation.delivery.min_rows=50"))
-    ensure_database(settings)
-    (port,) = free_ports(1)
-    password = secrets.token_urlsafe(16)
-    passwords = home / "simple_auth_manager_passwords.json"
-    passwords.write_text(json.dumps({"operator": password}))
-    env = {
-        **airflow_env(settings),
-        "AIRFLOW__API__PORT": str(port),
-        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://localhost:{port}/execution/",
-        # A real login, as runway's Airflow has by default (SimpleAuthManager), with the test's own user.
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "operator:admin",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
-        "AIRFLOW__CORE__PARALLELISM": "4",
-    }
-    processes = []
-    for component in (["api-server", "--port", str(port)], ["scheduler"], ["dag-processor"]):
-        log = (home / f"airflow-{component[0]}.log").open("w")
-        processes.append(
-            subprocess.Popen(
-                [airflow_bin(), *component], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-            )
-        )
-    api = Api(f"http://localhost:{port}")
-    try:
-        _wait("the API server", lambda: api.call("GET", "/api/v2/version")[0] in (200, 401), timeout=120)
-        api.login("operator", password)
-        _wait("the DAG to be parsed", lambda: api.call("GET", f"/api/v2/dags/{DAG_ID}")[0] == 200, timeout=180)
-        yield settings, api
-    finally:
-        for process in processes:
-            with _suppress():
-                os.killpg(process.pid, signal.SIGTERM)
-        for process in processes:
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                with _suppress():
-                    os.killpg(process.pid, signal.SIGKILL)
+    with airflow_stack(settings, users={"operator": "admin"}, dag_id=DAG_ID) as airflow:
+        yield settings, airflow.api("operator")
 
 
 class StorageFault:
@@ -152,14 +74,6 @@ class StorageFault:
         if status == 200 and task["state"] in ("up_for_retry", "failed"):
             self.path.unlink(missing_ok=True)
             self.repaired = True
-
-
-class _suppress:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> bool:
-        return True
 
 
 def test_the_ui_and_rest_api_listen_on_loopback_only(stack: tuple[Settings, Api]) -> None:
@@ -195,23 +109,13 @@ def finished_run(stack: tuple[Settings, Api]) -> tuple[Settings, Api, str, list[
     fault = StorageFault(settings, "flights", "StatisticsGen")  # one transient failure, to see the retry
     fault.inject()
     api.call("PATCH", f"/api/v2/dags/{DAG_ID}", {"is_paused": False})
-    # On the embedded SQLite database, the API server, scheduler and DAG processor all write; a write can time out
-    # on the database lock ("database is locked", HTTP 500, nothing created). A client retries that, as here;
-    # production runs on PostgreSQL (docker-compose.yml, infra/k8s).
-    for _attempt in range(4):
-        status, run = api.call("POST", f"/api/v2/dags/{DAG_ID}/dagRuns", {"logical_date": None, "conf": PARAMS})
-        if status < 500:
-            break
-        time.sleep(3)
-    assert status == 200, run
-    run_id = run["dag_run_id"]
+    run_id = api.trigger(DAG_ID, PARAMS)
 
     def done() -> str | None:
         fault.repair_once_retried(api, DAG_ID, run_id)
-        state = api.call("GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}")[1]["state"]
-        return state if state in ("success", "failed") else None
+        return api.run_state(DAG_ID, run_id)
 
-    state = _wait(f"run {run_id}", done, timeout=1500, every=2)
+    state = wait(f"run {run_id}", done, timeout=1500, every=2)
     assert fault.repaired, "the StatisticsGen task never waited for a retry: the injected fault did not fail it"
     status, instances = api.call("GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances")
     assert status == 200
@@ -271,14 +175,14 @@ def test_a_new_span_triggers_retraining(finished_run: tuple[Settings, Api, str, 
         state = api.call("GET", f"/api/v2/dags/flights_data/dagRuns/{run['dag_run_id']}")[1]["state"]
         return state if state in ("success", "failed") else None
 
-    assert _wait("the data DAG", data_done, timeout=300, every=3) == "success"
+    assert wait("the data DAG", data_done, timeout=300, every=3) == "success"
     assert (settings.data_dir / "flights" / "span-2013-03" / "flights.csv").is_file()
 
     def triggered() -> list[dict[str, Any]]:
         runs = api.call("GET", f"/api/v2/dags/{DAG_ID}/dagRuns")[1]["dag_runs"]
         return [r for r in runs if r["run_type"] == "asset_triggered"]
 
-    runs = _wait("an asset-triggered run of the pipeline", triggered, timeout=180, every=3)
+    runs = wait("an asset-triggered run of the pipeline", triggered, timeout=180, every=3)
     assert runs[0]["dag_run_id"] != first_run
 
 
@@ -321,7 +225,7 @@ def test_two_runs_of_one_pipeline_at_once_keep_ml_metadata_consistent(
         runs = {y: api.call("GET", f"/api/v2/dags/penguins_pipeline/dagRuns/{r}")[1] for y, r in run_ids.items()}
         return runs if all(r["state"] in ("success", "failed") for r in runs.values()) else None
 
-    runs = _wait("two penguins runs", all_done, timeout=1500, every=5)
+    runs = wait("two penguins runs", all_done, timeout=1500, every=5)
     assert {y: r["state"] for y, r in runs.items()} == {2007: "success", 2008: "success"}
     a, b = (runs[2007], runs[2008])
     assert a["start_date"] < b["end_date"] and b["start_date"] < a["end_date"], "the two runs did not overlap"
