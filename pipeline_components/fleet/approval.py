@@ -21,7 +21,7 @@ from airflow.providers.standard.exceptions import HITLTimeoutError
 from airflow.providers.standard.operators.hitl import ApprovalOperator, HITLOperator
 from airflow.sdk.exceptions import AirflowFailException
 
-from pipeline_components.config import PipelineConfig, load_pipeline_config
+from pipeline_components.config import PipelineConfig
 from pipeline_components.fleet.operations import fleet_rollout
 from pipeline_components.fleet.rollout import Rollout, RolloutFailed
 from pipeline_components.settings import Settings
@@ -47,12 +47,12 @@ class RolloutApprovalOperator(ApprovalOperator):
             retries=0,
             **kwargs,
         )
-        self.config_path = str(config.source)
+        # As the DAG file built it (with the overrides the pipeline was compiled with): the worker parses it too.
+        self.config = config
         self.timeout_h = timeout_h
 
     def _rollout(self) -> Rollout:
-        config = load_pipeline_config(self.config_path)
-        rollout = fleet_rollout(config, Settings.from_env(), say=self.log.info)
+        rollout = fleet_rollout(self.config, Settings.from_env(), say=self.log.info)
         if rollout is None:
             raise AirflowFailException("the serving fleet is gone: nothing to approve (`runway fleet status`)")
         return rollout
@@ -92,13 +92,14 @@ class RolloutApprovalOperator(ApprovalOperator):
             return {"decision": decision, "decided_by": decided_by}
         rollout = self._rollout()
         try:
-            reason = f"{decision.replace('_', ' ')} by {decided_by}" if decision == "rejected" else decided_by
+            reason = f"rejected by {decided_by}" if decision == "rejected" else decided_by
             outcome = str(rollout.fail(APPROVE_TASK, f"not approved: {reason}"))
         finally:
             rollout.close()
         self.log.info("%s", outcome)
+        ti.xcom_push(key="outcome", value=outcome)
         # Nothing to promote or retire; the rollback above is done, so the backstop has nothing to do either.
-        self.skip(ti=ti, tasks=[task for task in context["task"].get_direct_relatives(upstream=False)])
+        self.skip(ti=ti, tasks=list(context["task"].get_direct_relatives(upstream=False)))
         return {"decision": decision, "decided_by": decided_by, "outcome": outcome}
 
 

@@ -8,13 +8,20 @@ from __future__ import annotations
 
 import json
 import urllib.request
+from datetime import UTC, datetime
+from typing import Any
 
 import grpc
 import pytest
+from airflow.sdk.exceptions import DownstreamTasksSkipped
 
+from pipeline_components.config import load_pipeline_config
 from pipeline_components.fleet import CANARY_LABEL, STABLE_LABEL, protos
+from pipeline_components.fleet.approval import approval_body
 from pipeline_components.fleet.instances import Instance
 from pipeline_components.fleet.rollout import RolloutFailed
+from pipeline_components.orchestration.dag_factory import build_serving_dag
+from tests.conftest import CONFIGS
 from tests.fleet.fixtures import RunningFleet
 
 pytestmark = pytest.mark.runtime
@@ -171,3 +178,103 @@ def test_rollback_to_an_older_version(local_fleet: RunningFleet) -> None:
 
     assert local_fleet.store.serving(model).stable == 1
     assert rest_answer(local_fleet, model) == W["good_a"]
+
+
+# -- the approval gate (serving.approval: required): what each answer does to the fleet -----------------------------
+# The operator is the DAG's own task; Airflow's runtime is stood in for by the event it resumes the task with (the
+# HITL detail's resume payload) and a task instance that keeps XComs. tests/e2e/test_scheduler_rest.py answers it
+# through the REST API under a real scheduler.
+
+
+class _TaskInstance:
+    map_index = -1
+
+    def __init__(self) -> None:
+        self.xcoms: dict[str, object] = {}
+
+    def xcom_push(self, key: str, value: object) -> None:
+        self.xcoms[key] = value
+
+
+def _canary_awaiting_approval(fleet: RunningFleet, model: str, monkeypatch: pytest.MonkeyPatch) -> object:
+    """Version 1 stable, version 2 loaded and verified as canary everywhere; the serving DAG's approve task."""
+    promote_first(fleet, model)
+    fleet.publish(model, 2, "good_b")
+    rollout = fleet.rollout(model)
+    rollout.load(2)
+    rollout.wait_available()
+    rollout.label_canary()
+    rollout.verify()
+    rollout.close()
+    assert rest_answer(fleet, model, CANARY_LABEL) == W["good_b"]
+    for name, value in fleet.settings.as_env().items():
+        monkeypatch.setenv(name, value)
+    config = load_pipeline_config(CONFIGS / "penguins.yaml").with_overrides(
+        {"serving.model_name": model, "serving.approval": "required"}
+    )
+    return build_serving_dag(config=config).task_dict["rollout.approve"]
+
+
+def _answer(option: str, user: str | None) -> dict[str, object]:
+    return {
+        "chosen_options": [option],
+        "params_input": {},
+        "responded_at": datetime.now(UTC),
+        "responded_by_user": {"id": user, "name": user} if user else None,
+        "timedout": user is None,
+    }
+
+
+@pytest.mark.parametrize(
+    ("event", "decision", "decided_by"),
+    [
+        pytest.param(_answer("Reject", "ops-lead"), "rejected", "ops-lead", id="reject"),
+        pytest.param(
+            {"error": "The Human-in-the-loop response timeout has passed", "error_type": "timeout"},
+            "timed_out",
+            "nobody within 24 h (the approval timed out)",
+            id="timeout",
+        ),
+    ],
+)
+def test_a_rejected_or_unanswered_approval_puts_the_previous_stable_back(
+    local_fleet: RunningFleet,
+    monkeypatch: pytest.MonkeyPatch,
+    event: dict[str, object],
+    decision: str,
+    decided_by: str,
+) -> None:
+    model = f"tiny_approval_{decision}"
+    approve: Any = _canary_awaiting_approval(local_fleet, model, monkeypatch)
+    ti = _TaskInstance()
+
+    with pytest.raises(DownstreamTasksSkipped) as skipped:  # how a task tells Airflow to skip its downstream
+        approve.execute_complete({"ti": ti, "task": approve}, event)
+
+    assert set(skipped.value.tasks) == {"rollout.promote", "rollout.rollback_on_failure"}
+    serving = local_fleet.store.serving(model)
+    assert serving.stable == 1 and serving.canary is None  # the candidate left canary on every instance
+    for _ in range(6):
+        assert rest_answer(local_fleet, model) == W["good_a"]
+        assert grpc_answer(local_fleet, model) == W["good_a"]
+    assert ti.xcoms["decision"] == decision and ti.xcoms["decided_by"] == decided_by
+    journal = local_fleet.rollout(model).journal()
+    assert journal["status"] == "rolled_back" and journal["failed_step"] == "approve"
+    assert decided_by in journal["reason"]
+
+
+def test_an_approved_canary_is_promoted(local_fleet: RunningFleet, monkeypatch: pytest.MonkeyPatch) -> None:
+    model = "tiny_approval_approved"
+    approve: Any = _canary_awaiting_approval(local_fleet, model, monkeypatch)
+    evidence = {"metrics": {"auc": 0.91}, "trusted_metrics": {"auc": 0.9}, "contract": "serving contract kept"}
+    body = approval_body(local_fleet.rollout(model), candidate=2, evidence=evidence)
+    assert "auc: 0.9100 (baseline 0.9000)" in body and "serving contract kept" in body
+    assert body.count("answers as exported") == 6  # what the person reads: 3 instances, REST and gRPC each
+    ti = _TaskInstance()
+
+    outcome = approve.execute_complete({"ti": ti, "task": approve}, _answer("Approve", "ops-lead"))
+
+    assert outcome == {"decision": "approved", "decided_by": "ops-lead"}
+    assert local_fleet.store.serving(model).stable == 1  # the approval itself moves nothing: promote does
+    local_fleet.rollout(model).promote()
+    assert rest_answer(local_fleet, model) == W["good_b"] and grpc_answer(local_fleet, model) == W["good_b"]
