@@ -170,10 +170,17 @@ PARAMETERS: tuple[RunParameter, ...] = (
     ),
     RunParameter(
         "tflite_variants",
-        {"type": "string", "pattern": r"^[a-z0-9_, ]*$"},
-        "TFLite variants to build, measure and publish this run, comma-separated (float32, dynamic_range, float16, "
-        "int8, qat_int8, pruned, clustered, pqat_int8, cqat_int8); 'none' builds none; empty: the configuration's "
-        "list. Only for pipelines whose configuration enables TFLite (docs/tflite.md).",
+        # An array with `examples`: Airflow's trigger form renders it as a multiple choice over the known variants;
+        # `items.enum` refuses any other name when the run is triggered.
+        {
+            "type": ["array", "null"],
+            "items": {"type": "string", "enum": list(TFLITE_VARIANTS)},
+            "uniqueItems": True,
+            "examples": list(TFLITE_VARIANTS),
+        },
+        "TFLite variants to build, measure and publish this run (docs/tflite.md); none chosen: none this run. "
+        "Default: the configuration's list. Only for pipelines whose configuration enables TFLite. From the command "
+        "line: --param tflite_variants=int8,float16 (or none).",
         "TFLite",
     ),
 )
@@ -190,12 +197,24 @@ _DEFAULTS = {
     "eval_max_regression": lambda c: c.evaluation.max_regression,
     "serving_model_name": lambda c: c.serving.model_name,
     "dry_run": lambda c: False,
-    "tflite_variants": lambda c: ",".join(c.tflite.variants),
+    "tflite_variants": lambda c: list(c.tflite.variants),
     "allow_breaking_change": lambda c: False,
     "repush": lambda c: False,
     "ingest_only": lambda c: False,
 }
 BY_NAME = {p.name: p for p in PARAMETERS}
+
+
+def from_command_line(values: dict[str, Any], config: PipelineConfig) -> dict[str, Any]:
+    """``--param`` values as the trigger form sends them: ``tflite_variants=int8,float16`` becomes a list.
+
+    Raises:
+        ConfigError: an unknown or repeated variant name.
+    """
+    if isinstance(values.get("tflite_variants"), str):
+        names = tflite_variant_list(values["tflite_variants"])
+        values = {**values, "tflite_variants": list(config.tflite.variants) if names is None else names}
+    return values
 
 
 def defaults(config: PipelineConfig) -> dict[str, Any]:
@@ -210,6 +229,7 @@ def _type_ok(value: Any, types: str | list[str]) -> bool:
         "number": isinstance(value, int | float) and not isinstance(value, bool),
         "boolean": isinstance(value, bool),
         "string": isinstance(value, str),
+        "array": isinstance(value, list),
     }
     return any(checks[t] for t in allowed)
 
@@ -247,17 +267,21 @@ def validate(values: dict[str, Any], config: PipelineConfig) -> dict[str, Any]:
     return resolved
 
 
-def tflite_variant_list(value: str | None) -> list[str] | None:
-    """The run parameter ``tflite_variants`` as a list: None for the configuration's list, [] for 'none'.
+def tflite_variant_list(value: str | list[str] | None) -> list[str] | None:
+    """The run parameter ``tflite_variants`` as a list of names: [] for none (nothing chosen, null, or 'none'),
+    None for the configuration's list (an empty string: the command line's "not set").
 
     Raises:
         ConfigError: an unknown or repeated variant name.
     """
-    if value is None or not value.strip():
-        return None
-    if value.strip() == "none":
+    if value is None:
         return []
-    names = [name.strip() for name in value.split(",") if name.strip()]
+    if isinstance(value, str) and not value.strip():
+        return None
+    if isinstance(value, str) and value.strip() == "none":
+        return []
+    listed = value.split(",") if isinstance(value, str) else value
+    names = [str(name).strip() for name in listed if str(name).strip()]
     unknown = [name for name in names if name not in TFLITE_VARIANTS]
     if unknown or len(set(names)) != len(names):
         raise ConfigError(

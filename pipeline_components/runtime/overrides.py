@@ -102,11 +102,12 @@ def apply_run_parameters(node: pipeline_pb2.PipelineNode, params: dict[str, Any]
             _set(node, "serving_model_dir", str(base.parent / params["serving_model_name"]))
             changes.append(f"served version looked up under: {base.parent / params['serving_model_name']}")
 
-    if component == "TFLiteVariants" and params.get("tflite_variants"):
+    if component == "TFLiteVariants" and "tflite_variants" in params:
         from pipeline_components.boundary import tflite_variant_list
 
         variants = tflite_variant_list(params["tflite_variants"])
-        if variants is not None:
+        # The default is the configuration's list, which the node already has: only a change is applied.
+        if variants is not None and variants != json.loads(_get(node, "variants") or "[]"):
             _set(node, "variants", json.dumps(variants))
             changes.append(f"TFLite variants: {', '.join(variants) or 'none'}")
 

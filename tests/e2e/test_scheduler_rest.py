@@ -33,7 +33,7 @@ PARAMS = {
     "learning_rate": 0.005,
     "eval_lower_bound": 0.5,
     "eval_max_regression": 1.0,
-    "tflite_variants": "int8",
+    "tflite_variants": ["int8"],  # the form's multiple choice
 }
 
 

@@ -109,6 +109,11 @@ def test_tflite_variants_reach_the_tflite_node_only(ir: pipeline_pb2.Pipeline) -
     assert json.loads(param(n, "variants")) == ["int8", "qat_int8"]
     apply_run_parameters(n, {"tflite_variants": "none"})
     assert json.loads(param(n, "variants")) == []
+    # The trigger form's multiple choice sends a list; its default is the configuration's list (nothing to apply).
+    assert apply_run_parameters(n, {"tflite_variants": ["float16"]}) == ["TFLite variants: float16"]
+    assert apply_run_parameters(n, {"tflite_variants": ["float16"]}) == []
+    apply_run_parameters(n, {"tflite_variants": []})
+    assert json.loads(param(n, "variants")) == []
     before = node(ir, "TFLiteVariants")
     assert apply_run_parameters(before, {"tflite_variants": ""}) == []  # empty: the configuration's list
     trainer = node(ir, "Trainer")

@@ -122,7 +122,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> None:
         ensure_fleet(settings, say)
     dag_id = dag_id_for(name)
     say(f"[4/4] running DAG {dag_id} through Airflow")
-    conf = parse_overrides(args.param)
+    conf = boundary.from_command_line(parse_overrides(args.param), pipeline_config(settings, name))
     if getattr(args, "history", False):
         from pipeline_components.cli.commands.history import take_in_history
 
