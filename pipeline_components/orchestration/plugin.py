@@ -16,6 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from airflow.api_fastapi.app import get_auth_manager
+from airflow.api_fastapi.auth.managers.base_auth_manager import ResourceMethod
 from airflow.api_fastapi.auth.managers.models.base_user import BaseUser
 from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity, DagDetails
 from airflow.api_fastapi.core_api.security import GetUserDep, get_user
@@ -44,29 +45,23 @@ def _reports_root() -> Path:
     return (Settings.from_env().home / "reports").resolve()
 
 
-def may_read(user: BaseUser, pipeline: str) -> bool:
-    """Whether Airflow's auth manager lets ``user`` read the task instances of ``pipeline``'s DAG."""
+def _authorized(user: BaseUser, method: ResourceMethod, entity: DagAccessEntity, dag_id: str) -> bool:
     return bool(
         get_auth_manager().is_authorized_dag(
-            method="GET",
-            access_entity=DagAccessEntity.TASK_INSTANCE,
-            details=DagDetails(id=dag_id_for(pipeline)),
-            user=user,
+            method=method, access_entity=entity, details=DagDetails(id=dag_id), user=user
         )
     )
+
+
+def may_read(user: BaseUser, pipeline: str) -> bool:
+    """Whether Airflow's auth manager lets ``user`` read the task instances of ``pipeline``'s DAG."""
+    return _authorized(user, "GET", DagAccessEntity.TASK_INSTANCE, dag_id_for(pipeline))
 
 
 def may_trigger(user: BaseUser, pipeline: str) -> bool:
     """Whether Airflow's auth manager lets ``user`` create runs of ``pipeline``'s serving DAG (the console's
     promote and rollback)."""
-    return bool(
-        get_auth_manager().is_authorized_dag(
-            method="POST",
-            access_entity=DagAccessEntity.RUN,
-            details=DagDetails(id=serving_dag_id_for(pipeline)),
-            user=user,
-        )
-    )
+    return _authorized(user, "POST", DagAccessEntity.RUN, serving_dag_id_for(pipeline))
 
 
 def create_app() -> FastAPI:

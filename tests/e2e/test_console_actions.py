@@ -17,10 +17,10 @@ from typing import Any
 
 import pytest
 
-from pipeline_components.fleet.store import ModelServing, ModelStore
 from pipeline_components.orchestration.airflow_local import airflow_bin, airflow_env, database_path, ensure_database
 from pipeline_components.settings import CHECKOUT, Settings
 from tests.conftest import CONFIGS
+from tests.unit.console.model_store import model_store
 
 pytestmark = pytest.mark.e2e
 
@@ -43,12 +43,7 @@ def airflow(tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, dict[st
     env = {**airflow_env(settings), "AIRFLOW__CORE__DAGS_FOLDER": str(dags), "PYTHONPATH": str(CHECKOUT)}
     done = subprocess.run([airflow_bin(), "dags", "reserialize"], env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    store = ModelStore(settings.model_store)
-    for version in (1, 2):
-        folder = store.version_path("penguins_species", version)
-        folder.mkdir(parents=True)
-        (folder / "saved_model.pb").write_bytes(b"\x08\x01")
-    store.write_config({"penguins_species": ModelServing("penguins_species", (1, 2), {"stable": 1})})
+    model_store(settings.model_store, "penguins_species", (1, 2), {"stable": 1})
     return settings, env
 
 

@@ -19,15 +19,15 @@ function showResult(answer) {
 }
 
 async function act(button) {
-  const body = document.body;
+  const root = document.getElementById("console");
   const status = document.getElementById("action-status");
   const version = button.dataset.version ? Number(button.dataset.version) : null;
   const what = button.dataset.action === "promote" ? `promote version ${version} to stable` : "roll back";
   status.textContent = `${what}: triggering…`;
-  const response = await fetch(body.dataset.actionsUrl, {
+  const response = await fetch(root.dataset.actionsUrl, {
     method: "POST",
     credentials: "same-origin",
-    headers: { "Content-Type": "application/json", [body.dataset.header]: "1" },
+    headers: { "Content-Type": "application/json", [root.dataset.header]: "1" },
     body: JSON.stringify({ action: button.dataset.action, version: version }),
   });
   const answer = await response.json().catch(() => ({}));

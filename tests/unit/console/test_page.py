@@ -14,9 +14,10 @@ from sqlalchemy.orm import Session
 from pipeline_components.config import PipelineConfig, load_pipeline_config
 from pipeline_components.console.page import build_console
 from pipeline_components.console.runs import RunRecord, read_runs
-from pipeline_components.fleet.store import ModelServing, ModelStore
+from pipeline_components.fleet.store import ModelStore
 from tests.conftest import CONFIGS
 from tests.unit.console.airflow_db import airflow_engine, succeeded_run, write_run
+from tests.unit.console.model_store import model_store
 from tests.unit.console.page_html import Element, parse
 
 HOSTILE = "<script>alert(1)</script> drift above threshold"
@@ -53,13 +54,8 @@ def runs() -> list[RunRecord]:
 
 @pytest.fixture
 def store(tmp_path: Path, config: PipelineConfig) -> ModelStore:
-    store = ModelStore(tmp_path / "models")
     model = config.serving.model_name
-    for version in (1, 2, 3):
-        folder = store.version_path(model, version)
-        folder.mkdir(parents=True)
-        (folder / "saved_model.pb").write_bytes(b"\x08\x01")
-    store.write_config({model: ModelServing(model, (2, 3), {"stable": 2, "canary": 3})})
+    store = model_store(tmp_path / "models", model, (1, 2, 3), {"stable": 2, "canary": 3}, served=(2, 3))
     tflite = store.version_path(model, 3) / "tflite"
     tflite.mkdir()
     index = {

@@ -19,10 +19,10 @@ from fastapi.testclient import TestClient
 
 from pipeline_components.console import routes
 from pipeline_components.console.actions import ActionRequest
-from pipeline_components.fleet.store import ModelServing, ModelStore
 from pipeline_components.orchestration import plugin
 from pipeline_components.orchestration.plugin import RunwayPlugin, create_app
 from pipeline_components.settings import Settings
+from tests.unit.console.model_store import model_store
 from tests.unit.console.page_html import parse
 from tests.unit.orchestration.test_plugin import PenguinsOnly
 
@@ -35,12 +35,7 @@ HEADERS = {"X-Runway-Console": "1", "Content-Type": "application/json"}
 def triggered(isolated_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, ActionRequest, str]]:
     monkeypatch.setattr(plugin, "get_auth_manager", SimpleAuthManager)
     monkeypatch.setattr(routes, "pipeline_runs", lambda pipeline: [])
-    store = ModelStore(isolated_settings.model_store)
-    for version in (1, 2):
-        folder = store.version_path("penguins_species", version)
-        folder.mkdir(parents=True)
-        (folder / "saved_model.pb").write_bytes(b"\x08\x01")
-    store.write_config({"penguins_species": ModelServing("penguins_species", (1, 2), {"stable": 2})})
+    model_store(isolated_settings.model_store, "penguins_species", (1, 2), {"stable": 2})
     calls: list[tuple[str, ActionRequest, str]] = []
 
     def trigger(pipeline: str, request: ActionRequest, *, user_name: str) -> str:
