@@ -37,4 +37,10 @@ def cmd_airflow(args: argparse.Namespace, settings: Settings) -> None:
     airflow_local.ensure_database(settings)
     if args.airflow_args[:1] in (["standalone"], ["scheduler"]) and warm_runtime_wanted():
         warm_client.start_in_background(settings)  # the local stack starts the warm runtime with it
+    if args.airflow_args == ["standalone"]:
+        # runway's own supervisor: components started by path, and it exits (naming the cause) when one dies.
+        from pipeline_components.orchestration.standalone import run_standalone
+
+        run_standalone(settings, say=say)
+        return
     os.execve(airflow_local.airflow_bin(), ["airflow", *args.airflow_args], airflow_local.airflow_env(settings))
