@@ -1,81 +1,84 @@
-"""The console's actions against Airflow's real database: promote creates a run of ``penguins_serving`` with the
-action as its conf and the operator as its triggering user (Airflow's audit); a viewer's request creates nothing.
+"""The console inside a real Airflow (API server, scheduler, DAG processor; SimpleAuthManager users with passwords):
+its page under the API server for a logged-in user only, its links in Airflow's UI, and its actions: promote creates
+a run of ``penguins_serving`` with the action as its conf and the operator as its triggering user (Airflow's audit),
+which the scheduler runs (no fleet here: the rollout's steps skip); a viewer's request creates nothing.
 
-One ``airflow db migrate`` for the module; the serving DAG is serialized into it by ``airflow dags reserialize``
-from a DAG file that builds it as ``dags/tfx_pipelines.py`` does; the plugin's app runs in a process of Airflow's
-environment (``console_action.py``) on that database. The browser test opens the console on a running API server.
+The browser tests (tests/browser) open the same console in Chromium on a real fleet.
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
-import subprocess
-import sys
-from pathlib import Path
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from pipeline_components.orchestration.airflow_local import airflow_bin, airflow_env, database_path, ensure_database
-from pipeline_components.settings import CHECKOUT, Settings
-from tests.conftest import CONFIGS
+from pipeline_components.settings import Settings
+from tests.airflow_stack import AirflowStack, airflow_stack, wait
+from tests.helpers import check, runway
 from tests.unit.console.model_store import model_store
+from tests.unit.console.page_html import parse
 
 pytestmark = pytest.mark.e2e
 
-DAG_FILE = f"""# an airflow dag file: penguins_serving, as dags/tfx_pipelines.py builds it
-from pipeline_components.config import load_pipeline_config
-from pipeline_components.orchestration.dag_factory import build_serving_dag
-
-penguins_serving = build_serving_dag(config=load_pipeline_config({str(CONFIGS / "penguins.yaml")!r}))
-"""
+DAG = "penguins_serving"
 
 
 @pytest.fixture(scope="module")
-def airflow(tmp_path_factory: pytest.TempPathFactory) -> tuple[Settings, dict[str, str]]:
-    home = tmp_path_factory.mktemp("console-home")
-    settings = Settings.from_env({"RUNWAY_HOME": str(home)})
-    ensure_database(settings)
-    dags = home / "dags"
-    dags.mkdir()
-    (dags / "penguins_serving.py").write_text(DAG_FILE)
-    env = {**airflow_env(settings), "AIRFLOW__CORE__DAGS_FOLDER": str(dags), "PYTHONPATH": str(CHECKOUT)}
-    done = subprocess.run([airflow_bin(), "dags", "reserialize"], env=env, capture_output=True, text=True)
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AirflowStack]:
+    settings = Settings.from_env({"RUNWAY_HOME": str(tmp_path_factory.mktemp("console-home"))})
+    check(runway(settings, "compile", "penguins"))
     model_store(settings.model_store, "penguins_species", (1, 2), {"stable": 1})
-    return settings, env
+    with airflow_stack(settings, users={"alice": "op", "watcher": "viewer"}, dag_id=DAG) as airflow:
+        yield airflow
 
 
-def _act(env: dict[str, str], user: str, body: dict[str, Any]) -> list[dict[str, Any]]:
-    script = Path(__file__).with_name("console_action.py")
-    done = subprocess.run(
-        [sys.executable, str(script), user, json.dumps(body)], env=env, capture_output=True, text=True, timeout=300
-    )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    return [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+def _request(stack: AirflowStack, path: str, *, user: str = "", body: dict[str, Any] | None = None) -> tuple[int, str]:
+    """As the console's script sends it: JSON with the console's header, the user's login (a token here)."""
+    request = urllib.request.Request(stack.base + path, data=json.dumps(body).encode() if body else None)
+    request.add_header("Content-Type", "application/json")
+    request.add_header("X-Runway-Console", "1")
+    if user:
+        request.add_header("Authorization", f"Bearer {stack.api(user).token}")
+    try:
+        with urllib.request.urlopen(request, timeout=60) as answer:
+            return answer.status, answer.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
 
 
-def _serving_runs(settings: Settings) -> list[tuple[str, dict[str, Any], str, str]]:
-    with sqlite3.connect(f"file:{database_path(settings)}?mode=ro", uri=True) as connection:
-        rows = connection.execute(
-            "SELECT run_id, conf, triggering_user_name, run_type FROM dag_run WHERE dag_id = 'penguins_serving'"
-        ).fetchall()
-    return [(run_id, json.loads(conf), user, run_type) for run_id, conf, user, run_type in rows]
+def test_the_console_is_served_inside_airflow_to_logged_in_users_only(stack: AirflowStack) -> None:
+    assert _request(stack, "/runway/console/penguins")[0] == 401
+    status, page = _request(stack, "/runway/console/penguins", user="watcher")
+    assert status == 200
+    versions = parse(page).by_id("versions")
+    assert [row.attrs["data-version"] for row in versions.find("tr") if "data-version" in row.attrs] == ["2", "1"]
+    assert "data-action" not in page.split('id="versions"')[1]
+    status, page = _request(stack, "/runway/console/penguins", user="alice")
+    assert [b.attrs["data-version"] for b in parse(page).find("button", data_action="promote")] == ["2"]
+    views = next(p for p in stack.api("watcher").call("GET", "/api/v2/plugins")[1]["plugins"] if p["name"] == "runway")
+    assert {view["destination"]: view["href"] for view in views["external_views"]} == {
+        "nav": "/runway/console/",
+        "dag": "/runway/console/dag/{DAG_ID}",
+        "dag_run": "/runway/console/dag/{DAG_ID}?run={RUN_ID}",
+    }
 
 
-def test_a_viewer_reads_the_console_and_triggers_nothing(airflow: tuple[Settings, dict[str, str]]) -> None:
-    settings, env = airflow
-    page, answer = _act(env, "watcher:viewer", {"action": "rollback", "version": None})
-    assert page == {"page": 200, "buttons": 0}  # the page, with the runs read from this database
-    assert answer["status"] == 403
-    assert _serving_runs(settings) == []
+def test_a_viewer_cannot_act(stack: AirflowStack) -> None:
+    status, answer = _request(stack, "/runway/console/penguins/actions", user="watcher", body={"action": "rollback"})
+    assert status == 403 and DAG in answer
+    assert stack.api("alice").call("GET", f"/api/v2/dags/{DAG}/dagRuns")[1]["total_entries"] == 0
 
 
-def test_promote_creates_a_serving_run_as_the_operator(airflow: tuple[Settings, dict[str, str]]) -> None:
-    settings, env = airflow
-    page, answer = _act(env, "alice:op", {"action": "promote", "version": 2})
-    assert page["page"] == 200 and page["buttons"] == 2  # promote version 2 (1 is stable), roll back
-    assert answer["status"] == 200, answer
-    runs = _serving_runs(settings)
-    assert runs == [(answer["body"]["dag_run_id"], {"action": "promote", "version": 2}, "alice", "manual")]
+def test_promote_runs_the_serving_dag_as_the_operator(stack: AirflowStack) -> None:
+    body = {"action": "promote", "version": 2}
+    status, answer = _request(stack, "/runway/console/penguins/actions", user="alice", body=body)
+    assert status == 200, answer
+    run_id = json.loads(answer)["dag_run_id"]
+    api = stack.api("alice")
+    run = api.call("GET", f"/api/v2/dags/{DAG}/dagRuns/{run_id}")[1]
+    assert run["conf"] == body and run["triggering_user_name"] == "alice" and run["run_type"] == "manual"
+    assert wait("the serving run to finish", lambda: api.run_state(DAG, run_id), timeout=300) == "success"
