@@ -21,7 +21,7 @@ CONFIGS = CHECKOUT / "configs"
 if importlib.util.find_spec("tensorflow") is None:
     collect_ignore = ["runtime"]
 elif importlib.util.find_spec("airflow") is None:
-    collect_ignore = ["unit/orchestration", "dags", "e2e"]
+    collect_ignore = ["unit/orchestration", "dags", "e2e", "browser"]
 
 
 @pytest.fixture
