@@ -18,7 +18,7 @@ from markupsafe import Markup
 
 OK, BAD, INFO, MUTED = "#1e8449", "#b03a2e", "#2e86c1", "#7f8c8d"  # the colours of reports/templates/report.css
 
-_STYLE = {
+_STYLE: dict[Any, Any] = {  # matplotlib types its keys as a Literal of every rc name
     "svg.hashsalt": "runway",  # element ids from a fixed salt, not from a random one: identical bytes each time
     "svg.fonttype": "none",
     "font.family": "DejaVu Sans",
