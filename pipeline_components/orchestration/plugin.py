@@ -4,6 +4,8 @@ Registered through the ``airflow.plugins`` entry point (pyproject.toml), so ever
 installed loads it: the API server serves ``/runway/reports/<pipeline>/<run id>/<node>.html`` (written by the
 runtime, see ``reports/``) and ``/runway/`` lists them; each TFX node task gets a "Report" extra link
 to its page. Pages are read-only files under ``$RUNWAY_HOME/reports``; nothing outside that folder is served.
+The model console (``pipeline_components/console``) is served under ``/runway/console/`` and linked from Airflow's
+navigation and a pipeline's DAG and run pages (``external_views``); its actions need ``may_trigger``.
 
 Airflow 3 does not authenticate a plugin's FastAPI app: the plugin must. Every route here resolves the caller with
 Airflow's own dependency (``get_user``: the ``Authorization: Bearer`` token of the REST API, or the UI's session
