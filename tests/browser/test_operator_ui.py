@@ -138,7 +138,10 @@ def test_the_evaluators_report_link_opens_its_verdict(ui: OperatorUi, operator: 
     operator.until("the report page", lambda d: "/runway/reports/" in d.current_url)
     verdict = operator.find(".verdict").text
     assert "PASSED" in verdict.upper() and "blessed" in verdict, verdict
-    assert "sparse_categorical_accuracy" in operator.text()
+    page = operator.text()
+    assert "sparse_categorical_accuracy" in page
+    # The bound typed into the form is the one the Evaluator applied.
+    assert f"'lower_bound': {CHANGED['eval_lower_bound']}" in page, page
     operator.shot("report")
 
 
@@ -199,10 +202,17 @@ def test_a_pending_promotion_is_approved_under_required_actions_and_the_label_mo
             and all({f"stable={previous}", f"canary={candidate}"} <= set(served) for served in found.values())
         ),
     )
-    operator.get(ui.airflow.base + "/required_actions")
-    operator.find(f"a[href*='{urllib.parse.quote(run_id)}'], a[href*='{run_id}']").click()
-    operator.shot("required-action")
-    operator.find("[data-testid='hitl-option-Approve']").click()
+    operator.get(ui.airflow.base + "/required_actions?response_received=false")
+    request = operator.find(f"a[href*='/runs/{run_id}/tasks/rollout.approve/required_actions']")
+    operator.wait_text(f"Promote version {candidate}")
+    operator.shot("required-actions")
+    request.click()
+    approve = operator.find("[data-testid='hitl-option-Approve']")
+    operator.find("[data-testid='hitl-option-Reject']")
+    for version in (candidate, previous):  # the request names the candidate and the stable it would replace
+        operator.wait_text(str(version))
+    operator.shot("approval")
+    approve.click()
     api = ui.airflow.api("operator")
     assert wait(f"run {run_id}", lambda: api.run_state(DAG_ID, run_id), timeout=600, every=3) == "success"
     served = stable_everywhere(ui, operator, candidate)
@@ -213,11 +223,18 @@ def test_the_console_rolls_back_to_the_previous_stable(
     ui: OperatorUi, operator: Browser, awaiting_approval: tuple[str, int]
 ) -> None:
     previous = pushed_versions(ui.settings)[0]
+    # Back to the shipped configuration (approval: none): a rollback goes through without a person's decision.
+    api = ui.airflow.api("operator")
+    ui.compile()
+    wait(
+        "the DAG processor to drop rollout.approve",
+        lambda: api.call("GET", f"/api/v2/dags/{SERVING_DAG_ID}/tasks/rollout.approve")[0] == 404,
+        timeout=180,
+    )
     operator.get(ui.airflow.base + f"/runway/console/{PIPELINE}")
     operator.find("button[data-action=rollback]").click()
     result = operator.find("#action-result[data-dag-run-id]")
     run_id = result.get_attribute("data-dag-run-id") or ""
-    api = ui.airflow.api("operator")
     assert wait(f"{SERVING_DAG_ID} run {run_id}", lambda: api.run_state(SERVING_DAG_ID, run_id), 600, 3) == "success"
     status, run = api.call("GET", f"/api/v2/dags/{SERVING_DAG_ID}/dagRuns/{run_id}")
     assert status == 200 and run["conf"] == {"action": "rollback", "version": None}, run
