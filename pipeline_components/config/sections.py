@@ -192,6 +192,13 @@ class EvaluationConfig(StrictModel):
         description="The trusted set: the 'eval' splits of the newest N spans the served model was blessed on "
         "(from ML Metadata); the candidate must not regress there either. 0: no trusted set.",
     )
+    trusted_max_regression: float | None = Field(
+        default=None,
+        ge=0,
+        description="Change threshold on the trusted set: how much worse than the served model the candidate may be "
+        "there. The served model was trained on the trusted spans' period and a candidate's window moves on, so "
+        "this is looser than max_regression (flights 2013: up to 0.17 AUC on clean months). null: max_regression.",
+    )
     max_baseline_drop: float | None = Field(
         default=0.1,
         gt=0,

@@ -286,6 +286,7 @@ def create_pipeline(
         trusted_examples=trusted_resolver.outputs["examples"],
         eval_config=eval_config(config),
         max_baseline_drop=config.evaluation.max_baseline_drop,
+        trusted_max_regression=config.evaluation.trusted_max_regression,
     )
     model_inspector = ModelInspector(
         model=model_trainer.outputs["model"],

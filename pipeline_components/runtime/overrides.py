@@ -90,6 +90,11 @@ def apply_run_parameters(node: pipeline_pb2.PipelineNode, params: dict[str, Any]
                     threshold.setdefault("change_threshold", {})["absolute"] = -float(params["eval_max_regression"])
                 changes.append(f"thresholds of {metric.get('class_name')}: {threshold}")
         _set(node, "eval_config", json.dumps(eval_config, indent=2))
+        if params.get("eval_max_regression") is not None and "trusted_max_regression" in node.parameters.parameters:
+            # The run's change threshold is the operator's for this run: on the trusted set too.
+            value = float(params["eval_max_regression"])
+            node.parameters.parameters["trusted_max_regression"].field_value.double_value = value
+            changes.append(f"trusted_max_regression: {value}")
 
     if component == "ModelInspector":
         if params.get("allow_breaking_change") is not None:

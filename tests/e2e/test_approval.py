@@ -28,6 +28,7 @@ pytestmark = pytest.mark.e2e
 
 DAG_ID = "penguins_serving"
 MODEL = "penguins_species"  # the serving DAG's model (configs/penguins.yaml)
+TIMEOUT_S = 120
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +46,9 @@ def gate(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunningFlee
         fleet.rollout(MODEL).run(1)
         fleet.publish(MODEL, 2, "good_b")
         settings = fleet.settings
-        check(runway(settings, "compile", "penguins", "--set", "serving.approval=required"))
+        # Answers come within seconds of the request; the timeout test waits this long for none.
+        timeout = ("--set", f"serving.approval_timeout_h={TIMEOUT_S / 3600}")
+        check(runway(settings, "compile", "penguins", "--set", "serving.approval=required", *timeout))
         with airflow_stack(settings, users={"operator": "admin"}, dag_id=DAG_ID) as stack:
             stack.api("operator").call("PATCH", f"/api/v2/dags/{DAG_ID}", {"is_paused": False})
             yield fleet, stack
@@ -53,11 +56,13 @@ def gate(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunningFlee
         fleet.stop()
 
 
-def _promote_and_answer(stack: AirflowStack, option: str) -> tuple[Api, str, dict[str, Any]]:
-    """Trigger a promotion of version 2; once it asks, answer ``option`` as the operator. Returns the finished run's
-    id and its task states."""
+def _promote_and_answer(
+    stack: AirflowStack, option: str | None, *, version: int = 2, stable: int = 1
+) -> tuple[Api, str, dict[str, Any]]:
+    """Trigger a promotion of ``version``; once it asks, answer ``option`` as the operator (None: never). Returns
+    the API, the finished run's id and its task states."""
     api = stack.api("operator")
-    run_id = api.trigger(DAG_ID, {"action": "promote", "version": 2})
+    run_id = api.trigger(DAG_ID, {"action": "promote", "version": version})
     approve = f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/rollout.approve"
 
     def asking() -> bool:
@@ -69,12 +74,15 @@ def _promote_and_answer(stack: AirflowStack, option: str) -> tuple[Api, str, dic
     status, detail = api.call("GET", f"{approve}/-1/hitlDetails")
     assert status == 200, detail
     assert detail["options"] == ["Approve", "Reject"]
-    assert "Promote version 2 of penguins_species to stable? (stable now: 1)" in detail["subject"]
+    assert f"Promote version {version} of penguins_species to stable? (stable now: {stable})" in detail["subject"]
     # What the person decides on: the canary's verification on every instance, over both protocols.
     assert detail["body"].count("answers as exported") == 6, detail["body"]
-    status, answered = api.call("PATCH", f"{approve}/-1/hitlDetails", {"chosen_options": [option], "params_input": {}})
-    assert status == 200, answered
-    assert wait(f"run {run_id}", lambda: api.run_state(DAG_ID, run_id), timeout=300, every=2) == "success"
+    if option is not None:
+        answer = {"chosen_options": [option], "params_input": {}}
+        status, answered = api.call("PATCH", f"{approve}/-1/hitlDetails", answer)
+        assert status == 200, answered
+    bound = 300 + (TIMEOUT_S if option is None else 0)
+    assert wait(f"run {run_id}", lambda: api.run_state(DAG_ID, run_id), timeout=bound, every=2) == "success"
     tasks = api.call("GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances")[1]["task_instances"]
     return api, run_id, {task["task_id"]: task["state"] for task in tasks}
 
@@ -111,3 +119,17 @@ def test_an_approved_promotion_moves_stable(gate: tuple[RunningFleet, AirflowSta
     assert serving.stable == 2 and CANARY_LABEL not in serving.labels
     assert all(rest_answer(fleet, MODEL) == W["good_b"] for _ in range(6))
     assert _xcom(api, run_id, "decided_by") == "operator"
+
+
+def test_an_unanswered_promotion_times_out_and_keeps_the_stable(gate: tuple[RunningFleet, AirflowStack]) -> None:
+    """Nobody answers within serving.approval_timeout_h: the scheduler's timeout ends the wait, as a rejection."""
+    fleet, stack = gate
+
+    api, run_id, states = _promote_and_answer(stack, None, version=1, stable=2)
+
+    assert states["rollout.promote"] == "skipped"
+    serving = fleet.store.serving(MODEL)
+    assert serving.stable == 2 and serving.canary is None
+    assert all(rest_answer(fleet, MODEL) == W["good_b"] for _ in range(6))
+    assert _xcom(api, run_id, "decision") == "timed_out"
+    assert "the approval timed out" in fleet.rollout(MODEL).journal()["reason"]

@@ -155,3 +155,27 @@ def test_a_candidate_is_blessed_only_when_both_evaluations_hold() -> None:
         "new span 4: auc 0.6000 is below the value threshold 0.65",
         "new span 4: auc 0.6000 is 0.1800 below the served model's 0.7800 (change threshold 0.01)",
     ]
+
+
+def test_the_trusted_set_has_its_own_change_threshold() -> None:
+    """A clean month of 2013 (June after a model of January's, as measured): the candidate trails the served model
+    by 0.14 on the trusted set, which the served model was trained on; its own threshold lets it through, TFMA's
+    0.01 of the new span would have refused it (every clean month after January was refused that way)."""
+    config = load_pipeline_config(CONFIGS / "flights.yaml")
+    limits = thresholds_of(
+        proto_utils.proto_to_json(eval_config(config)), 0.2, config.evaluation.trusted_max_regression
+    )
+    june = decide(
+        span=6, new_span=_summary(0.799, 0.685, True), trusted=_summary(0.662, 0.763, False), trusted_spans=[1],
+        limits=limits, notes=[],
+    )  # fmt: skip
+    assert june.blessed and june.refused_by == [] and june.baseline_drop == pytest.approx(0.078)
+    inverted = decide(
+        span=6, new_span=_summary(0.70, 0.33, True), trusted=_summary(0.40, 0.763, False), trusted_spans=[1],
+        limits=limits, notes=[],
+    )  # fmt: skip
+    assert inverted.refused_by == [TRUSTED, EVIDENCE]
+    assert inverted.failures[1] == (
+        "trusted set (spans 1): auc 0.4000 is 0.3630 below the served model's 0.7630 (change threshold 0.2, "
+        "evaluation.trusted_max_regression)"
+    )

@@ -17,6 +17,7 @@ class EvaluatorSpec(component_spec.ComponentSpec):
         "eval_config": component_spec.ExecutionParameter(type=tfma.EvalConfig),
         "example_splits": component_spec.ExecutionParameter(type=str, optional=True),  # JSON list, TFX's meaning
         "max_baseline_drop": component_spec.ExecutionParameter(type=float, optional=True),
+        "trusted_max_regression": component_spec.ExecutionParameter(type=float, optional=True),
     }
     INPUTS = {
         "examples": component_spec.ChannelParameter(type=standard_artifacts.Examples),
@@ -51,9 +52,10 @@ class Evaluator(RunwayComponent, spec=EvaluatorSpec, executor=Executor):
         trusted_examples: Any,
         eval_config: tfma.EvalConfig,
         max_baseline_drop: float | None,
+        trusted_max_regression: float | None = None,
         example_splits: list[str] | None = None,
     ) -> None:
         channels = {"examples": examples, "model": model, "baseline_model": baseline_model}
         splits = json.dumps(example_splits or ["eval"])
         self._build(**channels, trusted_examples=trusted_examples, eval_config=eval_config, example_splits=splits,
-                    max_baseline_drop=max_baseline_drop)  # fmt: skip
+                    max_baseline_drop=max_baseline_drop, trusted_max_regression=trusted_max_regression)  # fmt: skip

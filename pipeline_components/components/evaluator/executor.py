@@ -78,7 +78,11 @@ class Executor(tfx_evaluator.Executor):
                 shutil.rmtree(scratch.uri, ignore_errors=True)
             trusted_summary = evaluation_summary(output_dict["trusted_evaluation"][0].uri)
 
-        limits = thresholds_of(exec_properties["eval_config"], exec_properties.get("max_baseline_drop"))
+        limits = thresholds_of(
+            exec_properties["eval_config"],
+            exec_properties.get("max_baseline_drop"),
+            exec_properties.get("trusted_max_regression"),
+        )
         verdict = decide(
             span=span,
             new_span=new_span,
