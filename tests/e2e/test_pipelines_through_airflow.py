@@ -40,6 +40,8 @@ FAST = [
     "--set",
     "evaluation.max_regression=1.0",
     "--set",
+    "evaluation.trusted_max_regression=1.0",
+    "--set",
     "evaluation.max_baseline_drop=1.0",
     # A 20 % sample of a month holds about 5,000 flights: the samples' own row bound (production: 20,000).
     "--set",

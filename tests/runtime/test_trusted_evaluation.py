@@ -121,7 +121,7 @@ def test_past_the_data_gate_the_trusted_set_refuses_the_candidate(runs: dict[str
     assert evaluation["refused_by"] == ["trusted set", "evidence against the new span"]
     failures = "\n".join(evaluation["failures"])
     assert re.search(r"trusted set \(spans 1, 2\): auc 0\.\d{4} is 0\.\d{4} below the served model's 0\.\d{4} "
-                     r"\(change threshold 0\.1\)", failures)  # fmt: skip
+                     r"\(change threshold 0\.2, evaluation\.trusted_max_regression\)", failures)  # fmt: skip
     assert re.search(r"evidence against new span 3: the served model's auc is 0\.\d{4} on it but 0\.\d{4} on the "
                      r"trusted set \(spans 1, 2\)", failures)  # fmt: skip
     # Nothing was pushed; the store and the fleet's configuration are byte for byte as they were.
