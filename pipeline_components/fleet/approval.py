@@ -7,6 +7,7 @@ decision needs: the candidate's evaluation against its baseline and its contract
 Evaluator and ModelInspector, where the run trained it) and the canary verification (the rollout's journal).
 
 - **Approve**: ``promote`` and ``retire`` run.
+- A **rollback** (``<name>_serving`` with ``action: rollback``) asks nobody: it goes back to a version that served.
 - **Reject**, or no answer within ``serving.approval_timeout_h``: the previous stable is put back on every instance
   (the candidate leaves ``canary``) before the task ends, then ``promote`` and ``retire`` are skipped. The task's log,
   its XComs (``decision``, ``decided_by``) and the rollout's journal say who or what decided.
@@ -58,6 +59,11 @@ class RolloutApprovalOperator(ApprovalOperator):
         return rollout
 
     def execute(self, context: Any) -> Any:
+        if (context.get("params") or {}).get("action") == "rollback":
+            # Going back to a version that served before is the way out of trouble: nobody has to be found first.
+            self.log.info("a rollback (serving DAG, action rollback): no approval asked")
+            context["ti"].xcom_push(key=DECISION_KEY, value="not_needed")
+            return {"decision": "not_needed"}
         rollout = self._rollout()
         try:
             candidate = rollout.candidate()

@@ -73,6 +73,7 @@ def test_without_a_fleet_the_rollout_skips_and_says_how_to_start_one(
 
 # -- the approval gate (serving.approval: required; docs/fleet.md) ---------------------------------------------------
 
+
 def _assert_approval_between_verify_and_promote(dag: Any) -> None:
     from airflow.providers.standard.operators.hitl import ApprovalOperator
 
@@ -127,3 +128,14 @@ def test_a_compile_override_of_the_approval_reaches_the_dags(isolated_settings: 
     spec.loader.exec_module(module)
     for dag_id in ("penguins_pipeline", "penguins_serving"):
         _assert_approval_between_verify_and_promote(getattr(module, dag_id))
+
+
+def test_a_rollback_asks_nobody(flights: PipelineConfig) -> None:
+    """The serving DAG's rollback is the way out of trouble: its approve step lets it through at once."""
+    config = flights.with_overrides({"serving.approval": "required"})
+    approve = build_serving_dag(config=config).task_dict["rollout.approve"]
+    pushed: dict[str, Any] = {}
+    ti = type("TaskInstance", (), {"xcom_push": lambda self, key, value: pushed.update({key: value})})()
+
+    assert approve.execute({"params": {"action": "rollback", "version": None}, "ti": ti}) == {"decision": "not_needed"}
+    assert pushed == {"decision": "not_needed"}
