@@ -3,7 +3,7 @@
 Airflow's auth manager is its SimpleAuthManager (viewer: read only; admin: may trigger); the caller is given as the
 user Airflow's ``get_user`` would resolve (the login itself: tests/e2e/test_scheduler_rest.py). The runs come from
 Airflow's tables in an in-memory database (this process has no Airflow database of its own), and the trigger is
-recorded here instead of creating a run: tests/e2e/test_console_actions.py triggers for real.
+recorded here instead of creating a run: tests/e2e/test_console_and_approval.py triggers for real.
 """
 
 from __future__ import annotations

@@ -1,17 +1,25 @@
-"""The approval gate under a real Airflow (scheduler, DAG processor, API server) and a real 3-instance fleet.
+"""The model console and the approval gate under one real Airflow (scheduler, DAG processor, API server with
+SimpleAuthManager users and passwords) and a real 3-instance fleet: one stack for both, started once.
 
 `penguins` is compiled with `--set serving.approval=required`; its serving DAG promotes a version of tiny models
-(``tests/fleet/tiny_models.py``: y = w * x, w tells which version answered). The run waits in `rollout.approve`
-("Required actions" in the UI) and is answered through Airflow's REST API (``hitlDetails``), as the logged-in
-operator: Reject puts the previous stable back on every instance, Approve promotes. The scheduler e2e stack
-(test_scheduler_rest.py) has no fleet, and its pipeline runs expect the rollout to skip; the browser tests approve
-through the UI.
+(``tests/fleet/tiny_models.py``: y = w * x, w tells which version answered).
+
+- The console is served inside Airflow to logged-in users only, linked from Airflow's UI (external views); a viewer
+  sees no action and cannot act (nothing is triggered).
+- A promotion asked from the console runs ``penguins_serving`` as the operator (conf and triggering user: Airflow's
+  audit) and waits in ``rollout.approve`` ("Required actions"); answered through Airflow's REST API
+  (``hitlDetails``) as the operator: Reject puts the previous stable back on every instance, Approve promotes, and no
+  answer within ``serving.approval_timeout_h`` is a rejection by the scheduler's timeout.
+
+The browser tests (tests/browser) open the same console and approve through the UI in Chromium.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -23,12 +31,13 @@ from tests.airflow_stack import AirflowStack, Api, airflow_stack, wait
 from tests.fleet.fixtures import RunningFleet, start_fleet, tiny_models
 from tests.fleet.test_rollout import W, rest_answer
 from tests.helpers import check, missing, runway
+from tests.unit.console.page_html import parse
 
 pytestmark = pytest.mark.e2e
 
 DAG_ID = "penguins_serving"
 MODEL = "penguins_species"  # the serving DAG's model (configs/penguins.yaml)
-TIMEOUT_S = 120
+TIMEOUT_S = 60  # the approval timeout of these runs: answers come within seconds
 
 
 @pytest.fixture(scope="module")
@@ -46,23 +55,77 @@ def gate(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunningFlee
         fleet.rollout(MODEL).run(1)
         fleet.publish(MODEL, 2, "good_b")
         settings = fleet.settings
-        # Answers come within seconds of the request; the timeout test waits this long for none.
         timeout = ("--set", f"serving.approval_timeout_h={TIMEOUT_S / 3600}")
         check(runway(settings, "compile", "penguins", "--set", "serving.approval=required", *timeout))
-        with airflow_stack(settings, users={"operator": "admin"}, dag_id=DAG_ID) as stack:
+        with airflow_stack(settings, users={"operator": "admin", "watcher": "viewer"}, dag_id=DAG_ID) as stack:
             stack.api("operator").call("PATCH", f"/api/v2/dags/{DAG_ID}", {"is_paused": False})
             yield fleet, stack
     finally:
         fleet.stop()
 
 
+def _console(stack: AirflowStack, path: str, *, user: str = "", body: dict[str, Any] | None = None) -> tuple[int, str]:
+    """A request to the console as its script sends it: JSON with the console's header, the user's login (a token)."""
+    request = urllib.request.Request(stack.base + path, data=json.dumps(body).encode() if body else None)
+    request.add_header("Content-Type", "application/json")
+    request.add_header("X-Runway-Console", "1")
+    if user:
+        request.add_header("Authorization", f"Bearer {stack.api(user).token}")
+    try:
+        with urllib.request.urlopen(request, timeout=60) as answer:
+            return answer.status, answer.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+def _from_console(stack: AirflowStack, conf: dict[str, Any]) -> str:
+    """The console's promote button, pressed by the operator: the run of the serving DAG it created."""
+    status, answer = _console(stack, "/runway/console/penguins/actions", user="operator", body=conf)
+    assert status == 200, answer
+    run_id = str(json.loads(answer)["dag_run_id"])
+    run = stack.api("operator").call("GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}")[1]
+    assert run["conf"] == conf and run["triggering_user_name"] == "operator" and run["run_type"] == "manual"
+    return run_id
+
+
+def test_the_console_is_served_inside_airflow_to_logged_in_users_only(gate: tuple[RunningFleet, AirflowStack]) -> None:
+    _, stack = gate
+    assert _console(stack, "/runway/console/penguins")[0] == 401
+    status, page = _console(stack, "/runway/console/penguins", user="watcher")
+    assert status == 200
+    versions = parse(page).by_id("versions")
+    assert [row.attrs["data-version"] for row in versions.find("tr") if "data-version" in row.attrs] == ["2", "1"]
+    assert "data-action" not in page.split('id="versions"')[1]
+    status, page = _console(stack, "/runway/console/penguins", user="operator")
+    assert [b.attrs["data-version"] for b in parse(page).find("button", data_action="promote")] == ["2"]
+    views = next(p for p in stack.api("watcher").call("GET", "/api/v2/plugins")[1]["plugins"] if p["name"] == "runway")
+    assert {view["destination"]: view["href"] for view in views["external_views"]} == {
+        "nav": "/runway/console/",
+        "dag": "/runway/console/dag/{DAG_ID}",
+        "dag_run": "/runway/console/dag/{DAG_ID}?run={RUN_ID}",
+    }
+
+
+def test_a_viewer_cannot_act(gate: tuple[RunningFleet, AirflowStack]) -> None:
+    _, stack = gate
+    answer = _console(stack, "/runway/console/penguins/actions", user="watcher", body={"action": "rollback"})
+    assert answer[0] == 403 and DAG_ID in answer[1]
+    assert stack.api("operator").call("GET", f"/api/v2/dags/{DAG_ID}/dagRuns")[1]["total_entries"] == 0
+
+
 def _promote_and_answer(
-    stack: AirflowStack, option: str | None, *, version: int = 2, stable: int = 1
+    stack: AirflowStack,
+    option: str | None,
+    *,
+    version: int = 2,
+    stable: int = 1,
+    trigger: Callable[[AirflowStack, dict[str, Any]], str] | None = None,
 ) -> tuple[Api, str, dict[str, Any]]:
-    """Trigger a promotion of ``version``; once it asks, answer ``option`` as the operator (None: never). Returns
-    the API, the finished run's id and its task states."""
+    """Trigger a promotion of ``version`` (through Airflow's REST API, or ``trigger``); once it asks, answer
+    ``option`` as the operator (None: never). Returns the API, the finished run's id and its task states."""
     api = stack.api("operator")
-    run_id = api.trigger(DAG_ID, {"action": "promote", "version": version})
+    conf = {"action": "promote", "version": version}
+    run_id = trigger(stack, conf) if trigger else api.trigger(DAG_ID, conf)
     approve = f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/rollout.approve"
 
     def asking() -> bool:
@@ -98,7 +161,7 @@ def _xcom(api: Api, run_id: str, key: str) -> Any:
 def test_a_rejected_promotion_puts_the_previous_stable_back(gate: tuple[RunningFleet, AirflowStack]) -> None:
     fleet, stack = gate
 
-    api, run_id, states = _promote_and_answer(stack, "Reject")
+    api, run_id, states = _promote_and_answer(stack, "Reject", trigger=_from_console)
 
     assert states["rollout.verify"] == "success" and states["rollout.approve"] == "success"
     assert states["rollout.promote"] == "skipped" and states["rollout.retire"] == "skipped"
