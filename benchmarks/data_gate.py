@@ -344,8 +344,16 @@ def months_markdown(document: dict[str, Any]) -> str:
             if evaluation.get("blessed")
             else "refused by the " + ", the ".join(evaluation.get("refused_by") or [])
         )
-        stage = f"{verdict}; {'; '.join(evaluation.get('failures') or [])[:300]}"
-        pushed = "no (the data gate refused it)" if run["data_gate_refused"] else str(run["pushed"])
+        evaluator = run["nodes"].get("Evaluator", {})
+        if evaluation.get("blessed") is None:  # no verdict: the Evaluator itself failed on this month
+            stage = f"not evaluated (Evaluator {evaluator.get('state')}: {_first_line(evaluator)[:160]})"
+        else:
+            failures = "; ".join(evaluation.get("failures") or [])[:300]
+            stage = f"{verdict}: {failures}" if failures else verdict
+        if run["data_gate_refused"]:
+            pushed = "no (the data gate refused it)"
+        else:
+            pushed = "**yes: nothing refused it**" if run["pushed"] else "no (the evaluation stage refused it)"
         lines.append(f"| {run['corruption']} | {'<br>'.join(refusals) or 'passed'} | {stage} | {pushed} |")
     return "\n".join(lines) + "\n"
 
@@ -375,6 +383,7 @@ def main() -> None:
     parser.add_argument("--variants", default="in_process,multi_processing")
     parser.add_argument("--last-month", type=int, default=12, help="months: stop after this month (a quick look)")
     parser.add_argument("--rows", type=int, default=10**6, help="months: a sample of this many rows per month")
+    parser.add_argument("--render", action="store_true", help="months: rewrite the .md from the recorded .json")
     parser.add_argument("--source", default=str(CHECKOUT / "var" / "data" / "flights"))
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--home", help=argparse.SUPPRESS)
@@ -382,6 +391,10 @@ def main() -> None:
     args = parser.parse_args()
     if args.child:
         Path(args.out).write_text(json.dumps(run_variant(Path(args.home), args.child)))
+        return
+    if args.scenario == "months" and args.render:
+        document = json.loads((RESULTS / "data_gate_months.json").read_text())
+        (RESULTS / "data_gate_months.md").write_text(months_markdown(document))
         return
     if args.scenario == "months":
         main_months(last_month=args.last_month, rows=args.rows)
