@@ -9,6 +9,7 @@ never grants), and a request whose ``Origin`` or ``Sec-Fetch-Site`` says it come
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -17,6 +18,9 @@ from pipeline_components.errors import RunwayError
 from pipeline_components.orchestration import serving_dag_id_for
 
 ACTIONS = ("promote", "rollback")
+# Waits before each retry of a trigger that hit SQLite's write lock (the embedded database: the API server, the
+# scheduler and the DAG processor all write; a write can time out on the lock with nothing created).
+LOCK_RETRIES_S = (0.5, 1.0, 2.0, 4.0)
 CONSOLE_HEADER = "X-Runway-Console"
 
 
@@ -84,17 +88,31 @@ def trigger(pipeline: str, request: ActionRequest, *, user_name: str) -> str:
 
     Raises:
         ActionRefused: (404) Airflow has no such DAG (``serving.rollout`` off, or not parsed yet); (409) the run
-            exists already.
+            exists already; (503) the database stayed locked through every retry (nothing was triggered).
     """
     from airflow.api.common.trigger_dag import trigger_dag
     from airflow.exceptions import DagNotFound, DagRunAlreadyExists
     from airflow.utils.types import DagRunTriggeredByType
+    from sqlalchemy.exc import OperationalError
 
     dag_id = serving_dag_id_for(pipeline)
     try:
-        run = trigger_dag(
-            dag_id, triggered_by=DagRunTriggeredByType.UI, triggering_user_name=user_name, conf=request.conf
-        )
+        for attempt, pause in enumerate((*LOCK_RETRIES_S, None), start=1):
+            try:
+                run = trigger_dag(
+                    dag_id, triggered_by=DagRunTriggeredByType.UI, triggering_user_name=user_name, conf=request.conf
+                )
+                break
+            except OperationalError as error:  # rolled back: nothing was created
+                if "database is locked" not in str(error):
+                    raise
+                if pause is None:
+                    raise ActionRefused(
+                        f"Airflow's database stayed locked through {attempt} tries; nothing was triggered: try again "
+                        "(a team's deployment runs Airflow on PostgreSQL, which has no such lock)",
+                        status=503,
+                    ) from None
+                time.sleep(pause)
     except DagNotFound:
         raise ActionRefused(
             f"Airflow has no DAG {dag_id}: is serving.rollout on, and has the DAG processor parsed it?", status=404

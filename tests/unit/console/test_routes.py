@@ -176,3 +176,38 @@ def test_airflow_links_the_console_from_its_navigation_and_a_pipelines_pages(tri
 
 def test_console_index_and_static_files_ship_with_the_package() -> None:
     assert (Path(routes.__file__).parent / "static" / "console.js").is_file()
+
+
+def test_a_trigger_that_meets_sqlites_write_lock_is_retried_and_then_refused_with_nothing_created(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The embedded database's lock (the scheduler writing): a stand-in for trigger_dag raises what SQLAlchemy
+    raises then; the console retries, and answers 503 once the lock outlasts every retry."""
+    from types import SimpleNamespace
+
+    from airflow.api.common import trigger_dag as airflow_trigger
+    from sqlalchemy.exc import OperationalError
+
+    from pipeline_components.console import actions
+
+    calls: list[str] = []
+    outcomes: list[Any] = [OperationalError("INSERT", {}, Exception("database is locked"))] * 2
+    outcomes.append(SimpleNamespace(run_id="manual__1"))
+
+    def locked_then_free(dag_id: str, **kwargs: Any) -> Any:
+        calls.append(dag_id)
+        outcome = outcomes.pop(0)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    monkeypatch.setattr(airflow_trigger, "trigger_dag", locked_then_free)
+    monkeypatch.setattr(actions, "LOCK_RETRIES_S", (0.0, 0.0, 0.0))
+    request = actions.parse_action({"action": "rollback"}, versions=[1, 2])
+    assert actions.trigger("penguins", request, user_name="operator") == "manual__1"
+    assert calls == ["penguins_serving"] * 3
+
+    outcomes[:] = [OperationalError("INSERT", {}, Exception("database is locked"))] * 4
+    with pytest.raises(actions.ActionRefused, match="stayed locked through 4 tries; nothing was triggered") as refused:
+        actions.trigger("penguins", request, user_name="operator")
+    assert refused.value.status == 503
