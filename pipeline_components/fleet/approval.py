@@ -45,7 +45,12 @@ class RolloutApprovalOperator(ApprovalOperator):
             response_timeout=timedelta(hours=timeout_h),
             # The execution phases (writing the request; acting on the answer) are short; the wait is not one.
             execution_timeout=timedelta(minutes=10),
-            retries=0,
+            # One retry, for Airflow's race on a task that pauses fast: seen in CI, the scheduler processed the
+            # executor's "finished" event before the task's AWAITING_INPUT state and marked it failed ("finished with
+            # state success, but the task instance's state attribute is queued"). The retry asks again; a refusal
+            # that no retry can mend raises AirflowFailException, which is never retried.
+            retries=1,
+            retry_delay=timedelta(seconds=5),
             **kwargs,
         )
         # As the DAG file built it (with the overrides the pipeline was compiled with): the worker parses it too.
