@@ -45,14 +45,12 @@ class RolloutApprovalOperator(ApprovalOperator):
             response_timeout=timedelta(hours=timeout_h),
             # The execution phases (writing the request; acting on the answer) are short; the wait is not one.
             execution_timeout=timedelta(minutes=10),
-            # One retry, for Airflow 3.3's race on an answer given within a second of the request: the answer puts
-            # the task back to scheduled and it is queued again before the scheduler has handled the executor's
-            # "finished" event of the paused workload, which then fails it ("finished with state success, but the
-            # task instance's state attribute is queued"; seen in CI with a test answering at once). Without a
-            # retry the backstop would roll back; with it the request is asked again. A refusal that no retry can
-            # mend raises AirflowFailException, which is never retried.
-            retries=1,
-            retry_delay=timedelta(seconds=5),
+            # No retry. Airflow 3.3 has a race on an answer that comes before the scheduler has handled the paused
+            # workload's "finished" event: the resumed task is queued, that event arrives and fails it ("finished
+            # with state success, but the task instance's state attribute is queued"). The task then fails, and the
+            # backstop puts the previous stable back: the safe outcome; the operator triggers the promotion again.
+            # A retry would resume with the earlier answer in an undefined way (seen: promote skipped after Approve).
+            retries=0,
             **kwargs,
         )
         # As the DAG file built it (with the overrides the pipeline was compiled with): the worker parses it too.

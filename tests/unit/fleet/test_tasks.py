@@ -84,7 +84,7 @@ def _assert_approval_between_verify_and_promote(dag: Any) -> None:
     assert dag.task_dict["rollout.promote"].upstream_task_ids == {"rollout.approve"}
     assert "rollout.approve" in dag.task_dict[f"rollout.{ROLLBACK_TASK}"].upstream_task_ids
     assert approve.response_timeout == timedelta(hours=24)
-    assert approve.retries == 1  # Airflow's race on a fast pause (see RolloutApprovalOperator)
+    assert approve.retries == 0  # Airflow's race on a fast answer fails it safely (see RolloutApprovalOperator)
 
 
 def test_approval_required_puts_an_approval_between_verify_and_promote(
