@@ -7,6 +7,7 @@ real months; here each rule's edges: what passes, what is refused, and the line 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from tfx.utils import proto_utils
@@ -116,6 +117,13 @@ def _summary(candidate: float, served: float, ok: bool) -> dict[str, object]:
     }
 
 
+def _judged(span: int, new: tuple[float, float, bool], trusted: tuple[float, float, bool] | None, limits: Any,
+            trusted_spans: list[int]) -> Any:  # fmt: skip
+    """``decide`` on (candidate, served, TFMA's verdict) summaries of the new span and the trusted set."""
+    return decide(span=span, new_span=_summary(*new), trusted=_summary(*trusted) if trusted else None,
+                  trusted_spans=trusted_spans, limits=limits, notes=[])  # fmt: skip
+
+
 def test_the_thresholds_are_read_from_the_eval_config_the_executor_receives() -> None:
     config = load_pipeline_config(CONFIGS / "flights.yaml")
     limits = thresholds_of(proto_utils.proto_to_json(eval_config(config)), 0.1)
@@ -129,16 +137,10 @@ def test_the_thresholds_are_read_from_the_eval_config_the_executor_receives() ->
 
 def test_a_candidate_is_blessed_only_when_both_evaluations_hold() -> None:
     limits = thresholds_of(proto_utils.proto_to_json(eval_config(load_pipeline_config(CONFIGS / "flights.yaml"))), 0.1)
-    clean = decide(
-        span=2, new_span=_summary(0.78, 0.77, True), trusted=_summary(0.77, 0.775, True), trusted_spans=[1],
-        limits=limits, notes=[],
-    )  # fmt: skip
+    clean = _judged(2, (0.78, 0.77, True), (0.77, 0.775, True), limits, [1])
     assert clean.blessed and clean.refused_by == [] and clean.baseline_drop == pytest.approx(0.005)
     # The issue's case: the new month's wrong labels make the served model look bad and the candidate good.
-    wrong = decide(
-        span=3, new_span=_summary(0.70, 0.35, True), trusted=_summary(0.40, 0.77, False), trusted_spans=[1, 2],
-        limits=limits, notes=[],
-    )  # fmt: skip
+    wrong = _judged(3, (0.70, 0.35, True), (0.40, 0.77, False), limits, [1, 2])
     assert not wrong.blessed and wrong.refused_by == [TRUSTED, EVIDENCE]
     assert wrong.failures == [
         "trusted set (spans 1, 2): auc 0.4000 is below the value threshold 0.65",
@@ -147,9 +149,7 @@ def test_a_candidate_is_blessed_only_when_both_evaluations_hold() -> None:
         "(spans 1, 2), a drop of 0.4200 > 0.1 (evaluation.max_baseline_drop): the new span's labels or features are "
         "suspect, not the models",
     ]
-    worse = decide(
-        span=4, new_span=_summary(0.60, 0.78, False), trusted=None, trusted_spans=[], limits=limits, notes=[]
-    )
+    worse = _judged(4, (0.60, 0.78, False), None, limits, [])
     assert worse.refused_by == [NEW_SPAN]
     assert worse.failures == [
         "new span 4: auc 0.6000 is below the value threshold 0.65",
@@ -165,15 +165,9 @@ def test_the_trusted_set_has_its_own_change_threshold() -> None:
     limits = thresholds_of(
         proto_utils.proto_to_json(eval_config(config)), 0.2, config.evaluation.trusted_max_regression
     )
-    june = decide(
-        span=6, new_span=_summary(0.799, 0.685, True), trusted=_summary(0.662, 0.763, False), trusted_spans=[1],
-        limits=limits, notes=[],
-    )  # fmt: skip
+    june = _judged(6, (0.799, 0.685, True), (0.662, 0.763, False), limits, [1])
     assert june.blessed and june.refused_by == [] and june.baseline_drop == pytest.approx(0.078)
-    inverted = decide(
-        span=6, new_span=_summary(0.70, 0.33, True), trusted=_summary(0.40, 0.763, False), trusted_spans=[1],
-        limits=limits, notes=[],
-    )  # fmt: skip
+    inverted = _judged(6, (0.70, 0.33, True), (0.40, 0.763, False), limits, [1])
     assert inverted.refused_by == [TRUSTED, EVIDENCE]
     assert inverted.failures[1] == (
         "trusted set (spans 1): auc 0.4000 is 0.3630 below the served model's 0.7630 (change threshold 0.2, "
