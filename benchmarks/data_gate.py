@@ -223,7 +223,8 @@ def run_month(ir: Path, nodes: list[str], month: int, run_id: str, *, past_the_g
     record["data_gate_refused"] = refused
     evaluator = record["nodes"].get("Evaluator", {}).get("figures", {})
     record["evaluation"] = {k: evaluator.get(k) for k in ("metrics", "trusted_metrics", "trusted_spans", "blessed",
-                                                          "refused_by", "failures", "baseline_drop")}  # fmt: skip
+                                                          "refused_by", "failures", "baseline_drop",
+                                                          "label_ratio")}  # fmt: skip
     pusher = record["nodes"].get("Pusher", {})
     record["pushed"] = bool(pusher.get("figures", {}).get("pushed")) and pusher.get("state") == "success"
     return record
@@ -272,8 +273,8 @@ def run_months(home: Path, *, last_month: int = 12, rows: int = 10**6) -> dict[s
         if month == CORRUPT_MONTH - 1:
             shutil.rmtree(snapshot, ignore_errors=True)
             shutil.copytree(home, snapshot, symlinks=True)
-    corrupted = []
-    for name, corrupt in corruptions().items():
+    corrupted: list[dict[str, Any]] = []
+    for name, corrupt in corruptions().items() if last_month >= CORRUPT_MONTH - 1 else []:
         shutil.rmtree(home)
         shutil.copytree(snapshot, home, symlinks=True)  # the same path: ML Metadata's artifact URIs stay valid
         write_month(spans / f"span-2013-{CORRUPT_MONTH:02d}", CORRUPT_MONTH, source, corrupt, rows=rows)
@@ -298,6 +299,13 @@ def _auc(evaluation: dict[str, Any], key: str) -> str:
     return f"{metrics['auc']:.3f}{served}"
 
 
+def _served_prediction(run: dict[str, Any]) -> str:
+    metrics = run["evaluation"].get("metrics") or {}
+    if "mean_prediction" not in metrics or "mean_prediction_diff" not in metrics:
+        return "-"
+    return f"{metrics['mean_prediction'] - metrics['mean_prediction_diff']:.4f}"
+
+
 def months_markdown(document: dict[str, Any]) -> str:
     lines = [
         "# The gate on the months of 2013, and on corrupted months",
@@ -308,8 +316,9 @@ def months_markdown(document: dict[str, Any]) -> str:
         "## Clean months, in order (any refusal is a false alarm)",
         "",
         "| month | rows | positive rate | data gate | AUC new month (candidate / served) | AUC trusted set "
-        "(candidate / served) | trusted spans | served drop | blessed | pushed |",
-        "|---:|---:|---:|---|---|---|---|---:|---|---|",
+        "(candidate / served) | trusted spans | served drop | served mean prediction | positive rate / served "
+        "prediction | blessed | pushed |",
+        "|---:|---:|---:|---|---|---|---|---:|---:|---:|---|---|",
     ]
     for run in document["clean"]:
         delivery = run["nodes"].get("DeliveryValidator", {}).get("figures", {})
@@ -325,6 +334,8 @@ def months_markdown(document: dict[str, Any]) -> str:
             _auc(evaluation, "trusted_metrics"),
             evaluation.get("trusted_spans") or "-",
             "-" if drop is None else f"{drop:+.3f}",
+            _served_prediction(run),
+            "-" if evaluation.get("label_ratio") is None else f"{evaluation['label_ratio']:.2f}",
             evaluation.get("blessed"),
             run["pushed"],
         ]

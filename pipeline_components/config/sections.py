@@ -205,6 +205,19 @@ class EvaluationConfig(StrictModel):
         description="The served model's metric on the new span this much below its metric on the trusted set is "
         "evidence against the new span: not blessed. null: not checked.",
     )
+    min_label_ratio: float | None = Field(
+        default=None,
+        gt=0,
+        description="Binary labels: the new span's positive rate divided by the served model's mean prediction on "
+        "it (what the model expects from the span's features) below this is evidence against the new span's labels "
+        "(a label computed with a stricter definition): not blessed. null: not checked.",
+    )
+    max_label_ratio: float | None = Field(
+        default=None,
+        gt=0,
+        description="Binary labels: that ratio above this is evidence against the new span's labels (a looser "
+        "definition): not blessed. null: not checked.",
+    )
 
 
 SignatureDtype = Literal["string", "int64", "int32", "float32", "float64", "bool"]

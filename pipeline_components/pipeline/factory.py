@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import tensorflow_model_analysis as tfma
+from ml_metadata.proto import metadata_store_pb2
 from tfx import v1 as tfx
 from tfx.dsl.input_resolution.canned_resolver_functions import rolling_range
 
@@ -129,6 +130,9 @@ def eval_config(config: PipelineConfig) -> tfma.EvalConfig:
             tfma.MetricConfig(class_name="AUC", config='{"name": "auc"}'),
             tfma.MetricConfig(class_name="BinaryAccuracy", config='{"name": "binary_accuracy"}'),
             tfma.MetricConfig(class_name="ExampleCount"),
+            # The positive rate and what each model expects of it: evidence on the labels (verdict.py).
+            tfma.MetricConfig(class_name="MeanLabel", config='{"name": "mean_label"}'),
+            tfma.MetricConfig(class_name="MeanPrediction", config='{"name": "mean_prediction"}'),
         ]
     else:
         metrics = [
@@ -172,7 +176,7 @@ def create_pipeline(
     config: PipelineConfig,
     data_root: str | Path,
     pipeline_root: str | Path,
-    metadata_path: str | Path,
+    metadata_connection_config: metadata_store_pb2.ConnectionConfig,
     serving_model_dir: str | Path,
     beam_pipeline_args: list[str] | None = None,
 ) -> tfx.dsl.Pipeline:
@@ -182,7 +186,8 @@ def create_pipeline(
         config: the validated pipeline configuration.
         data_root: the dataset folder holding the span folders.
         pipeline_root: where TFX writes artifacts.
-        metadata_path: the ML Metadata SQLite file.
+        metadata_connection_config: the ML Metadata store (``metadata.connection.connection_config``, without
+            the password: the compiled IR carries it).
         serving_model_dir: the TF Serving model base path (``<store>/<model_name>``); Pusher writes
             ``<serving_model_dir>/<version>/saved_model.pb``.
         beam_pipeline_args: Beam options for the data components (runner, parallelism).
@@ -287,6 +292,7 @@ def create_pipeline(
         eval_config=eval_config(config),
         max_baseline_drop=config.evaluation.max_baseline_drop,
         trusted_max_regression=config.evaluation.trusted_max_regression,
+        label_ratio=(config.evaluation.min_label_ratio, config.evaluation.max_label_ratio),
     )
     model_inspector = ModelInspector(
         model=model_trainer.outputs["model"],
@@ -349,6 +355,6 @@ def create_pipeline(
             *tflite_nodes,
         ],
         enable_cache=config.enable_cache,
-        metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(str(metadata_path)),
+        metadata_connection_config=metadata_connection_config,
         beam_pipeline_args=beam_pipeline_args or [],
     )

@@ -173,3 +173,33 @@ def test_the_trusted_set_has_its_own_change_threshold() -> None:
         "trusted set (spans 1): auc 0.4000 is 0.3630 below the served model's 0.7630 (change threshold 0.2, "
         "evaluation.trusted_max_regression)"
     )
+
+
+def test_a_positive_rate_far_below_what_the_served_model_expects_is_evidence_against_the_labels() -> None:
+    """June labelled "> 60 min" instead of "> 15", as measured: its positive rate 0.142 lies inside 2013's range
+    (September: 0.132), and a model trained on it ranks flights as well as the served one, so only the served model's
+    expectation of June (mean prediction 0.285, from June's own weather, hours and routes) shows the labels are off."""
+    config = load_pipeline_config(CONFIGS / "flights.yaml")
+    bounds = (config.evaluation.min_label_ratio, config.evaluation.max_label_ratio)
+    limits = thresholds_of(proto_utils.proto_to_json(eval_config(config)), 0.2, 0.2, bounds)
+
+    def june(rate: float) -> Any:
+        new = {**_summary(0.80, 0.74, True)}
+        new["metrics"] = {**new["metrics"], "mean_label": rate, "mean_prediction": 0.16}  # type: ignore[dict-item]
+        new["baseline_metrics"] = {**new["baseline_metrics"], "mean_prediction": 0.2851}  # type: ignore[dict-item]
+        return decide(span=6, new_span=new, trusted=_summary(0.75, 0.78, True), trusted_spans=[3, 4, 5],
+                      limits=limits, notes=[])  # fmt: skip
+
+    clean = june(0.3080)
+    assert clean.blessed and clean.label_ratio == pytest.approx(1.080, abs=1e-3)
+    shifted = june(0.1420)
+    assert not shifted.blessed and shifted.refused_by == [EVIDENCE]
+    assert shifted.failures == [
+        "evidence against new span 6: its positive rate 0.1420 is 0.50 x what the served model expects from its "
+        "features (0.2851), below 0.6 (evaluation.min_label_ratio/max_label_ratio): the label's definition or "
+        "computation may have changed"
+    ]
+    # Without a served model (the first run) or a binary label (penguins), nothing to compare: no verdict either way.
+    first = decide(span=1, new_span={"metrics": {"auc": 0.77, "mean_label": 0.2}, "validation_ok": True},
+                   trusted=None, trusted_spans=[], limits=limits, notes=[])  # fmt: skip
+    assert first.blessed and first.label_ratio is None

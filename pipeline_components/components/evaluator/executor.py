@@ -82,6 +82,7 @@ class Executor(tfx_evaluator.Executor):
             exec_properties["eval_config"],
             exec_properties.get("max_baseline_drop"),
             exec_properties.get("trusted_max_regression"),
+            (exec_properties.get("min_label_ratio"), exec_properties.get("max_label_ratio")),
         )
         verdict = decide(
             span=span,

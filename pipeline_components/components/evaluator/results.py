@@ -80,6 +80,7 @@ def evaluator_figures(evaluation_uri: str, blessing: Any | None) -> dict[str, An
         "blessed": blessed,
         "refused_by": verdict.get("refused_by", []),
         "baseline_drop": verdict.get("baseline_drop"),
+        "label_ratio": verdict.get("label_ratio"),
         "failures": verdict.get("failures", []),
         "evaluation_notes": verdict.get("notes", []),
         "report": verdict.get("report") or evaluation_uri,
