@@ -61,6 +61,7 @@ def anchor_child(args: argparse.Namespace) -> None:
     from tfx.orchestration.portable import launcher
 
     from pipeline_components.config import load_pipeline_config
+    from pipeline_components.metadata.connection import connection_config
     from pipeline_components.pipeline import create_pipeline
     from pipeline_components.runtime.compile import DEFAULT_BEAM_ARGS
     from pipeline_components.settings import Settings
@@ -91,7 +92,7 @@ def anchor_child(args: argparse.Namespace) -> None:
         config=config,
         data_root=settings.data_dir / config.data.folder,
         pipeline_root=settings.pipeline_root(config.name),
-        metadata_path=settings.metadata_path(config.name),
+        metadata_connection_config=connection_config(settings, config.name),
         serving_model_dir=settings.model_store / config.serving.model_name,
         beam_pipeline_args=DEFAULT_BEAM_ARGS,
     )

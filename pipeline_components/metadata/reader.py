@@ -1,4 +1,9 @@
-"""Reading one pipeline's ML Metadata store: runs, executions, their inputs and outputs, spans, pushes, lineage."""
+"""Reading one pipeline's ML Metadata: runs, executions, their inputs and outputs, spans, pushes, lineage.
+
+The store may be the pipeline's own SQLite file or a PostgreSQL database that other pipelines share
+(``connection.py``), so every query that is not reached through this pipeline's own contexts is filtered by them: a
+run id (Airflow's ``scheduled__<date>``) can name a run of two pipelines at once.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,8 @@ from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
 from pipeline_components.errors import RunwayError
+from pipeline_components.metadata.connection import connection_config, describe, pipeline_has_history
+from pipeline_components.settings import Settings
 
 EXECUTION_STATES = {v: k for k, v in metadata_store_pb2.Execution.State.items()}
 RECORDED_PROPERTIES = {
@@ -32,21 +39,54 @@ def custom_property(item: Any, key: str) -> Any:
 
 
 class RunReader:
-    """Queries over one pipeline's ML Metadata store."""
+    """Queries over one pipeline's ML Metadata.
 
-    def __init__(self, metadata_path: Path) -> None:
-        if not metadata_path.is_file():
-            raise RunwayError(f"no ML Metadata store at {metadata_path}: the pipeline has not run yet")
-        config = metadata_store_pb2.ConnectionConfig()
-        config.sqlite.filename_uri = str(metadata_path)
-        config.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READONLY
-        self.store = metadata_store.MetadataStore(config)
+    Args:
+        config: the store's connection (``connection.connection_config``; a SQLite file is opened as it is given).
+        pipeline_name: the pipeline whose records are read.
+
+    Raises:
+        RunwayError: the SQLite file does not exist (the pipeline has not run yet), or the store cannot be opened.
+    """
+
+    def __init__(self, config: metadata_store_pb2.ConnectionConfig, pipeline_name: str) -> None:
+        self.pipeline_name = pipeline_name
+        self.location = describe(config)
+        if config.HasField("sqlite") and not Path(config.sqlite.filename_uri).is_file():
+            raise RunwayError(f"no ML Metadata store at {self.location}: the pipeline has not run yet")
+        if config.HasField("postgresql"):
+            config = metadata_store_pb2.ConnectionConfig.FromString(config.SerializeToString())
+            config.postgresql.skip_db_creation = True  # a reader never creates the database
+        try:
+            self.store = metadata_store.MetadataStore(config)
+        except RuntimeError as error:  # ML Metadata's message names the cause, never the password
+            raise RunwayError(f"cannot open ML Metadata at {self.location}: {error}") from None
+
+    @classmethod
+    def for_pipeline(cls, settings: Settings, pipeline_name: str) -> RunReader:
+        """The reader of ``pipeline_name``'s ML Metadata where the settings say it is."""
+        return cls(connection_config(settings, pipeline_name, readonly=True), pipeline_name)
+
+    def has_history(self) -> bool:
+        """Whether the store has recorded any run of this pipeline."""
+        return pipeline_has_history(self.store, self.pipeline_name)
 
     def run_context(self, run_id: str) -> metadata_store_pb2.Context:
         context = self.store.get_context_by_type_and_name("pipeline_run", run_id)
-        if context is None:
-            raise RunwayError(f"run '{run_id}' is not in ML Metadata")
+        if context is None or not self.run_executions(run_id):
+            raise RunwayError(
+                f"run '{run_id}' of pipeline '{self.pipeline_name}' is not in ML Metadata at {self.location}"
+            )
         return context
+
+    def run_executions(self, run_id: str) -> list[metadata_store_pb2.Execution]:
+        """The executions of this pipeline in run ``run_id`` (not another pipeline's run of the same id), by id."""
+        run = self.store.get_context_by_type_and_name("pipeline_run", run_id)
+        pipeline = self.store.get_context_by_type_and_name("pipeline", self.pipeline_name)
+        if run is None or pipeline is None:
+            return []
+        ours = {e.id for e in self.store.get_executions_by_context(pipeline.id)}
+        return sorted((e for e in self.store.get_executions_by_context(run.id) if e.id in ours), key=lambda e: e.id)
 
     def node_of(self, execution_id: int) -> str:
         for context in self.store.get_contexts_by_execution(execution_id):
@@ -77,10 +117,7 @@ class RunReader:
 
     def ingested_span(self, run_id: str) -> int | None:
         """The span the run's ExampleGen ingested."""
-        context = self.store.get_context_by_type_and_name("pipeline_run", run_id)
-        if context is None:
-            return None
-        for execution in self.store.get_executions_by_context(context.id):
+        for execution in self.run_executions(run_id):
             if not self.node_of(execution.id).endswith("ExampleGen"):
                 continue
             for artifacts in self.events(execution.id, metadata_store_pb2.Event.OUTPUT).values():
@@ -90,8 +127,16 @@ class RunReader:
         return None
 
     def pushed_models(self) -> list[metadata_store_pb2.Artifact]:
-        """Every PushedModel that was really pushed, newest first."""
-        pushed = [a for a in self.store.get_artifacts_by_type("PushedModel") if custom_property(a, "pushed")]
+        """Every PushedModel of this pipeline that was really pushed, newest first."""
+        pipeline = self.store.get_context_by_type_and_name("pipeline", self.pipeline_name)
+        if pipeline is None:
+            return []
+        type_ids = {t.id for t in self.store.get_artifact_types() if t.name == "PushedModel"}
+        pushed = [
+            a
+            for a in self.store.get_artifacts_by_context(pipeline.id)
+            if a.type_id in type_ids and custom_property(a, "pushed")
+        ]
         return sorted(pushed, key=lambda a: a.id, reverse=True)
 
     def lineage(self, artifact_id: int) -> list[dict[str, Any]]:

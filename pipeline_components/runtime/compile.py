@@ -16,6 +16,7 @@ from tfx.proto.orchestration import pipeline_pb2
 
 from pipeline_components.config import PipelineConfig
 from pipeline_components.durable import atomic_write
+from pipeline_components.metadata.connection import connection_config
 from pipeline_components.pipeline import create_pipeline
 from pipeline_components.settings import Settings
 
@@ -40,7 +41,8 @@ def logical_pipeline(config: PipelineConfig, settings: Settings) -> Any:
         config=config,
         data_root=settings.data_dir / config.data.folder,
         pipeline_root=settings.pipeline_root(config.name),
-        metadata_path=settings.metadata_path(config.name),
+        # The store the settings name, without its password: the IR is a file anyone who reads the DAGs can read.
+        metadata_connection_config=connection_config(settings, config.name, password=False),
         serving_model_dir=settings.model_store / config.serving.model_name,
         beam_pipeline_args=beam_args(config),
     )

@@ -33,11 +33,13 @@ from tfx.proto.orchestration import pipeline_pb2
 
 from pipeline_components.boundary import RESULT_PREFIX
 from pipeline_components.errors import ConfigError, DataError, RunwayError
+from pipeline_components.metadata.connection import for_node, warn_on_new_history
 from pipeline_components.metadata.outputs import promote_span_and_version, published_outputs
 from pipeline_components.runtime.compile import read_ir
 from pipeline_components.runtime.csv_check import check_example_gen_input
 from pipeline_components.runtime.node_figures import node_figures
 from pipeline_components.runtime.overrides import apply_run_parameters
+from pipeline_components.settings import Settings
 
 # Beam runners that execute in this process or in local worker processes of this same environment.
 _LOCAL_BEAM_RUNNERS = frozenset({"FnApiRunner", "DirectRunner", "BundleBasedDirectRunner", "SwitchingDirectRunner"})
@@ -134,10 +136,10 @@ def run_node(ir_path: Path, node_id: str, run_id: str, params: dict[str, Any] | 
 
     deployment_config = runner_utils.extract_local_deployment_config(ir)
     connection = deployment_config.metadata_connection_config
-    connection_config = getattr(connection, connection.WhichOneof("connection_config"))
-    if connection_config.HasField("sqlite"):
-        # ML Metadata's SQLite backend does not create a missing parent folder.
-        Path(connection_config.sqlite.filename_uri).parent.mkdir(parents=True, exist_ok=True)
+    # The IR's store, checked against the settings, with the password the IR never holds (metadata/connection.py).
+    settings = Settings.from_env()
+    connection_config = for_node(getattr(connection, connection.WhichOneof("connection_config")), settings)
+    warn_on_new_history(connection_config, ir, settings)
 
     component_launcher = launcher.Launcher(
         pipeline_node=node,

@@ -12,6 +12,8 @@ from ml_metadata.proto import metadata_store_pb2
 
 from pipeline_components.components.evaluator.results import evaluation_summary, read_verdict
 from pipeline_components.config import PipelineConfig
+from pipeline_components.errors import RunwayError
+from pipeline_components.metadata.connection import empty_store_notice
 from pipeline_components.metadata.reader import (
     EXECUTION_STATES,
     RECORDED_PROPERTIES,
@@ -24,10 +26,9 @@ from pipeline_components.settings import Settings
 
 def ingested_spans(config: PipelineConfig, settings: Settings) -> list[int]:
     """Every span the pipeline's ExampleGen has ingested so far, in any run (none before the first run)."""
-    path = settings.metadata_path(config.name)
-    if not path.is_file():
+    if settings.metadata_postgres is None and not settings.metadata_path(config.name).is_file():
         return []
-    reader = RunReader(path)
+    reader = RunReader.for_pipeline(settings, config.name)
     context = reader.store.get_context_by_type_and_name("node", f"{config.name}.CsvExampleGen")
     if context is None:
         return []
@@ -56,10 +57,20 @@ def run_report(config: PipelineConfig, settings: Settings, run_id: str) -> dict[
     Raises:
         RunwayError: no store yet, or no such run in it.
     """
-    reader = RunReader(settings.metadata_path(config.name))
-    context = reader.run_context(run_id)
+    reader = RunReader.for_pipeline(settings, config.name)
+    try:
+        reader.run_context(run_id)
+    except RunwayError as missing:
+        notice = (
+            None
+            if reader.has_history()
+            else empty_store_notice(
+                settings, config.name, model_bases=[settings.model_store / config.serving.model_name]
+            )
+        )
+        raise RunwayError(f"{missing}\n{notice}" if notice else str(missing)) from None
     report: dict[str, Any] = {"pipeline": config.name, "run_id": run_id, "nodes": {}}
-    executions = sorted(reader.store.get_executions_by_context(context.id), key=lambda e: e.id)
+    executions = reader.run_executions(run_id)
     outputs_by_node: dict[str, dict[str, list[metadata_store_pb2.Artifact]]] = {}
     inputs_by_node: dict[str, dict[str, list[metadata_store_pb2.Artifact]]] = {}
     for execution in executions:

@@ -157,6 +157,8 @@ def test_gate_budget_and_undefined_metric() -> None:
 def test_the_tflite_nodes_exist_only_when_variants_are_configured(
     tmp_path: Path, variants: list[str], present: bool
 ) -> None:
+    from tfx.orchestration.metadata import sqlite_metadata_connection_config
+
     from pipeline_components.config import load_pipeline_config
     from pipeline_components.pipeline.factory import create_pipeline
     from tests.conftest import CONFIGS
@@ -166,7 +168,7 @@ def test_the_tflite_nodes_exist_only_when_variants_are_configured(
         config=config,
         data_root=tmp_path / "data",
         pipeline_root=tmp_path / "root",
-        metadata_path=tmp_path / "m.sqlite",
+        metadata_connection_config=sqlite_metadata_connection_config(str(tmp_path / "m.sqlite")),
         serving_model_dir=tmp_path / "models" / "penguins_species",
     )
     ids = {component.id for component in pipeline.components}

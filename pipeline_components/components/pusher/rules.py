@@ -38,11 +38,17 @@ def skip_reason(ir: pipeline_pb2.Pipeline, run_id: str, params: dict[str, Any]) 
     )
 
 
-def _metadata_sqlite_path(ir: pipeline_pb2.Pipeline) -> Path | None:
-    """The pipeline's ML Metadata SQLite file, or None when the store is not SQLite."""
+def _reader(ir: pipeline_pb2.Pipeline) -> Any | None:
+    """A ``RunReader`` of the pipeline's ML Metadata (as the node runs with it), or None before its first record."""
+    from pipeline_components.metadata.connection import for_node
+    from pipeline_components.metadata.reader import RunReader
+    from pipeline_components.settings import Settings
+
     connection = runner_utils.extract_local_deployment_config(ir).metadata_connection_config
-    inner = getattr(connection, connection.WhichOneof("connection_config"))
-    return Path(inner.sqlite.filename_uri) if inner.HasField("sqlite") else None
+    config = for_node(getattr(connection, connection.WhichOneof("connection_config")), Settings.from_env())
+    if config.HasField("sqlite") and not Path(config.sqlite.filename_uri).is_file():
+        return None
+    return RunReader(config, ir.pipeline_info.id)
 
 
 def already_pushed_for_this_span(ir: pipeline_pb2.Pipeline, run_id: str) -> dict[str, Any] | None:
@@ -51,12 +57,9 @@ def already_pushed_for_this_span(ir: pipeline_pb2.Pipeline, run_id: str) -> dict
     Returns:
         ``{"span", "version", "run_id"}`` of that push, or None.
     """
-    from pipeline_components.metadata.reader import RunReader
-
-    path = _metadata_sqlite_path(ir)
-    if path is None or not path.is_file():
+    reader = _reader(ir)
+    if reader is None:
         return None
-    reader = RunReader(path)
     span = reader.ingested_span(run_id)
     if span is None:
         return None

@@ -100,19 +100,18 @@ def launch_pusher(
                 staging=staging,
                 base=base,
                 ir=ir,
-                span=_ingested_span(connection_config, run_id),
+                span=_ingested_span(connection_config, ir.pipeline_info.id, run_id),
                 connection_config=connection_config,
                 execution_id=execution_id,
             )
     return execution_info
 
 
-def _ingested_span(connection_config: Any, run_id: str) -> int | None:
+def _ingested_span(connection_config: Any, pipeline_name: str, run_id: str) -> int | None:
     from pipeline_components.metadata.reader import RunReader
 
-    if not connection_config.HasField("sqlite"):
-        return None
-    return RunReader(Path(connection_config.sqlite.filename_uri)).ingested_span(run_id)
+    # The connection the node runs with (password included): the store is there, the run has just written to it.
+    return RunReader(connection_config, pipeline_name).ingested_span(run_id)
 
 
 def _run_rows(ir: pipeline_pb2.Pipeline, span: int | None, count: int) -> list[dict[str, Any]]:
