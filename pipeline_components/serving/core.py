@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from tensorflow_serving.apis import (
     classification_pb2,
     get_model_metadata_pb2,
@@ -22,9 +24,39 @@ from pipeline_components.serving.protos import (
     model_spec_choice,
     serialized_examples,
 )
+from pipeline_components.serving.request_log import RequestLogger
 from pipeline_components.serving.servable import Servable
 
 SIGNATURE_DEF_FIELD = "signature_def"  # GetModelMetadataImpl::kSignatureDef
+
+
+def predict_response(result: inference.Result) -> predict_pb2.PredictResponse:
+    """A Predict's answer as a ``PredictResponse``: the version and signature that ran, the outputs."""
+    response = predict_pb2.PredictResponse()
+    fill_model_spec(response.model_spec, result.servable, result.signature_name)
+    for alias, value in (result.outputs or {}).items():
+        response.outputs[alias].CopyFrom(array_to_tensor(value))
+    return response
+
+
+def classification_response(result: inference.Result) -> classification_pb2.ClassificationResponse:
+    """A Classify's answer as a ``ClassificationResponse``."""
+    response = classification_pb2.ClassificationResponse()
+    fill_model_spec(response.model_spec, result.servable, result.signature_name)
+    for row in result.classes or []:
+        classifications = response.result.classifications.add()
+        for label, score in row:
+            classifications.classes.add(label=label, score=score)
+    return response
+
+
+def regression_response(result: inference.Result) -> regression_pb2.RegressionResponse:
+    """A Regress's answer as a ``RegressionResponse``."""
+    response = regression_pb2.RegressionResponse()
+    fill_model_spec(response.model_spec, result.servable, result.signature_name)
+    for value in result.values or []:
+        response.result.regressions.add(value=value)
+    return response
 
 
 class ServingCore:
@@ -32,10 +64,19 @@ class ServingCore:
 
     Args:
         manager: the models and their versions.
+        request_log: where answered Predict, Classify and Regress requests are offered for logging (both APIs).
     """
 
-    def __init__(self, manager: ModelManager) -> None:
+    def __init__(self, manager: ModelManager, request_log: RequestLogger | None = None) -> None:
         self.manager = manager
+        self.request_log = request_log
+
+    def log_request(self, api: str, servable: Servable, signature_name: str, request: Any, response: Any) -> None:
+        """Offer an answered request to the request log (sampled there; never blocks)."""
+        if self.request_log is not None:
+            self.request_log.log(
+                api=api, servable=servable, signature_name=signature_name, build=lambda: (request, response)
+            )
 
     def servable(self, spec_name: str, version: int | None, label: str | None) -> Servable:
         """The version a request names (see ``ModelManager.servable``)."""
@@ -100,10 +141,8 @@ class ServingCore:
         result = inference.predict(
             servable, name, arrays_from_inputs(request.inputs, signature), list(request.output_filter)
         )
-        response = predict_pb2.PredictResponse()
-        fill_model_spec(response.model_spec, servable, result.signature_name)
-        for alias, value in (result.outputs or {}).items():
-            response.outputs[alias].CopyFrom(array_to_tensor(value))
+        response = predict_response(result)
+        self.log_request("predict", servable, result.signature_name, request, response)
         return response, servable
 
     def classify(
@@ -112,22 +151,16 @@ class ServingCore:
         """``PredictionService.Classify``."""
         servable = self.servable(*model_spec_choice(request.model_spec))
         result = inference.classify(servable, request.model_spec.signature_name, serialized_examples(request.input))
-        response = classification_pb2.ClassificationResponse()
-        fill_model_spec(response.model_spec, servable, result.signature_name)
-        for row in result.classes or []:
-            classifications = response.result.classifications.add()
-            for label, score in row:
-                classifications.classes.add(label=label, score=score)
+        response = classification_response(result)
+        self.log_request("classify", servable, result.signature_name, request, response)
         return response, servable
 
     def regress(self, request: regression_pb2.RegressionRequest) -> tuple[regression_pb2.RegressionResponse, Servable]:
         """``PredictionService.Regress``."""
         servable = self.servable(*model_spec_choice(request.model_spec))
         result = inference.regress(servable, request.model_spec.signature_name, serialized_examples(request.input))
-        response = regression_pb2.RegressionResponse()
-        fill_model_spec(response.model_spec, servable, result.signature_name)
-        for value in result.values or []:
-            response.result.regressions.add(value=value)
+        response = regression_response(result)
+        self.log_request("regress", servable, result.signature_name, request, response)
         return response, servable
 
     def reload_config(

@@ -1,8 +1,9 @@
 """The model server's command line, with TF Serving's flag names, defaults and ``--flag=value`` syntax.
 
 Flags are the ones of ``tensorflow_model_server`` (tensorflow_serving/model_servers/main.cc) that this server
-implements, plus three of runway's own where TF Serving has none (``--bind_address``,
-``--runway_rest_max_connections``, ``--runway_max_request_bytes``; ``--help`` marks them). Any other flag, TF
+implements, plus runway's own where TF Serving has none (``--bind_address``,
+``--runway_rest_max_connections``, ``--runway_max_request_bytes``, the request log's ``--runway_request_log_*``;
+``--help`` marks them). Any other flag, TF
 Serving's or not, is refused with a message naming it: a silently ignored flag would make this server behave
 differently from the binary it stands in for.
 """
@@ -75,7 +76,7 @@ def _four_per_cpu() -> int:
 
 @dataclass(frozen=True)
 class ServerFlags:
-    """Parsed command line: tensorflow_model_server's names and defaults, and runway's own three flags.
+    """Parsed command line: tensorflow_model_server's names and defaults, and runway's own flags.
 
     Each field is the flag of the same name; its ``--help`` line (``usage()``) says what it does.
     """
@@ -112,6 +113,15 @@ class ServerFlags:
     runway_rest_max_connections: int = _flag(256, "open REST connections at once; more get 503 at once", own=True)
     runway_max_request_bytes: int = _flag(
         4 * 1024 * 1024, "largest REST body (else 413) or gRPC message (else RESOURCE_EXHAUSTED)", own=True
+    )
+    runway_request_log_queue_size: int = _flag(
+        1024, "sampled requests waiting to be written to the request log at most; more are dropped", own=True
+    )
+    runway_request_log_max_file_bytes: int = _flag(
+        64 * 1024 * 1024, "a request log file is closed (and renamed *.tfrecord) at this size", own=True
+    )
+    runway_request_log_max_file_seconds: int = _flag(
+        60, "a request log file is closed (and renamed *.tfrecord) this long after it was opened", own=True
     )
 
 
@@ -216,7 +226,15 @@ def _check_limits(flags: ServerFlags) -> None:
             f"--bind_address takes an IP address (127.0.0.1, 0.0.0.0 for every interface, ::1, ::), "
             f"not {flags.bind_address!r}"
         ) from None
-    for name in ("rest_api_num_threads", "grpc_max_threads", "runway_rest_max_connections", "runway_max_request_bytes"):
+    for name in (
+        "rest_api_num_threads",
+        "grpc_max_threads",
+        "runway_rest_max_connections",
+        "runway_max_request_bytes",
+        "runway_request_log_queue_size",
+        "runway_request_log_max_file_bytes",
+        "runway_request_log_max_file_seconds",
+    ):
         if getattr(flags, name) < 1:
             raise ServerFlagError(f"--{name} must be at least 1, not {getattr(flags, name)}")
     if flags.rest_api_timeout_in_ms < 0:

@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from pipeline_components.errors import ServingError
 from pipeline_components.serving import status
@@ -33,6 +34,14 @@ START, LOADING, AVAILABLE, UNLOADING, END = "START", "LOADING", "AVAILABLE", "UN
 
 Loader = Callable[[str, int, Path], Servable]
 LoadListener = Callable[[str, int, Path, bool, float], None]
+
+
+class ConfigListener(Protocol):
+    """Told of each model config: ``check`` may refuse it before anything changes, ``apply`` follows it."""
+
+    def check(self, config: ModelServerConfig) -> None: ...
+
+    def apply(self, config: ModelServerConfig) -> None: ...
 
 
 @dataclass
@@ -85,12 +94,22 @@ class ModelManager:
         loader: loads one version (``Servable.load`` plus warmup in the server); raises ``ServingError``.
         options: retry and label options.
         on_load: called after each load attempt with (model, version, path, succeeded, seconds).
+        config_listener: checks each new config with the manager's own checks and follows it once accepted (the
+            request log's ``logging_config``).
     """
 
-    def __init__(self, *, loader: Loader, options: LoadOptions, on_load: LoadListener | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        loader: Loader,
+        options: LoadOptions,
+        on_load: LoadListener | None = None,
+        config_listener: ConfigListener | None = None,
+    ) -> None:
         self._loader = loader
         self._options = options
         self._on_load = on_load
+        self._config_listener = config_listener
         self._models: dict[str, ManagedModel] = {}
         self._config: ModelServerConfig | None = None
         self._state_lock = threading.Lock()  # guards _models' contents; never held while loading
@@ -107,13 +126,15 @@ class ModelManager:
 
         Raises:
             ServingError: INVALID_ARGUMENT for an invalid config, FAILED_PRECONDITION when a label points at a
-                version that is not available; nothing changes then.
+                version that is not available, or the config listener's refusal; nothing changes then.
         """
         validate_model_config_list(config)
         with self._ops_lock:
             if self._config is not None and self._config == config:
                 return
             labels = self._check_labels(config)
+            if self._config_listener is not None:
+                self._config_listener.check(config)
             with self._state_lock:
                 wanted = {model.name: model for model in config.model_config_list.config}
                 removed = [name for name in self._models if name not in wanted]
@@ -125,6 +146,8 @@ class ModelManager:
                         managed.config = model_config
                         managed.labels = labels.get(name, {})
                 self._config = config
+            if self._config_listener is not None:
+                self._config_listener.apply(config)
             for name in removed:
                 self._remove_model(name)
             for name in wanted:

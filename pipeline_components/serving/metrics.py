@@ -10,6 +10,10 @@ become colons); the same names and labels are kept here so dashboards built on T
 TF Serving has no per-version request series; this server adds ``runway_serving_request_count`` and
 ``runway_serving_request_latency_seconds`` with ``model_name``, ``version``, ``API``, ``entrypoint`` and ``status``,
 and ``runway_serving_model_load_count{model_name,version,outcome}`` for load events.
+
+TF Serving counts nothing of its request logging; this server's request log (``request_log.py``) adds
+``runway_serving_request_log_count{model_name,version,outcome}`` (outcome ``logged``, ``dropped`` when the queue
+was full, ``failed`` when writing failed) and ``runway_serving_request_log_bytes{model_name,version}`` (written).
 """
 
 from __future__ import annotations
@@ -116,6 +120,14 @@ class Metrics:
                 "runway_serving_model_load_count",
                 (("model_name", model_name), ("version", str(version)), ("outcome", "success" if ok else "fail")),
             )
+
+    def record_request_log(self, *, model_name: str, version: int, outcome: str, written: int = 0) -> None:
+        """Count one sampled request's log record: ``logged`` (with the bytes written), ``dropped`` or ``failed``."""
+        labels = (("model_name", model_name), ("version", str(version)))
+        with self._lock:
+            self._inc("runway_serving_request_log_count", (*labels, ("outcome", outcome)))
+            if written:
+                self._inc("runway_serving_request_log_bytes", labels, written)
 
     def set_available_versions(self, counts: dict[str, int]) -> None:
         """The number of available versions per model (a gauge, refreshed before each scrape)."""

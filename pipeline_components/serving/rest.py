@@ -16,12 +16,24 @@ from collections.abc import Callable
 from typing import Any
 
 from google.protobuf import json_format
-from tensorflow_serving.apis import get_model_metadata_pb2, get_model_status_pb2
+from tensorflow_serving.apis import (
+    classification_pb2,
+    get_model_metadata_pb2,
+    get_model_status_pb2,
+    predict_pb2,
+    regression_pb2,
+)
 
 from pipeline_components.errors import ServingError
 from pipeline_components.serving import inference, json_tensors, status
-from pipeline_components.serving.core import ServingCore
+from pipeline_components.serving.core import (
+    ServingCore,
+    classification_response,
+    predict_response,
+    regression_response,
+)
 from pipeline_components.serving.metrics import Metrics
+from pipeline_components.serving.protos import array_to_tensor
 from pipeline_components.serving.rest_transport import LimitedHandler, LimitedHTTPServer, Limits
 from pipeline_components.serving.servable import Servable
 
@@ -152,9 +164,19 @@ class _Handler(LimitedHandler):
             # As in TF Serving, the body is parsed before the model is looked up: bad JSON is a 400 whatever the
             # model.
             document = json_tensors.parse_body(body)
-            servable = self.server_state.core.servable(name, version, label)
+            core = self.server_state.core
+            servable = core.servable(name, version, label)
             handler = {"predict": _predict, "classify": _classify, "regress": _regress}[api]
-            return name, api, servable.version, json.dumps(handler(servable, document), indent=1).encode()
+            answer, result, make_request = handler(servable, document)
+            if core.request_log is not None:
+
+                def build() -> tuple[Any, Any]:
+                    request = make_request()
+                    _name_version(request.model_spec, name, version, label)
+                    return request, _RESPONSES[api](result)
+
+                core.request_log.log(api=api, servable=servable, signature_name=result.signature_name, build=build)
+            return name, api, servable.version, json.dumps(answer, indent=1).encode()
         if method == "GET":
             match = MODEL_STATUS_API.fullmatch(path)
             if match is None:
@@ -212,7 +234,14 @@ def _name_version(spec: Any, name: str, version: int | None, label: str | None) 
         spec.version_label = label
 
 
-def _predict(servable: Servable, document: dict[str, Any]) -> dict[str, Any]:
+# What TF Serving logs for a REST call: the request its handler makes of the JSON body, and the answer as the
+# gRPC API's response. Each handler gives its answer, the result, and how to make the request; the request log
+# makes the request and the response on its own thread, and only for the requests it samples.
+_RESPONSES = {"predict": predict_response, "classify": classification_response, "regress": regression_response}
+_Answer = tuple[dict[str, Any], inference.Result, Callable[[], Any]]
+
+
+def _predict(servable: Servable, document: dict[str, Any]) -> _Answer:
     signature_name = json_tensors.signature_name_of(document)
     key = signature_name or "serving_default"
     signature = servable.signature_defs.get(key)
@@ -221,22 +250,44 @@ def _predict(servable: Servable, document: dict[str, Any]) -> dict[str, Any]:
     input_types = {alias: info.dtype for alias, info in signature.inputs.items()}
     inputs, form = json_tensors.predict_inputs(document, input_types)
     result = inference.predict(servable, key, inputs)
-    return json_tensors.predict_response(result.outputs or {}, form)
+
+    def make_request() -> predict_pb2.PredictRequest:
+        request = predict_pb2.PredictRequest()
+        request.model_spec.signature_name = signature_name
+        for alias, value in inputs.items():
+            request.inputs[alias].CopyFrom(array_to_tensor(value))
+        return request
+
+    return json_tensors.predict_response(result.outputs or {}, form), result, make_request
 
 
-def _examples(document: dict[str, Any]) -> list[bytes]:
+def _examples(message: Any, document: dict[str, Any]) -> tuple[list[bytes], Callable[[], Any]]:
+    """The body's serialized examples, each merged with the context (serialized messages merge when
+    concatenated, as TF Serving applies it), and how to make the Classify/Regress request of them."""
     examples, context = json_tensors.classify_regress_examples(document)
+    serialized = [example.SerializeToString() for example in examples]
     prefix = context.SerializeToString() if context is not None else b""
-    return [prefix + example.SerializeToString() for example in examples]
+
+    def make_request() -> Any:
+        request = message()
+        request.model_spec.signature_name = json_tensors.signature_name_of(document)
+        target = request.input.example_list_with_context if context is not None else request.input.example_list
+        if context is not None:
+            target.context.ParseFromString(prefix)
+        for example in serialized:
+            target.examples.add().ParseFromString(example)
+        return request
+
+    return [prefix + example for example in serialized], make_request
 
 
-def _classify(servable: Servable, document: dict[str, Any]) -> dict[str, Any]:
-    signature_name = json_tensors.signature_name_of(document)
-    result = inference.classify(servable, signature_name, _examples(document))
-    return {"results": [[[label, score] for label, score in row] for row in result.classes or []]}
+def _classify(servable: Servable, document: dict[str, Any]) -> _Answer:
+    examples, make_request = _examples(classification_pb2.ClassificationRequest, document)
+    result = inference.classify(servable, json_tensors.signature_name_of(document), examples)
+    return {"results": [[[label, score] for label, score in row] for row in result.classes or []]}, result, make_request
 
 
-def _regress(servable: Servable, document: dict[str, Any]) -> dict[str, Any]:
-    signature_name = json_tensors.signature_name_of(document)
-    result = inference.regress(servable, signature_name, _examples(document))
-    return {"results": result.values or []}
+def _regress(servable: Servable, document: dict[str, Any]) -> _Answer:
+    examples, make_request = _examples(regression_pb2.RegressionRequest, document)
+    result = inference.regress(servable, json_tensors.signature_name_of(document), examples)
+    return {"results": result.values or []}, result, make_request

@@ -15,6 +15,7 @@ from pipeline_components.serving.flags import ServerFlags, listen_address, parse
 from pipeline_components.serving.grpc_api import make_grpc_server
 from pipeline_components.serving.manager import LoadOptions, ModelManager
 from pipeline_components.serving.metrics import Metrics
+from pipeline_components.serving.request_log import RequestLogger, RequestLogOptions
 from pipeline_components.serving.rest import RestServer
 from pipeline_components.serving.rest_transport import Limits
 from pipeline_components.serving.servable import Servable
@@ -33,6 +34,14 @@ class ModelServer:
     def __init__(self, flags: ServerFlags) -> None:
         self.flags = flags
         self.metrics = Metrics()
+        self.request_log = RequestLogger(
+            metrics=self.metrics,
+            options=RequestLogOptions(
+                queue_size=flags.runway_request_log_queue_size,
+                max_file_bytes=flags.runway_request_log_max_file_bytes,
+                max_file_seconds=flags.runway_request_log_max_file_seconds,
+            ),
+        )
         self.manager = ModelManager(
             loader=self._load,
             options=LoadOptions(
@@ -43,8 +52,9 @@ class ModelServer:
             on_load=lambda name, version, path, ok, seconds: self.metrics.record_load(
                 model_name=name, version=version, path=str(path), ok=ok, seconds=seconds
             ),
+            config_listener=self.request_log,  # each model's logging_config, on every reload
         )
-        self.core = ServingCore(self.manager)
+        self.core = ServingCore(self.manager, self.request_log)
         self._stopped = threading.Event()
         self._config_text: str | None = None
         self.grpc_port = 0
@@ -133,7 +143,7 @@ class ModelServer:
         self._stopped.wait()
 
     def stop(self) -> None:
-        """Stop polling, drain both ports, then unload the models.
+        """Stop polling, drain both ports, close the request log's files, then unload the models.
 
         Like TF Serving on SIGTERM: new requests are refused at once (a client or load balancer retries them on
         another instance), requests already running finish (up to ``_DRAIN_SECONDS``), and only then are the
@@ -146,6 +156,7 @@ class ModelServer:
             self._rest.stop()
         if drained is not None:
             drained.wait(_DRAIN_SECONDS + 1)
+        self.request_log.stop()  # after the drain: the last answered requests are logged too
         self.manager.stop()
 
 

@@ -65,7 +65,7 @@ def test_listen_address_brackets_ipv6() -> None:
 
 def test_help_names_runways_own_flags() -> None:
     own = [line for line in usage().splitlines() if "runway's own flag" in line]
-    assert len(own) == 3
+    assert len(own) == 6  # bind address, two limits, three of the request log
     assert "--bind_address='127.0.0.1'" in usage()
 
 
