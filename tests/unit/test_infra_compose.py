@@ -417,3 +417,36 @@ def test_prometheus_scrapes_every_server_where_it_serves_metrics(compose: dict[s
         "infra/prometheus/prometheus.yml"
     )
     assert "--config.file=/etc/prometheus/prometheus.yml" in service["command"]
+
+
+# --- ML Metadata ---------------------------------------------------------------------------------------------------
+
+
+def test_ml_metadata_lives_in_postgresql_beside_airflows_database(compose: dict[str, Any]) -> None:
+    """Every container that runs runway reads the same PostgreSQL store (never a SQLite file on the shared volume),
+    with the password of a compose secret that the environment must supply, and metadata-init creates that database
+    and role beside Airflow's."""
+    from pipeline_components.settings import Settings
+
+    services = compose["services"]
+    environment = environments(compose)
+    stores = set()
+    for name in airflow_services(compose):
+        settings = Settings.from_env(environment[name])  # as the runtime reads them: a password in the URL fails
+        postgres = settings.metadata_postgres
+        assert postgres is not None, f"{name}: ML Metadata would be a SQLite file on the shared volume"
+        assert postgres.password_file is not None
+        (secret,) = [s for s in services[name]["secrets"] if f"/run/secrets/{s}" == str(postgres.password_file)]
+        assert compose["secrets"][secret] == {"environment": "MLMD_DB_PASSWORD"}
+        stores.add(postgres.url())
+        assert "metadata-init" in services[name]["depends_on"] or name == "airflow-init"
+    assert stores == {"postgresql://mlmd@postgres:5432/mlmd"}, "one store for every component"
+    airflow_db = environment["airflow-scheduler"]["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].rsplit("/", 1)[1]
+    assert airflow_db != "mlmd", "ML Metadata has its own database"
+    init = services["metadata-init"]
+    assert init["image"] == services["postgres"]["image"] and init["restart"] == "no"
+    assert REQUIRED.match(init["environment"]["MLMD_DB_PASSWORD"]) and init["environment"]["PGHOST"] == "postgres"
+    script = CHECKOUT / compose["configs"][config_mounts(init)[init["entrypoint"][-1].split("=", 1)[1]]]["file"]
+    sql = script.read_text()
+    assert "CREATE ROLE mlmd LOGIN" in sql and "CREATE DATABASE mlmd OWNER mlmd" in sql
+    assert "\\getenv mlmd_password MLMD_DB_PASSWORD" in sql, "the password from the environment, not argv"
