@@ -29,8 +29,11 @@ from tensorflow_serving.config import model_server_config_pb2
 
 from pipeline_components.ports import free_ports
 from pipeline_components.serving.flags import parse_flags
+from pipeline_components.serving.metrics import Metrics
 from pipeline_components.serving.model_config import parse_model_server_config
+from pipeline_components.serving.request_log import RequestLogger, RequestLogOptions
 from pipeline_components.serving.request_log_reader import closed_files, read_prediction_logs, read_rows
+from pipeline_components.serving.servable import Servable
 from pipeline_components.serving.server import ModelServer
 from tests.fleet.tiny_models import Tiny
 
@@ -257,3 +260,42 @@ def test_a_config_reload_turns_logging_on(server: ModelServer) -> None:
         ("later", 1, {"x": 2.0, "n": 1}, {"y": 5.0})
     ]
     assert isinstance(server.manager.config(), model_server_config_pb2.ModelServerConfig)
+
+
+def test_files_rotate_by_size_and_an_open_file_is_never_read(tmp_path: Path) -> None:
+    def logger(max_file_bytes: int) -> RequestLogger:
+        request_log = RequestLogger(
+            metrics=Metrics(), options=RequestLogOptions(max_file_bytes=max_file_bytes, max_file_seconds=3600)
+        )
+        config = parse_model_server_config(_config(tmp_path / "models", tmp_path / f"logs-{max_file_bytes}"))
+        request_log.check(config)
+        request_log.apply(config)
+        return request_log
+
+    def log(request_log: RequestLogger, x: float) -> None:
+        request = predict_pb2.PredictRequest()
+        request.inputs["x"].CopyFrom(tf.make_tensor_proto([x], tf.float32))
+        response = predict_pb2.PredictResponse()
+        response.outputs["y"].CopyFrom(tf.make_tensor_proto([2 * x], tf.float32))
+        servable = Servable(name="tiny", version=7, path=tmp_path, signature_defs={}, loaded=None)
+        request_log.log(api="predict", servable=servable, signature_name="s", build=lambda: (request, response))
+
+    small = logger(max_file_bytes=1)  # every record fills its file
+    for x in (1.0, 2.0, 3.0):
+        log(small, x)
+    files = _wait_for(lambda: len(closed_files(tmp_path / "logs-1" / "tiny")) == 3, 10, "three closed files")
+    assert files
+    rows = read_rows(closed_files(tmp_path / "logs-1" / "tiny"))
+    assert [(r.version, r.features, r.predictions) for r in rows] == [
+        (7, {"x": x}, {"y": 2 * x}) for x in (1.0, 2.0, 3.0)
+    ]
+    small.stop()
+
+    large = logger(max_file_bytes=1 << 30)
+    log(large, 4.0)
+    folder = tmp_path / f"logs-{1 << 30}"
+    _wait_for(lambda: list(folder.glob("tiny-*.tfrecord.partial")), 10, "the open file")
+    assert closed_files(folder / "tiny") == []  # still being written: not for readers yet
+    assert large.flush()
+    assert [r.features for r in read_rows(closed_files(folder / "tiny"))] == [{"x": 4.0}]
+    large.stop()
