@@ -16,6 +16,11 @@ a gate refused the run (the local operator fails without retrying; the container
 | ``RUNWAY_DOCKER_URL`` | ``unix://var/run/docker.sock`` | Docker engine |
 | ``RUNWAY_K8S_NAMESPACE`` | ``runway`` | namespace of the node pods |
 | ``RUNWAY_K8S_PVC`` | ``runway-data`` | PersistentVolumeClaim (ReadWriteMany) with the shared storage |
+| ``RUNWAY_K8S_METADATA_SECRET_NAME`` | ``runway-mlmd`` | Secret whose key ``password`` is ML Metadata's password |
+
+ML Metadata on PostgreSQL (``RUNWAY_METADATA_URL``, ``pipeline_components.settings``) reaches every node the same
+way: the URL as it is, and the password as the file ``METADATA_PASSWORD_IN_CONTAINER``: on Docker, the orchestrator's
+``RUNWAY_METADATA_PASSWORD_FILE`` bound read-only (a path on the Docker host); on Kubernetes, that Secret mounted.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from pipeline_components.orchestration.runner import node_argv
 from pipeline_components.settings import Settings
 
 RUNTIME_PYTHON_IN_IMAGE = "/opt/runway/.venv-runtime/bin/python"
+METADATA_PASSWORD_IN_CONTAINER = "/run/secrets/runway-mlmd/password"
 # Jinja: Airflow renders these per task instance.
 RUN_ID_TEMPLATE = "{{ run_id }}"
 PARAMS_TEMPLATE = "{{ params | tojson }}"
@@ -53,6 +59,10 @@ class ContainerSettings:
     docker_url: str
     namespace: str
     pvc: str
+    # ML Metadata on PostgreSQL (None: the SQLite files on the shared storage).
+    metadata_url: str | None = None
+    metadata_password_file: str | None = None
+    metadata_secret: str = "runway-mlmd"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ContainerSettings:
@@ -72,12 +82,21 @@ class ContainerSettings:
             docker_url=env.get("RUNWAY_DOCKER_URL", "unix://var/run/docker.sock"),
             namespace=env.get("RUNWAY_K8S_NAMESPACE", "runway"),
             pvc=env.get("RUNWAY_K8S_PVC", "runway-data"),
+            metadata_url=env.get("RUNWAY_METADATA_URL") or None,
+            metadata_password_file=env.get("RUNWAY_METADATA_PASSWORD_FILE") or None,
+            metadata_secret=env.get("RUNWAY_K8S_METADATA_SECRET_NAME", "runway-mlmd"),
         )
 
 
 def container_environment(container: ContainerSettings) -> dict[str, str]:
     """The runtime's environment inside a container: every location under the mounted shared storage."""
-    inside = Settings.from_env({"RUNWAY_HOME": container.home, "RUNWAY_RUNTIME_PYTHON": RUNTIME_PYTHON_IN_IMAGE})
+    metadata = {}
+    if container.metadata_url:
+        metadata["RUNWAY_METADATA_URL"] = container.metadata_url
+        metadata["RUNWAY_METADATA_PASSWORD_FILE"] = METADATA_PASSWORD_IN_CONTAINER
+    inside = Settings.from_env(
+        {"RUNWAY_HOME": container.home, "RUNWAY_RUNTIME_PYTHON": RUNTIME_PYTHON_IN_IMAGE, **metadata}
+    )
     env = {**inside.as_env(), **RUNTIME_ENV}
     env["RUNWAY_CONFIG_DIR"] = "/opt/runway/configs"
     return env
@@ -109,7 +128,14 @@ def container_node_task(
             image=container.image,
             command=argv,
             environment=env,
-            mounts=[Mount(source=container.docker_volume, target=container.home, type="volume")],
+            mounts=[
+                Mount(source=container.docker_volume, target=container.home, type="volume"),
+                *(
+                    [Mount(source=password, target=METADATA_PASSWORD_IN_CONTAINER, type="bind", read_only=True)]
+                    if container.metadata_url and (password := container.metadata_password_file)
+                    else []
+                ),
+            ],
             docker_url=container.docker_url,
             auto_remove="success",
             mount_tmp_dir=False,
@@ -120,6 +146,24 @@ def container_node_task(
     if container.backend is NodeBackend.KUBERNETES:
         from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
         from kubernetes.client import models as k8s
+
+        secret_volumes, secret_mounts = [], []
+        if container.metadata_url:  # ML Metadata's password: the Secret's key `password`, as a read-only file
+            secret_volumes.append(
+                k8s.V1Volume(
+                    name="runway-mlmd",
+                    secret=k8s.V1SecretVolumeSource(
+                        secret_name=container.metadata_secret,
+                        items=[k8s.V1KeyToPath(key="password", path="password")],
+                        default_mode=0o440,
+                    ),
+                )
+            )
+            secret_mounts.append(
+                k8s.V1VolumeMount(
+                    name="runway-mlmd", mount_path=str(Path(METADATA_PASSWORD_IN_CONTAINER).parent), read_only=True
+                )
+            )
 
         return KubernetesPodOperator(
             task_id=task_id,
@@ -133,9 +177,10 @@ def container_node_task(
                 k8s.V1Volume(
                     name="runway-data",
                     persistent_volume_claim=k8s.V1PersistentVolumeClaimVolumeSource(claim_name=container.pvc),
-                )
+                ),
+                *secret_volumes,
             ],
-            volume_mounts=[k8s.V1VolumeMount(name="runway-data", mount_path=container.home)],
+            volume_mounts=[k8s.V1VolumeMount(name="runway-data", mount_path=container.home), *secret_mounts],
             container_resources=k8s.V1ResourceRequirements(
                 requests={"cpu": "1", "memory": "2Gi"}, limits={"memory": "8Gi"}
             ),

@@ -48,7 +48,7 @@ class Store:
         execution = metadata_store_pb2.Execution(type_id=self._type_id("execution", node))
         [execution_id] = self.store.put_executions([execution])
         contexts = []
-        for kind, name in (("pipeline_run", run_id), ("node", f"flights.{node}")):
+        for kind, name in (("pipeline", "flights"), ("pipeline_run", run_id), ("node", f"flights.{node}")):
             found = self.store.get_context_by_type_and_name(kind, name)
             if found is None:
                 [context_id] = self.store.put_contexts(
@@ -72,6 +72,9 @@ class Store:
                 else:
                     artifact.custom_properties[name].string_value = value
             [artifact_id] = self.store.put_artifacts([artifact])
+            self.store.put_attributions_and_associations(  # as TFX's launcher: outputs belong to the run's contexts
+                [metadata_store_pb2.Attribution(context_id=c, artifact_id=artifact_id) for c in contexts], []
+            )
             event = metadata_store_pb2.Event(
                 artifact_id=artifact_id, execution_id=execution_id, type=metadata_store_pb2.Event.OUTPUT
             )
@@ -89,6 +92,7 @@ def _pipeline(store: Store) -> pipeline_pb2.Pipeline:
     config = local_deployment_config_pb2.LocalDeploymentConfig()
     config.metadata_connection_config.database_connection_config.CopyFrom(store.config)
     ir = pipeline_pb2.Pipeline()
+    ir.pipeline_info.id = "flights"
     ir.deployment_config.Pack(config)
     return ir
 

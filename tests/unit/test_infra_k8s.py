@@ -207,9 +207,9 @@ def test_airflow_chart_values_mount_the_shared_claim() -> None:
         + type_errors(values["volumeMounts"], "list[V1VolumeMount]", "volumeMounts")
     )
     assert errors == []
-    env = {item["name"]: item["value"] for item in values["env"]}
-    (mount,) = values["volumeMounts"]
-    (volume,) = values["volumes"]
+    env = {item["name"]: item.get("value") for item in values["env"]}
+    (mount,) = [m for m in values["volumeMounts"] if m["name"] == "runway-data"]
+    (volume,) = [v for v in values["volumes"] if v["name"] == "runway-data"]
     assert mount["name"] == volume["name"] and mount["mountPath"] == env["RUNWAY_HOME"] == "/var/lib/runway"
     prod = render(K8S / "overlays" / "prod")
     claim = one(prod, "PersistentVolumeClaim")["metadata"]
@@ -298,13 +298,43 @@ def test_airflow_chart_values_reference_secrets_and_hold_none() -> None:
     assert type_errors(api["extraVolumes"], "list[V1Volume]", "apiServer.extraVolumes") == []
     assert type_errors(api["extraVolumeMounts"], "list[V1VolumeMount]", "apiServer.extraVolumeMounts") == []
     for variable in [*values["env"], *api["env"]]:
-        if re.search(r"PASSWORD|SECRET|KEY|TOKEN", variable["name"]):
+        # A *_FILE holds a path and a *_SECRET_NAME the name of a Secret: never the value itself.
+        if re.search(r"PASSWORD|SECRET|KEY|TOKEN", variable["name"]) and not variable["name"].endswith(
+            ("_FILE", "_SECRET_NAME")
+        ):
             assert "secretKeyRef" in variable.get("valueFrom", {}), f"{variable['name']} must come from a Secret"
     secrets = {ref["name"] for v in api["env"] if (ref := v.get("valueFrom", {}).get("secretKeyRef"))}
     secrets |= {values[name] for name in SECRET_VALUES.values()} | {values["data"]["metadataSecretName"]}
+    secrets |= {ref["name"] for v in values["env"] if (ref := v.get("valueFrom", {}).get("secretKeyRef"))}
+    secrets |= {v["secret"]["secretName"] for v in values["volumes"] if "secret" in v}
     for secret in secrets:  # the header says how to create each one
         assert f"create secret generic {secret} " in text, secret
     passwords_file = values["config"]["core"]["simple_auth_manager_passwords_file"]
     (auth,) = [m for m in api["extraVolumeMounts"] if passwords_file.startswith(m["mountPath"] + "/")]
     assert passwords_file in api["args"][-1] and api["args"][-1].endswith("exec airflow api-server")
     assert next(v for v in api["extraVolumes"] if v["name"] == auth["name"])["emptyDir"] is not None
+
+
+def test_ml_metadata_is_postgresql_for_every_airflow_pod_and_every_node_pod() -> None:
+    """No SQLite on the ReadWriteMany claim: the Airflow pods read the URL and the password file from the Secret, and
+    the node pods they start get the same Secret mounted where the node looks for it (orchestration/backends.py)."""
+    from pipeline_components.orchestration.backends import METADATA_PASSWORD_IN_CONTAINER, ContainerSettings
+    from pipeline_components.settings import Settings
+
+    values = yaml.safe_load((K8S / "airflow" / "values.yaml").read_text())
+    env = {item["name"]: item for item in values["env"]}
+    url_ref = env["RUNWAY_METADATA_URL"]["valueFrom"]["secretKeyRef"]
+    password_file = env["RUNWAY_METADATA_PASSWORD_FILE"]["value"]
+    secret_name = env["RUNWAY_K8S_METADATA_SECRET_NAME"]["value"]
+    assert url_ref == {"name": secret_name, "key": "url"}
+    (volume,) = [v for v in values["volumes"] if v.get("secret", {}).get("secretName") == secret_name]
+    assert volume["secret"]["items"] == [{"key": "password", "path": "password"}]
+    (mount,) = [m for m in values["volumeMounts"] if m["name"] == volume["name"]]
+    assert mount["readOnly"] and f"{mount['mountPath']}/password" == password_file == METADATA_PASSWORD_IN_CONTAINER
+    # What the dag-processor reads when it builds the node pods (the URL as the Secret would give it).
+    plain = {name: item.get("value", "postgresql://mlmd@db.example:5432/mlmd") for name, item in env.items()}
+    container = ContainerSettings.from_env(plain)
+    assert container.metadata_secret == secret_name and container.metadata_url
+    assert Settings.from_env(plain).metadata_postgres is not None
+    text = (K8S / "airflow" / "values.yaml").read_text()
+    assert "metadata-init.sql" in text, "the header says how to create the database and its role"
