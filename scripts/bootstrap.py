@@ -9,7 +9,8 @@
 3. on a host whose C library is older than glibc 2.39, the compat runtime that lets that environment load
    (Debian 13's libc6, libstdc++6 and libgcc-s1 unpacked into the venv, and a patched copy of the interpreter);
 4. the Debian packages that are missing (one apt-get run, as root): nginx, which balances the local serving
-   fleet (`runway fleet up`), and chromium and chromium-driver, which run the browser tests of the Airflow UI.
+   fleet (`runway fleet up`), chromium and chromium-driver, which run the browser tests of the Airflow UI, and
+   postgresql, whose binaries the project runs itself for ML Metadata on PostgreSQL.
 
 Each step records a fingerprint of its inputs and is skipped when nothing changed, so a second run takes
 seconds. Uses the standard library only: it runs before any virtual environment exists.
@@ -267,6 +268,10 @@ DEBIAN_PACKAGES = {
     "nginx": ("/usr/sbin/nginx", "the local serving fleet's load balancer"),
     "chromium": ("/usr/bin/chromium", "the browser tests of the Airflow UI"),
     "chromium-driver": ("/usr/bin/chromedriver", "the browser tests of the Airflow UI"),
+    # The server binaries (initdb, pg_ctl, under /usr/lib/postgresql/<version>/bin; pg_ctlcluster comes with them):
+    # the project starts its own PostgreSQL for ML Metadata (pipeline_components/deploy/postgres.py), never the
+    # package's system service.
+    "postgresql": ("/usr/bin/pg_ctlcluster", "PostgreSQL, for ML Metadata (RUNWAY_METADATA_URL) and its tests"),
 }
 
 

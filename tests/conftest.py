@@ -35,6 +35,8 @@ def isolated_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settin
         "RUNWAY_IR_DIR",
         "RUNWAY_MODEL_STORE",
         "RUNWAY_CONFIG_DIR",
+        "RUNWAY_METADATA_URL",
+        "RUNWAY_METADATA_PASSWORD_FILE",
     ):
         monkeypatch.delenv(name, raising=False)
     return Settings.from_env()

@@ -211,6 +211,7 @@ class LocalPostgres:
 
     def _port_free(self, port: int) -> bool:
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server binds: TIME_WAIT is no owner
             try:
                 probe.bind((self.host, port))
             except OSError:

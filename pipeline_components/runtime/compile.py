@@ -12,11 +12,12 @@ from typing import Any
 
 from google.protobuf import json_format
 from tfx.dsl.compiler import compiler
+from tfx.orchestration.local import runner_utils
 from tfx.proto.orchestration import pipeline_pb2
 
 from pipeline_components.config import PipelineConfig
 from pipeline_components.durable import atomic_write
-from pipeline_components.metadata.connection import connection_config
+from pipeline_components.metadata.connection import connection_config, describe
 from pipeline_components.pipeline import create_pipeline
 from pipeline_components.settings import Settings
 
@@ -62,8 +63,14 @@ def write_ir(
 ) -> None:
     """Write the IR as JSON, atomically and durably (a DAG parser never reads half a file, even after a crash)."""
     document = json.loads(json_format.MessageToJson(ir, preserving_proto_field_name=False))
-    # Not part of TFX's IR: where it came from, for the DAG's description and for humans.
-    origin = {"config": str(config_path) if config_path else None, "overrides": overrides or {}}
+    # Not part of TFX's IR: where it came from, for the DAG's description and for humans; the ML Metadata store it
+    # was compiled for, so that `runway run` compiles again when RUNWAY_METADATA_URL changes.
+    connection = runner_utils.extract_local_deployment_config(ir).metadata_connection_config
+    origin = {
+        "config": str(config_path) if config_path else None,
+        "overrides": overrides or {},
+        "metadata": describe(getattr(connection, connection.WhichOneof("connection_config"))),
+    }
     document_with_origin = {"runway": origin, **document}
     atomic_write(path, json.dumps(document_with_origin, indent=1))
 

@@ -1,4 +1,5 @@
-"""`make setup`'s Debian step: the packages the suite needs (nginx, chromium, chromium-driver) in one apt-get run.
+"""`make setup`'s Debian step: the packages the suite needs (nginx, chromium, chromium-driver, postgresql) in one
+apt-get run.
 
 apt-get is a recording stand-in on PATH here (a real install needs root and the network, and would change this
 machine); what is checked is which packages bootstrap asks for, and that it says what to run when it cannot.
@@ -63,12 +64,13 @@ def test_the_missing_browser_packages_are_installed_in_one_apt_get_run(
     assert len(calls) == 2
 
 
-def test_the_suite_asks_for_nginx_chromium_and_its_driver() -> None:
+def test_the_suite_asks_for_nginx_chromium_its_driver_and_postgresql() -> None:
     packages = load_bootstrap().DEBIAN_PACKAGES
     assert {name: path for name, (path, _) in packages.items()} == {
         "nginx": "/usr/sbin/nginx",
         "chromium": "/usr/bin/chromium",
         "chromium-driver": "/usr/bin/chromedriver",
+        "postgresql": "/usr/bin/pg_ctlcluster",  # installed with the server binaries that deploy/postgres.py runs
     }
 
 

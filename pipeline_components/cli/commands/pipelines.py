@@ -76,15 +76,19 @@ def parse_overrides(items: list[str] | None) -> dict[str, Any]:
 
 
 def _needs_compile(settings: Settings, name: str, overrides: dict[str, Any]) -> bool:
-    """No IR yet, the configuration or schema is newer, or it was compiled with other overrides."""
+    """No IR yet, the configuration or schema is newer, or it was compiled with other overrides or for another ML
+    Metadata store."""
     ir = settings.ir_path(name)
     if not ir.is_file():
         return True
     try:
-        recorded = json.loads(ir.read_text()).get("runway", {}).get("overrides", {})
+        origin = json.loads(ir.read_text()).get("runway", {})
     except json.JSONDecodeError:
         return True
-    if recorded != overrides:
+    if origin.get("overrides", {}) != overrides:
+        return True
+    # Compiled for another ML Metadata store (RUNWAY_METADATA_URL changed; an IR from before it was recorded: SQLite).
+    if origin.get("metadata", str(settings.metadata_path(name))) != settings.metadata_location(name):
         return True
     config = pipeline_config(settings, name)
     sources = [config_path(settings, name), config.schema_path]
