@@ -6,26 +6,27 @@ session, its pid recorded, and stopped with SIGTERM, then SIGKILL). Everything l
     fleet.json                 the fleet's addresses (see pipeline_components.fleet), written once all are started
     nginx/nginx.conf           generated from infra/nginx/fleet.conf.template (fleet.nginx)
     instances/<name>.pid       one per model server (and nginx.pid), beside <name>.argv (fleet.supervisor)
-    logs/<name>.log            each process's output
+    instances/watchdog.pid     the fleet's watchdog, which starts them and restarts one that dies (fleet.watchdog);
+    instances/watchdog.json    its report: per process the pid, state, restarts and last exit status
+    logs/<name>.log            each process's output (logs/watchdog.log: every start, exit and restart)
 
 Each instance is ``tensorflow_model_server`` when that binary is on PATH, otherwise ``scripts/runway-model-server``,
 started with ``--model_config_file=<store>/models.config`` (the rollout keeps that file right, so a restarted
 instance comes back with the current versions and labels) and bound to ``FleetSpec.bind_address`` (loopback).
+``runway fleet up`` on a fleet that runs brings back whatever is down (an instance, nginx, the watchdog itself).
 """
 
 from __future__ import annotations
 
-import shutil
+import os
+import signal
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from pipeline_components.durable import atomic_write
 from pipeline_components.fleet import (
-    DEFAULT_GRPC_PORT,
-    DEFAULT_INSTANCES,
-    DEFAULT_REST_PORT,
     FleetState,
     InstanceAddress,
     fleet_dir,
@@ -34,75 +35,35 @@ from pipeline_components.fleet import (
     write_fleet_state,
 )
 from pipeline_components.fleet.nginx import check_config, find_nginx, nginx_argv, render_config
+from pipeline_components.fleet.restarts import watchdog_report
+from pipeline_components.fleet.spec import (
+    DEFAULT_INSTANCE_BASE_PORT,
+    HOST,
+    FleetSpec,
+    bind_flags,
+    connect_address,
+    default_server,
+    instance_name,
+)
 from pipeline_components.fleet.status import fleet_status
 from pipeline_components.fleet.store import ModelStore
 from pipeline_components.fleet.supervisor import (
     FleetError,
     Listener,
     Supervisor,
+    is_ours,
     own_environment,
     port_open,
     wait_listening,
 )
-from pipeline_components.processes import pid_alive
-from pipeline_components.settings import CHECKOUT, Settings
+from pipeline_components.fleet.watchdog import STATUS_FILE, WATCHDOG, watchdog_argv
+from pipeline_components.processes import log_tail, pid_alive, wait_for
+from pipeline_components.settings import Settings
 
-HOST = "127.0.0.1"
-DEFAULT_INSTANCE_BASE_PORT = 18500  # instance i: gRPC 18500 + 10 i, REST 18501 + 10 i
 START_TIMEOUT_S = 240.0
+STOP_WATCHDOG_S = 60.0  # it stops nginx and every model server (each SIGTERM, then SIGKILL after 15 s) first
 NGINX = "nginx"
-
-
-@dataclass(frozen=True, kw_only=True)
-class FleetSpec:
-    """How to start a local fleet.
-
-    Attributes:
-        instances: model servers.
-        rest_port, grpc_port: nginx's published ports.
-        instance_base_port: instance i listens on gRPC ``base + 10 i`` and REST ``base + 10 i + 1``.
-        instance_ports: (gRPC, REST) per instance; overrides the base port.
-        server: a server binary; default ``tensorflow_model_server`` if on PATH, else runway's.
-        bind_address: the address every model server binds (``--bind_address``): loopback, so that only nginx and
-            the rollout on this machine reach the instances' ports, never another host.
-        store_paths: instance name -> the store as that instance sees it (tests).
-        extra_server_flags: more flags for every model server.
-    """
-
-    instances: int = DEFAULT_INSTANCES
-    rest_port: int = DEFAULT_REST_PORT
-    grpc_port: int = DEFAULT_GRPC_PORT
-    instance_base_port: int = DEFAULT_INSTANCE_BASE_PORT
-    instance_ports: list[tuple[int, int]] | None = None
-    server: str | None = None
-    bind_address: str = HOST
-    store_paths: dict[str, str] | None = None
-    extra_server_flags: tuple[str, ...] = ()
-
-    def ports(self) -> list[tuple[int, int]]:
-        """(gRPC, REST) of each instance."""
-        return self.instance_ports or [
-            (self.instance_base_port + 10 * i, self.instance_base_port + 10 * i + 1) for i in range(self.instances)
-        ]
-
-
-def default_server() -> str:
-    return shutil.which("tensorflow_model_server") or str(CHECKOUT / "scripts" / "runway-model-server")
-
-
-def bind_flags(server: str, address: str) -> list[str]:
-    """The flags that bind ``server`` to ``address``.
-
-    runway's model server takes ``--bind_address`` for both of its ports. ``tensorflow_model_server`` has no such
-    flag (its gRPC port always binds every interface; ``--rest_api_host`` covers REST only), so it gets that one.
-    """
-    if Path(server).name == "tensorflow_model_server":
-        return [f"--rest_api_host={address}"]
-    return [f"--bind_address={address}"]
-
-
-def instance_name(index: int) -> str:
-    return f"serving-{index}"
+WATCHDOG_START_S = 30.0  # the watchdog starts every process within a second; this covers a loaded machine
 
 
 def _port(url: str) -> int:
@@ -140,7 +101,7 @@ class LocalFleet:
     # -- up ---------------------------------------------------------------------------------------------------------
 
     def up(self, spec: FleetSpec | None = None) -> FleetState:
-        """Start the fleet (a fleet already running is left as it is and returned).
+        """Start the fleet; on a fleet that runs, bring back whatever is down and return it.
 
         Raises:
             FleetError: nginx is missing, a port is taken, or an instance did not come up (its log is named).
@@ -148,9 +109,8 @@ class LocalFleet:
         spec = spec or FleetSpec()
         existing = self.state()
         if existing is not None:
-            if self.running(existing):
-                self._say(f"the fleet is already running ({existing.rest_url}, {existing.grpc_target})")
-                return existing
+            if self._anything_alive(existing):
+                return self._repair(existing)
             self.down()  # a stale description (machine rebooted, processes killed): clean up first
         nginx = find_nginx()
         server = spec.server or default_server()
@@ -167,33 +127,103 @@ class LocalFleet:
         with self.store.locked():
             if not self.store.config_path.is_file():
                 self.store.write_config({})
-        addresses: list[InstanceAddress] = []
+        addresses = [
+            self._plan_instance(index, server, grpc_port, rest_port, spec)
+            for index, (grpc_port, rest_port) in enumerate(ports)
+        ]
+        self._plan_nginx(nginx, spec, addresses)
         try:
-            for index, (grpc_port, rest_port) in enumerate(ports):
-                address = self._start_instance(index, server, grpc_port, rest_port, spec)
-                addresses.append(address)
-            nginx_pid = self._start_nginx(nginx, spec, addresses)
+            pids = self._start_watchdog([a.name for a in addresses] + [NGINX])
             state = FleetState(
                 rest_url=f"http://{HOST}:{spec.rest_port}",
                 grpc_target=f"{HOST}:{spec.grpc_port}",
                 store=str(self.store.root),
                 model_config_file=str(self.store.config_path),
-                instances=addresses,
+                instances=[replace(a, pid=pids[a.name]) for a in addresses],
                 kind="local",
                 server=server,
-                nginx_pid=nginx_pid,
+                nginx_pid=pids[NGINX],
             )
             # Written before waiting, so that `fleet down` can always stop what was started.
-            write_fleet_state(self.settings.home, state)
+            with self.processes.locked():
+                state = self._current_pids(state)
+                write_fleet_state(self.settings.home, state)
             self._wait_ready(state)
         except BaseException:
             self.down()
             raise
         self._say(
             f"fleet up: {len(addresses)} x {Path(server).name} behind nginx: REST {state.rest_url}, "
-            f"gRPC {state.grpc_target}"
+            f"gRPC {state.grpc_target}; supervised by the watchdog (pid {pids[WATCHDOG]})"
         )
+        if Path(server).name == "tensorflow_model_server" and spec.bind_address == HOST:
+            self._say("note: tensorflow_model_server's gRPC port listens on every interface (it has no flag for it)")
         return state
+
+    def _current_pids(self, state: FleetState) -> FleetState:
+        """``state`` with the pids the pid files name now (the watchdog may have restarted one meanwhile)."""
+        recorded = self.processes.recorded_pids()
+        instances = [replace(a, pid=recorded.get(a.name, a.pid)) for a in state.instances]
+        return replace(state, instances=instances, nginx_pid=recorded.get(NGINX, state.nginx_pid))
+
+    def _start_watchdog(self, names: list[str]) -> dict[str, int]:
+        """Start the watchdog over ``names`` and wait until it has started each of them. Returns every pid."""
+        for name in names:
+            self.processes.release(name)
+        pid = self.processes.spawn(
+            WATCHDOG, watchdog_argv(self.dir, names), env=own_environment(self.settings.as_env())
+        )
+        log = self.processes.log_path(WATCHDOG)
+
+        def started() -> bool:
+            if not pid_alive(pid):
+                raise FleetError(f"the fleet's watchdog exited at start-up; see {log}:\n{log_tail(log)}")
+            return all(pid_alive(self.processes.recorded_pid(name)) for name in names)
+
+        if not wait_for(started, timeout=WATCHDOG_START_S, interval=0.1):
+            raise FleetError(f"the watchdog did not start {names} within {WATCHDOG_START_S:.0f} s; see {log}")
+        pids = {name: self.processes.recorded_pid(name) or 0 for name in names}
+        return {**pids, WATCHDOG: pid}
+
+    def _anything_alive(self, state: FleetState) -> bool:
+        pids = [state.nginx_pid, self.processes.recorded_pid(WATCHDOG), *(a.pid for a in state.instances)]
+        return any(pid_alive(pid) for pid in pids)
+
+    def _repair(self, state: FleetState) -> FleetState:
+        """``fleet up`` on a running fleet: release what was held down, start the watchdog if it is not running
+        (it adopts the live processes and starts the others), else have it start what is down now (SIGHUP skips
+        the backoff); wait until everything listens; say what came back."""
+        names = [a.name for a in state.instances] + [NGINX]
+        down = [a.name for a in state.instances if not pid_alive(a.pid)]
+        if not pid_alive(state.nginx_pid):
+            down.append(NGINX)
+        watchdog = self.processes.recorded_pid(WATCHDOG)
+        if not pid_alive(watchdog):
+            self._say("the fleet's watchdog was not running: starting it")
+            self._start_watchdog(names)
+        else:
+            for name in names:
+                self.processes.release(name)
+            if down:
+                assert watchdog is not None
+                os.kill(watchdog, signal.SIGHUP)
+        if down:
+            self._say(f"{', '.join(down)} {'was' if len(down) == 1 else 'were'} down: restarting")
+            ok = wait_for(lambda: not [n for n, p in self._pids().items() if not pid_alive(p)], timeout=30.0)
+            if not ok:
+                raise FleetError(f"{down} not restarted within 30 s; see {self.processes.log_path(WATCHDOG)}")
+        current = self._require_state()
+        self._wait_ready(current)
+        if down:
+            pids = self._pids()
+            self._say("back: " + ", ".join(f"{name} (pid {pids[name]})" for name in down))
+        else:
+            self._say(f"the fleet is already running ({current.rest_url}, {current.grpc_target})")
+        return current
+
+    def _pids(self) -> dict[str, int | None]:
+        state = self._require_state()
+        return {**{a.name: a.pid for a in state.instances}, NGINX: state.nginx_pid}
 
     def _instance_config_file(self, name: str, store_path: str) -> Path:
         """The ``--model_config_file`` of an instance: the store's own, or a copy with its own base paths."""
@@ -203,7 +233,7 @@ class LocalFleet:
         atomic_write(path, self.store.render_config(self.store.read_config(), store_path=store_path))
         return path
 
-    def _start_instance(
+    def _plan_instance(
         self, index: int, server: str, grpc_port: int, rest_port: int, spec: FleetSpec
     ) -> InstanceAddress:
         name = instance_name(index)
@@ -221,18 +251,13 @@ class LocalFleet:
             "--load_retry_interval_micros=2000000",
             *spec.extra_server_flags,
         ]
-        pid = self.processes.spawn(name, argv, env=own_environment(self.settings.as_env()))
-        # Clients connect to the bound address (loopback when it binds every interface).
-        host = HOST if spec.bind_address in ("0.0.0.0", "::", "") else spec.bind_address
+        self.processes.record_argv(name, argv)  # the watchdog starts it (and restarts it) with this command line
+        host = connect_address(spec.bind_address)
         return InstanceAddress(
-            name=name,
-            rest_url=f"http://{host}:{rest_port}",
-            grpc_target=f"{host}:{grpc_port}",
-            store_path=store_path,
-            pid=pid,
+            name=name, rest_url=f"http://{host}:{rest_port}", grpc_target=f"{host}:{grpc_port}", store_path=store_path
         )
 
-    def _start_nginx(self, nginx: str, spec: FleetSpec, addresses: list[InstanceAddress]) -> int:
+    def _plan_nginx(self, nginx: str, spec: FleetSpec, addresses: list[InstanceAddress]) -> None:
         nginx_dir = self.dir / "nginx"
         conf = nginx_dir / "nginx.conf"
         text = render_config(
@@ -245,7 +270,7 @@ class LocalFleet:
         )
         atomic_write(conf, text)
         check_config(nginx, conf, self.log_dir)
-        return self.processes.spawn(NGINX, nginx_argv(nginx, conf, self.log_dir))
+        self.processes.record_argv(NGINX, nginx_argv(nginx, conf, self.log_dir))
 
     def _wait_ready(self, state: FleetState, *, nginx: bool = True) -> None:
         listeners = [_listener(address, self.processes.log_path(address.name)) for address in state.instances]
@@ -260,23 +285,36 @@ class LocalFleet:
     # -- one instance (tests, operators) ----------------------------------------------------------------------------
 
     def stop_instance(self, name: str, *, kill: bool = False) -> None:
-        """Stop one model server (SIGKILL with ``kill``: a crash); the load balancer routes around it."""
+        """Stop one model server (SIGKILL with ``kill``); the load balancer routes around it. It is held down: the
+        watchdog leaves it stopped until ``start_instance`` or ``runway fleet up``, as compose leaves a container
+        stopped by hand."""
         address = self._address(name)
+        self.processes.hold(name)
         self.processes.stop(name, address.pid, kill=kill)
 
     def start_instance(self, name: str) -> int:
         """Start one model server again with the arguments it had; returns its new pid once it listens."""
         state = self._require_state()
         address = self._address(name)
+        self.processes.release(name)
         if pid_alive(address.pid):
             return address.pid or 0
-        argv = self.processes.recorded_argv(name)
-        pid = self.processes.spawn(name, argv, env=own_environment(self.settings.as_env()), banner="restart")
-        restarted = replace(address, pid=pid)
-        instances = [restarted if a.name == name else a for a in state.instances]
-        write_fleet_state(self.settings.home, replace(state, instances=instances))
+        watchdog = self.processes.recorded_pid(WATCHDOG)
+        if pid_alive(watchdog):
+            assert watchdog is not None
+            os.kill(watchdog, signal.SIGHUP)  # it starts the released instance now
+            if not wait_for(lambda: pid_alive(self._address(name).pid), timeout=WATCHDOG_START_S, interval=0.1):
+                raise FleetError(f"the watchdog did not start {name}; see {self.processes.log_path(WATCHDOG)}")
+            restarted = self._address(name)
+        else:
+            argv = self.processes.recorded_argv(name)
+            with self.processes.locked():
+                pid = self.processes.spawn(name, argv, env=own_environment(self.settings.as_env()), banner="restart")
+                restarted = replace(address, pid=pid)
+                instances = [restarted if a.name == name else a for a in state.instances]
+                write_fleet_state(self.settings.home, replace(state, instances=instances))
         self._wait_ready(replace(state, instances=[restarted]), nginx=False)
-        return pid
+        return restarted.pid or 0
 
     def _address(self, name: str) -> InstanceAddress:
         state = self._require_state()
@@ -292,26 +330,29 @@ class LocalFleet:
         return state is not None and pid_alive(state.nginx_pid)
 
     def down(self) -> list[str]:
-        """Stop nginx and every instance; remove ``fleet.json``. Returns what was stopped."""
+        """Stop the watchdog, nginx and every instance; remove ``fleet.json``. Returns what was running."""
         pids = self.processes.recorded_pids()
         state = self.state()
         if state is not None:
             pids.update({a.name: a.pid for a in state.instances if a.pid})
             if state.nginx_pid:
                 pids[NGINX] = state.nginx_pid
-        stopped = [
-            name
-            # nginx first: no new traffic reaches an instance that is stopping
-            for name, pid in sorted(pids.items(), key=lambda item: item[0] != NGINX)
-            if self.processes.stop(name, pid)
-        ]
+        running = [name for name, pid in pids.items() if pid_alive(pid) and is_ours(pid)]
+        # The watchdog first, or it would restart what is being stopped; it stops nginx, then the instances.
+        self.processes.stop(WATCHDOG, pids.pop(WATCHDOG, None), timeout_s=STOP_WATCHDOG_S)
+        # Whatever it did not stop (it was not running, or it was killed): nginx first, then each instance.
+        for name, pid in sorted(pids.items(), key=lambda item: item[0] != NGINX):
+            self.processes.stop(name, pid)
         fleet_state_path(self.settings.home).unlink(missing_ok=True)
+        for leftover in [*self.processes.pid_dir.glob("*.held"), self.processes.pid_dir / STATUS_FILE]:
+            leftover.unlink(missing_ok=True)
+        stopped = sorted(running, key=lambda name: (name != WATCHDOG, name != NGINX, name))
         self._say(f"fleet down: stopped {', '.join(stopped) or 'nothing (not running)'}")
         return stopped
 
     def status(self) -> dict[str, Any]:
-        """Each process's liveness and, per model in models.config, what each instance reports."""
-        return fleet_status(self.state(), self.store)
+        """Each process's liveness and restarts, the watchdog's, and per model what each instance reports."""
+        return fleet_status(self.state(), self.store, watchdog=watchdog_report(self.dir))
 
     def _require_state(self) -> FleetState:
         state = self.state()
@@ -327,6 +368,7 @@ __all__ = [
     "FleetSpec",
     "LocalFleet",
     "bind_flags",
+    "connect_address",
     "default_server",
     "find_nginx",
     "instance_name",

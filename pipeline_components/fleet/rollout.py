@@ -20,6 +20,12 @@ instance that restarts comes back right), records why, and raises ``RolloutFaile
 reached fails the rollout the same way (fail safe: the fleet keeps the old stable; re-run the rollout when the
 instance is back). Each step is idempotent, so re-running a rollout, or one step of it, is harmless: the state
 between steps lives in a journal file, ``$RUNWAY_HOME/fleet/rollouts/<model>.json``.
+
+On the local fleet, a step that fails while the fleet's watchdog is restarting an instance (``fleet.restarts``)
+waits for that instance to serve again (at most ``restart_wait_s``) and runs again; the instance read the current
+``models.config`` when it started, and the step sends it again. A rollback that cannot reach a restarting
+instance waits the same way and sends it the previous entry; one it still cannot reach is named, with the
+versions it may serve, in the error.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ from pipeline_components.errors import RunwayError
 from pipeline_components.fleet import CANARY_LABEL, STABLE_LABEL, FleetState, fleet_dir
 from pipeline_components.fleet.instances import Instance, InstanceError
 from pipeline_components.fleet.reconfigure import reconfigure
+from pipeline_components.fleet.restarts import Restarts, RestartTooLong
 from pipeline_components.fleet.store import ModelServing, ModelStore
 from pipeline_components.fleet.verification import Tolerances, load_samples, verify_fleet
 
@@ -64,6 +71,7 @@ class RolloutOptions:
         latency_budget_ms: the median latency ``verify`` accepts per instance and protocol.
         rpc_timeout_s: deadline of each status and predict call.
         verify: whether ``run`` includes the verify step.
+        restart_wait_s: the longest a step waits for an instance the local fleet's watchdog is restarting.
     """
 
     retain_versions: int = 3
@@ -72,6 +80,7 @@ class RolloutOptions:
     latency_budget_ms: float = 1000.0
     rpc_timeout_s: float = 30.0
     verify: bool = True
+    restart_wait_s: float = 120.0
 
 
 class Rollout:
@@ -94,6 +103,18 @@ class Rollout:
         self.journal_path = fleet_dir(home) / "rollouts" / f"{model}.json"
         self.instances = [Instance(address) for address in fleet.instances]
         self._say = say or (lambda line: log.info("%s", line))
+        # Only the local fleet has a watchdog; elsewhere (compose, Kubernetes) an unreachable instance fails at once.
+        self.restarts = (
+            Restarts(
+                fleet_dir(home),
+                instances=self.instances,
+                store=store,
+                model=model,
+                wait_s=self.options.restart_wait_s,
+            )
+            if fleet.kind == "local"
+            else None
+        )
 
     def say(self, line: str) -> None:
         self._say(f"[{self.model}] {line}")
@@ -136,6 +157,27 @@ class Rollout:
     def _configure(self, serving: ModelServing, *, timeout_s: float) -> list[str]:
         return reconfigure(self.store, self.model, serving, all_instances=self.instances, timeout_s=timeout_s)
 
+    def _restore(self, previous: ModelServing) -> list[str]:
+        """Send ``previous`` everywhere; an instance being restarted is waited for and sent it once it is back."""
+        since = self.restarts.counts() if self.restarts else {}
+        errors = self._configure(previous, timeout_s=self.options.rpc_timeout_s)
+        try:
+            back = self.restarts.wait_for_restarting(since, what="rollback") if errors and self.restarts else None
+        except RestartTooLong as late:
+            return [*errors, str(late)]
+        if not back:
+            return errors
+        errors = [e for e in errors if e.split(":", 1)[0] not in back]
+        send_to = [i for i in self.instances if i.name in back]
+        return errors + reconfigure(
+            self.store,
+            self.model,
+            previous,
+            all_instances=self.instances,
+            send_to=send_to,
+            timeout_s=self.options.rpc_timeout_s,
+        )
+
     def fail(self, step: str, reason: str) -> RolloutFailed:
         """Put the previous config back everywhere, record why, and return the error to raise."""
         self.say(f"{step} failed: {reason}")
@@ -143,20 +185,24 @@ class Rollout:
         restored = "nothing to restore"
         if journal.get("status") == "in_progress":
             previous = self._previous()
-            errors = self._configure(previous, timeout_s=self.options.rpc_timeout_s)
+            errors = self._restore(previous)
             restored = f"stable back to version {previous.stable}" if previous.stable else "model removed again"
             if errors:
-                restored += "; not reached (they read models.config again when they restart): " + "; ".join(errors)
+                restored += (
+                    "; NOT reached, so the fleet may serve mixed versions until they restart and read "
+                    "models.config again (check `runway fleet status`; `runway fleet up` restarts one that is "
+                    "down): " + "; ".join(errors)
+                )
             self._write_journal(status="rolled_back", failed_step=step, reason=reason, restored=restored)
             self.say(f"rolled back: {restored}")
         return RolloutFailed(f"rollout of {self.model} failed at step {step}: {reason}; {restored}")
 
     def _step(self, step: str, body: Callable[[], str]) -> str:
         try:
-            outcome = body()
+            outcome = self.restarts.ride_out(step, body, say=self.say) if self.restarts else body()
         except RolloutFailed as error:
             raise self.fail(step, str(error)) from None
-        except (InstanceError, OSError) as error:
+        except (InstanceError, RestartTooLong, OSError) as error:
             raise self.fail(step, str(error)) from None
         self._write_journal(last_step=step)
         return outcome

@@ -13,7 +13,13 @@ from pipeline_components.fleet.store import ModelStore
 from pipeline_components.processes import pid_alive
 
 
-def fleet_status(state: FleetState | None, store: ModelStore, *, timeout_s: float = 2.0) -> dict[str, Any]:
+def fleet_status(
+    state: FleetState | None,
+    store: ModelStore,
+    *,
+    timeout_s: float = 2.0,
+    watchdog: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """A report of ``state``: ``running``, the addresses, nginx's pid, ``models`` as ``models.config`` has them,
     and per instance its pid, liveness and each model's versions with their states (or the error it gave).
 
@@ -21,6 +27,9 @@ def fleet_status(state: FleetState | None, store: ModelStore, *, timeout_s: floa
         state: the fleet (None: no fleet is described, the report is ``{"running": False}``).
         store: the model store whose ``models.config`` the fleet serves.
         timeout_s: how long to wait for each instance's answer.
+        watchdog: the local fleet's watchdog report (``fleet.restarts.watchdog_report``): adds ``watchdog`` (its
+            pid and whether it runs) and, to nginx and each instance, ``restarts``, ``last_exit`` and
+            ``supervision`` (running, backoff, held).
     """
     if state is None:
         return {"running": False}
@@ -34,8 +43,14 @@ def fleet_status(state: FleetState | None, store: ModelStore, *, timeout_s: floa
         "models": {name: {"versions": list(m.versions), "labels": m.labels} for name, m in models.items()},
         "instances": [],
     }
+    supervised = (watchdog or {}).get("processes", {})
+    if watchdog is not None:
+        report["watchdog"] = {"pid": watchdog.get("pid"), "alive": bool(watchdog.get("alive"))}
+        report["nginx"].update(_supervision(supervised.get("nginx")))
     for address in state.instances:
         entry: dict[str, Any] = {"name": address.name, "pid": address.pid, "alive": pid_alive(address.pid)}
+        if watchdog is not None:
+            entry.update(_supervision(supervised.get(address.name)))
         instance = Instance(address)
         try:
             for model in models:
@@ -49,3 +64,12 @@ def fleet_status(state: FleetState | None, store: ModelStore, *, timeout_s: floa
             instance.close()
         report["instances"].append(entry)
     return report
+
+
+def _supervision(entry: dict[str, Any] | None) -> dict[str, Any]:
+    entry = entry or {}
+    return {
+        "restarts": int(entry.get("restarts", 0)),
+        "last_exit": entry.get("last_exit"),
+        "supervision": entry.get("state", "unsupervised"),
+    }

@@ -1,18 +1,22 @@
-"""Process supervision for the local fleet: start a process in its own session, record it, wait for it, stop it.
+"""Process bookkeeping for the local fleet: start a process in its own session, record it, wait for it, stop it.
 
 ``runway fleet up`` and ``runway fleet down`` are separate commands, so nothing here keeps a handle on a child:
 every process gets a pid file and its command line in ``$RUNWAY_HOME/fleet/instances/`` and a log in
 ``$RUNWAY_HOME/fleet/logs/``, and is found again from those. A recorded pid is only signalled while its command
-line still looks like one of ours (a pid recycled by the system after a reboot could be anything).
+line still looks like one of ours (a pid recycled by the system after a reboot could be anything). The fleet's
+watchdog (``fleet.watchdog``) starts and restarts the processes through the same records; ``<name>.held`` marks a
+process stopped on purpose, which the watchdog leaves down.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import socket
 import subprocess
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +25,7 @@ from pipeline_components.errors import RunwayError
 from pipeline_components.processes import command_line, pid_alive, stop_pid
 
 # Words of the command lines the local fleet starts: nginx and the model servers (runway's or TF Serving's).
-OUR_PROCESSES = ("nginx", "model_server", "model-server", "pipeline_components.serving")
+OUR_PROCESSES = ("nginx", "model_server", "model-server", "pipeline_components.serving", "pipeline_components.fleet")
 
 
 class FleetError(RunwayError):
@@ -105,8 +109,44 @@ class Supervisor:
                 start_new_session=True,
             )
         atomic_write(self.pid_dir / f"{name}.pid", f"{process.pid}\n")
-        atomic_write(self.pid_dir / f"{name}.argv", "\n".join(argv) + "\n")
+        self.record_argv(name, argv)
         return process.pid
+
+    def record_argv(self, name: str, argv: list[str]) -> None:
+        """Record the command line ``name`` is (re)started with."""
+        atomic_write(self.pid_dir / f"{name}.argv", "\n".join(argv) + "\n")
+
+    def recorded_pid(self, name: str) -> int | None:
+        """The pid in ``<name>.pid`` (None when there is none or it cannot be read)."""
+        try:
+            return int((self.pid_dir / f"{name}.pid").read_text().strip())
+        except (OSError, ValueError):
+            return None
+
+    def hold(self, name: str) -> None:
+        """Mark ``name`` as stopped on purpose: the watchdog leaves it down (as docker does for a container that
+        was stopped by hand, whatever its restart policy) until ``release``."""
+        self.prepare()
+        atomic_write(self.pid_dir / f"{name}.held", "stopped on purpose\n")
+
+    def release(self, name: str) -> None:
+        """Let the watchdog restart ``name`` again."""
+        (self.pid_dir / f"{name}.held").unlink(missing_ok=True)
+
+    def held(self, name: str) -> bool:
+        return (self.pid_dir / f"{name}.held").exists()
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the fleet's lock: ``fleet.json`` and the pid files are read and rewritten together under it (the
+        watchdog records a restart while a command may be starting an instance)."""
+        self.prepare()
+        with open(self.pid_dir / "fleet.lock", "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     def recorded_argv(self, name: str) -> list[str]:
         """The command line ``name`` was last started with.
@@ -130,15 +170,16 @@ class Supervisor:
                     continue
         return pids
 
-    def stop(self, name: str, pid: int | None, *, kill: bool = False) -> bool:
-        """Stop ``name`` (SIGTERM, or SIGKILL with ``kill``) if its pid is alive and ours; forget its pid file.
+    def stop(self, name: str, pid: int | None, *, kill: bool = False, timeout_s: float = 15.0) -> bool:
+        """Stop ``name`` (SIGTERM, or SIGKILL with ``kill``; SIGKILL after ``timeout_s``) if its pid is alive and
+        ours; forget its pid file.
 
         Returns:
             Whether a live process was stopped.
         """
         stopped = False
         if pid and pid_alive(pid) and is_ours(pid):
-            stop_pid(pid, kill=kill)
+            stop_pid(pid, kill=kill, timeout_s=timeout_s)
             stopped = True
         (self.pid_dir / f"{name}.pid").unlink(missing_ok=True)
         return stopped

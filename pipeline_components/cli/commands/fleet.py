@@ -26,6 +26,7 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> None:
         grpc_port=args.grpc_port,
         instance_base_port=args.instance_base_port,
         server=args.server,
+        bind_address=args.bind_address,
     )
     state = LocalFleet(settings, say=print).up(spec)
     print(f"instances: {', '.join(f'{a.name} {a.rest_url} {a.grpc_target}' for a in state.instances)}")
@@ -49,8 +50,15 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> None:
     nginx = report["nginx"]
     print(
         f"fleet {'running' if report['running'] else 'NOT running'}: REST {report['rest_url']}, "
-        f"gRPC {report['grpc_target']} (nginx pid {nginx['pid']}, {'up' if nginx['alive'] else 'down'})"
+        f"gRPC {report['grpc_target']} (nginx pid {nginx['pid']}, {'up' if nginx['alive'] else 'down'}"
+        f"{_restarts(nginx)})"
     )
+    watchdog = report.get("watchdog")
+    if watchdog is not None:
+        print(
+            f"  watchdog: {'running' if watchdog['alive'] else 'NOT running (`runway fleet up` starts it)'}"
+            f" (pid {watchdog['pid']})"
+        )
     for name, model in report["models"].items():
         print(f"  {name}: versions {model['versions']}, labels {model['labels']}")
     for instance in report["instances"]:
@@ -59,7 +67,19 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> None:
             f"{m} " + ", ".join(f"{v} {s}" for v, s in versions.items())
             for m, versions in instance.get("models", {}).items()
         )
-        print(f"  {instance['name']} (pid {instance['pid']}, {state}): {detail}")
+        print(f"  {instance['name']} (pid {instance['pid']}, {state}{_restarts(instance)}): {detail}")
+
+
+def _restarts(process: dict[str, Any]) -> str:
+    """``, restarts 2, last exit: killed by signal 9 (SIGKILL)`` (empty for a process nobody supervises)."""
+    if "restarts" not in process:
+        return ""
+    text = f", restarts {process['restarts']}"
+    if process["supervision"] in ("backoff", "held"):
+        text += f", {process['supervision']}"
+    if process.get("last_exit"):
+        text += f", last exit: {process['last_exit']}"
+    return text
 
 
 def cmd_rollout(args: argparse.Namespace, settings: Settings) -> None:

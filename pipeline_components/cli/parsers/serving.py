@@ -43,7 +43,7 @@ FLEET_DESCRIPTION = textwrap.dedent("""\
     The serving fleet: N model servers on loopback behind nginx, and verified, fleet-wide rollouts.
 
       runway fleet up [--instances 3]       start the local fleet (nginx: REST 8501, gRPC 8500)
-      runway fleet status                   what every instance serves, labels, processes
+      runway fleet status                   what every instance serves, labels, processes, restarts
       runway fleet rollout flights          roll the newest pushed version out (if it is not stable yet)
       runway fleet promote flights 17953..  make version N stable through the same verified steps
       runway fleet rollback flights [N]     back to N, or to the newest version older than stable
@@ -117,7 +117,11 @@ def add_parsers(sub: Any) -> None:
         description=FLEET_DESCRIPTION,
     )
     actions = fleet.add_subparsers(dest="fleet_command", required=True, metavar="ACTION")
-    up = add_command(actions, "up", help="start N model servers behind nginx (a running fleet is left alone)")
+    up = add_command(
+        actions,
+        "up",
+        help="start N model servers behind nginx under a watchdog (on a running fleet: bring back what is down)",
+    )
     up.add_argument("--instances", type=int, default=DEFAULT_INSTANCES, help="model servers (default 3)")
     up.add_argument("--rest-port", type=int, default=DEFAULT_REST_PORT, help="nginx's REST port (default 8501)")
     up.add_argument("--grpc-port", type=int, default=DEFAULT_GRPC_PORT, help="nginx's gRPC port (default 8500)")
@@ -128,10 +132,15 @@ def add_parsers(sub: Any) -> None:
         help="instance i listens on gRPC BASE+10i and REST BASE+10i+1 (default 18500)",
     )
     up.add_argument("--server", help="server binary (default: tensorflow_model_server if on PATH, else runway's)")
+    up.add_argument(
+        "--bind-address",
+        default="127.0.0.1",
+        help="the address the model servers listen on (default 127.0.0.1: this machine only; nginx reaches them)",
+    )
     up.set_defaults(func=cmd_up)
-    down = add_command(actions, "down", help="stop nginx and every model server of the local fleet")
+    down = add_command(actions, "down", help="stop the watchdog, nginx and every model server of the local fleet")
     down.set_defaults(func=cmd_down)
-    status = add_command(actions, "status", help="processes, versions and labels of every instance")
+    status = add_command(actions, "status", help="processes, restarts, versions and labels of every instance")
     status.add_argument("--json", action="store_true", help="as JSON")
     status.set_defaults(func=cmd_status)
     for name, helptext, func in (

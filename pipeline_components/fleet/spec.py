@@ -1,0 +1,95 @@
+"""What a local fleet is made of: its ports, its server binary and the address its model servers bind.
+
+``FleetSpec`` is what ``runway fleet up`` is asked for; ``bind_flags`` turns the bind address into the server's own
+flags, and ``connect_address`` says where a client on this machine reaches a server bound that way.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline_components.fleet import DEFAULT_GRPC_PORT, DEFAULT_INSTANCES, DEFAULT_REST_PORT
+from pipeline_components.fleet.supervisor import FleetError
+from pipeline_components.settings import CHECKOUT
+
+HOST = "127.0.0.1"
+DEFAULT_INSTANCE_BASE_PORT = 18500  # instance i: gRPC 18500 + 10 i, REST 18501 + 10 i
+
+
+@dataclass(frozen=True, kw_only=True)
+class FleetSpec:
+    """How to start a local fleet.
+
+    Attributes:
+        instances: model servers.
+        rest_port, grpc_port: nginx's published ports.
+        instance_base_port: instance i listens on gRPC ``base + 10 i`` and REST ``base + 10 i + 1``.
+        instance_ports: (gRPC, REST) per instance; overrides the base port.
+        server: a server binary; default ``tensorflow_model_server`` if on PATH, else runway's.
+        bind_address: the address every model server binds (``--bind_address``): loopback, so that only nginx and
+            the rollout on this machine reach the instances' ports, never another host.
+        store_paths: instance name -> the store as that instance sees it (tests).
+        extra_server_flags: more flags for every model server.
+    """
+
+    instances: int = DEFAULT_INSTANCES
+    rest_port: int = DEFAULT_REST_PORT
+    grpc_port: int = DEFAULT_GRPC_PORT
+    instance_base_port: int = DEFAULT_INSTANCE_BASE_PORT
+    instance_ports: list[tuple[int, int]] | None = None
+    server: str | None = None
+    bind_address: str = HOST
+    store_paths: dict[str, str] | None = None
+    extra_server_flags: tuple[str, ...] = ()
+
+    def ports(self) -> list[tuple[int, int]]:
+        """(gRPC, REST) of each instance."""
+        return self.instance_ports or [
+            (self.instance_base_port + 10 * i, self.instance_base_port + 10 * i + 1) for i in range(self.instances)
+        ]
+
+
+def default_server() -> str:
+    """``tensorflow_model_server`` when it is on PATH, else runway's TF Serving-compatible server."""
+    return shutil.which("tensorflow_model_server") or str(CHECKOUT / "scripts" / "runway-model-server")
+
+
+def bind_flags(server: str, address: str) -> list[str]:
+    """The flags that bind ``server`` to ``address``.
+
+    runway's model server takes ``--bind_address`` for both of its ports. ``tensorflow_model_server`` has no such
+    flag (its gRPC port always binds every interface; ``--rest_api_host`` covers REST only), so it gets that one.
+    """
+    if Path(server).name == "tensorflow_model_server":
+        return [f"--rest_api_host={address}"]
+    return [f"--bind_address={address}"]
+
+
+def connect_address(bind_address: str) -> str:
+    """The address a client on this machine uses to reach a server bound to ``bind_address``.
+
+    A server bound to the unspecified address (every interface: ``0.0.0.0`` or ``::``, or an empty host) is reached
+    through loopback; any other bind address is reached on itself. This only picks where to *connect*; what a
+    server listens on is ``bind_flags``'s business.
+
+    Raises:
+        FleetError: ``bind_address`` is not an IP address.
+    """
+    if not bind_address:
+        return HOST
+    try:
+        unspecified = ipaddress.ip_address(bind_address).is_unspecified
+    except ValueError:
+        raise FleetError(
+            f"bind address {bind_address!r} is not an IP address; use 127.0.0.1 (this machine only, the default), "
+            "another address of this machine, or 0.0.0.0 for every interface"
+        ) from None
+    return HOST if unspecified else bind_address
+
+
+def instance_name(index: int) -> str:
+    """The name of instance ``index`` (``serving-0``, ...): its pid file, log and ``fleet.json`` entry."""
+    return f"serving-{index}"
