@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from pathlib import Path
 
 from ml_metadata.proto import metadata_store_pb2
@@ -23,6 +24,24 @@ from pipeline_components.errors import ConfigError
 from pipeline_components.settings import Settings
 
 log = logging.getLogger("runway.metadata")
+_PASSWORD_FIELD = re.compile(r'password: "(?:[^"\\]|\\.)*"')
+
+
+class _RedactPassword(logging.Filter):
+    """ML Metadata logs the whole ``ConnectionConfig`` of every store it opens (``ml_metadata/metadata_store.py``,
+    absl DEBUG): keep the record, drop the password."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "password" in message:
+            record.msg, record.args = _PASSWORD_FIELD.sub('password: "<redacted>"', message), ()
+        return True
+
+
+def _redact_ml_metadata_logs() -> None:
+    absl = logging.getLogger("absl")
+    if not any(isinstance(existing, _RedactPassword) for existing in absl.filters):
+        absl.addFilter(_RedactPassword())
 
 
 def connection_config(
@@ -56,6 +75,7 @@ def connection_config(
     if postgres.sslmode:
         config.postgresql.ssloption.sslmode = postgres.sslmode
     if password and (secret := postgres.password()) is not None:
+        _redact_ml_metadata_logs()
         config.postgresql.password = secret
     return config
 
@@ -103,6 +123,7 @@ def for_node(compiled: metadata_store_pb2.ConnectionConfig, settings: Settings) 
                 "RUNWAY_METADATA_URL as it was at compile time, or compile again (`runway compile`)"
             )
         if postgres is not None and (secret := postgres.password()) is not None:
+            _redact_ml_metadata_logs()
             config.postgresql.password = secret
     return config
 

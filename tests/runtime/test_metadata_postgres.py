@@ -130,6 +130,7 @@ def test_an_empty_database_says_where_the_history_is(
     postgres: tuple[LocalPostgres, PostgresServer],
     runs: dict[str, Any],
     caplog: pytest.LogCaptureFixture,
+    capfd: pytest.CaptureFixture[str],
     tmp_path: Path,
 ) -> None:
     cluster, server = postgres
@@ -152,11 +153,15 @@ def test_an_empty_database_says_where_the_history_is(
 
         # A node run against that database says the same in its log before it records anything.
         ir = _compile(settings, "penguins")
-        with pytest.MonkeyPatch.context() as patch, caplog.at_level(logging.WARNING, logger="runway.metadata"):
+        with pytest.MonkeyPatch.context() as patch, caplog.at_level(logging.DEBUG):
             for name, value in env.items():
                 patch.setenv(name, value)
             run_node(ir, "ImportSchemaGen", "manual__fresh", {})
         assert any("holds no history of pipeline 'penguins'" in r.getMessage() for r in caplog.records)
+        # Nothing the node logged (Python's logging, or ML Metadata's own output on the descriptors) has the password.
+        out, err = capfd.readouterr()
+        password = server.password_file.read_text()
+        assert password not in caplog.text + out + err and "Connecting to database" in err
     finally:
         settings.metadata_path("penguins").unlink()
         shutil.rmtree(settings.model_store / config.serving.model_name)
