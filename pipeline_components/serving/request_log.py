@@ -162,7 +162,8 @@ class RequestLogger:
     def __init__(self, *, metrics: Metrics, options: RequestLogOptions) -> None:
         self._metrics = metrics
         self._options = options
-        self._configs: dict[str, logging_config_pb2.LoggingConfig] = {}
+        # model name -> (its logging config, its absolute filename prefix)
+        self._configs: dict[str, tuple[logging_config_pb2.LoggingConfig, str]] = {}
         self._queue: queue.Queue[_Record | _Marker] = queue.Queue(maxsize=options.queue_size)
         self._files: dict[str, _OpenFile] = {}  # by filename_prefix; touched by the writer thread only
         self._names = count(1)
@@ -190,7 +191,10 @@ class RequestLogger:
 
     def apply(self, config: model_server_config_pb2.ModelServerConfig) -> None:
         """Log as ``config`` says from now on (a checked config); files of prefixes no longer used are closed."""
-        configs = logging_configs(config)
+        configs = {
+            name: (logging_config, str(Path(logging_config.log_collector_config.filename_prefix).absolute()))
+            for name, logging_config in logging_configs(config).items()
+        }
         self._configs = configs  # one reference swap: request threads read it without a lock
         if configs and self._writer is None:
             self._writer = threading.Thread(target=self._run, name="request-log-writer", daemon=True)
@@ -210,11 +214,12 @@ class RequestLogger:
             build: gives (request, response) as TF Serving's protos; called on the writer thread, so the request
                 thread never pays for building or serializing them.
         """
-        logging_config = self._configs.get(servable.name)
-        if logging_config is None or random.random() >= logging_config.sampling_config.sampling_rate:
+        found = self._configs.get(servable.name)
+        if found is None or random.random() >= found[0].sampling_config.sampling_rate:
             return
+        logging_config, prefix = found
         record = _Record(
-            prefix=str(Path(logging_config.log_collector_config.filename_prefix).absolute()),
+            prefix=prefix,
             api=api,
             model_name=servable.name,
             version=servable.version,
@@ -276,7 +281,7 @@ class RequestLogger:
         if marker.kind == "close":
             self._close_files(lambda _prefix: True)
         else:
-            wanted = {str(Path(c.log_collector_config.filename_prefix).absolute()) for c in self._configs.values()}
+            wanted = {prefix for _, prefix in self._configs.values()}
             self._close_files(lambda prefix: prefix not in wanted)
         marker.done.set()
 
