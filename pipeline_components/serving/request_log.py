@@ -200,7 +200,9 @@ class RequestLogger:
             self._writer = threading.Thread(target=self._run, name="request-log-writer", daemon=True)
             self._writer.start()
         if self._writer is not None:
-            self._send(_Marker("retire"))
+            # Never held up by a full queue (a reload holds the model manager): an unused file left open then is
+            # closed by its age anyway.
+            self._send(_Marker("retire"), timeout_s=0)
 
     # --- request threads -----------------------------------------------------------------------------------------
 
@@ -254,7 +256,7 @@ class RequestLogger:
         try:
             self._queue.put(marker, timeout=timeout_s)
         except queue.Full:
-            log.warning("request log queue still full after %.0f s: %s not sent to the writer", timeout_s, marker.kind)
+            log.warning("request log queue full for %.0f s: %s not sent to the writer", timeout_s, marker.kind)
 
     def _run(self) -> None:
         while True:
