@@ -59,8 +59,14 @@ class RunReader:
             config.postgresql.skip_db_creation = True  # a reader never creates the database
         try:
             self.store = metadata_store.MetadataStore(config)
-        except RuntimeError as error:  # ML Metadata's message names the cause, never the password
-            raise RunwayError(f"cannot open ML Metadata at {self.location}: {error}") from None
+        except RuntimeError as error:  # ML Metadata's message names the cause (at times nothing), never the password
+            hint = (
+                "; check that the database exists and accepts this host, and the password in "
+                "RUNWAY_METADATA_PASSWORD_FILE"
+                if config.HasField("postgresql")
+                else ""
+            )
+            raise RunwayError(f"cannot open ML Metadata at {self.location}: {error}{hint}") from None
 
     @classmethod
     def for_pipeline(cls, settings: Settings, pipeline_name: str) -> RunReader:

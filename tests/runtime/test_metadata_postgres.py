@@ -165,3 +165,20 @@ def test_an_empty_database_says_where_the_history_is(
     finally:
         settings.metadata_path("penguins").unlink()
         shutil.rmtree(settings.model_store / config.serving.model_name)
+
+
+def test_a_store_that_cannot_be_opened_is_named_with_what_to_check(
+    postgres: tuple[LocalPostgres, PostgresServer], tmp_path: Path
+) -> None:
+    cluster, server = postgres
+    absent = Settings.from_env({"RUNWAY_HOME": str(tmp_path), **server.metadata_env("absent")})
+    with pytest.raises(RunwayError, match=r"cannot open ML Metadata at postgresql://runway@127\.0\.0\.1:\d+/absent"):
+        RunReader.for_pipeline(absent, "penguins")  # a reader never creates the database
+    cluster.create_database("mlmd")
+    wrong = tmp_path / "wrong-password"
+    wrong.write_text("not-the-password")
+    env = {**server.metadata_env("mlmd"), "RUNWAY_METADATA_PASSWORD_FILE": str(wrong)}
+    # ML Metadata's own message is empty here (libpq's reason goes to its log): the error says what to check.
+    with pytest.raises(RunwayError, match=r"/mlmd: .*the password in RUNWAY_METADATA_PASSWORD_FILE") as refused:
+        RunReader.for_pipeline(Settings.from_env({"RUNWAY_HOME": str(tmp_path), **env}), "penguins")
+    assert "not-the-password" not in str(refused.value)
