@@ -132,8 +132,12 @@ class LocalFleet:
             for index, (grpc_port, rest_port) in enumerate(ports)
         ]
         self._plan_nginx(nginx, spec, addresses)
+        names = [a.name for a in addresses] + [NGINX]
+        # A new fleet: no pid or restart count of an earlier one is carried over (its ports were free: none runs).
+        for stale in [*(f"{name}.pid" for name in names), STATUS_FILE]:
+            (self.processes.pid_dir / stale).unlink(missing_ok=True)
         try:
-            pids = self._start_watchdog([a.name for a in addresses] + [NGINX])
+            pids = self._start_watchdog(names)
             state = FleetState(
                 rest_url=f"http://{HOST}:{spec.rest_port}",
                 grpc_target=f"{HOST}:{spec.grpc_port}",

@@ -96,6 +96,14 @@ class Supervisor:
     def spawn(self, name: str, argv: list[str], *, env: Mapping[str, str] | None = None, banner: str = "") -> int:
         """Start ``argv`` in its own session (a Ctrl-C of the starting command does not reach it), its output
         appended to ``<log dir>/<name>.log``; record its pid and command line. Returns the pid."""
+        return self.start(name, argv, env=env, banner=banner).pid
+
+    def start(
+        self, name: str, argv: list[str], *, env: Mapping[str, str] | None = None, banner: str = ""
+    ) -> subprocess.Popen[bytes]:
+        """``spawn``, returning the process: a parent that waits for it keeps this object, because ``subprocess``
+        reaps the children of dropped ``Popen`` objects itself whenever it starts another one (and their exit
+        status is then lost)."""
         self.prepare()
         with open(self.log_path(name), "ab") as log:
             log.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} {banner or ' '.join(argv)}\n".encode())
@@ -110,7 +118,7 @@ class Supervisor:
             )
         atomic_write(self.pid_dir / f"{name}.pid", f"{process.pid}\n")
         self.record_argv(name, argv)
-        return process.pid
+        return process
 
     def record_argv(self, name: str, argv: list[str]) -> None:
         """Record the command line ``name`` is (re)started with."""

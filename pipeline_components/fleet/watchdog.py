@@ -3,7 +3,7 @@ of them that dies.
 
 Why a process of our own. ``runway fleet up`` and ``runway fleet down`` are separate commands, so something must
 outlive ``fleet up`` to notice a death. The watchdog is that something, and it is the *parent* of the processes it
-supervises, so it learns each exit status from ``waitpid`` (a pid poller would not) and logs it. It keeps the
+supervises, so it learns each exit status (a pid poller would not) and logs it. It keeps the
 records the rest of the fleet already reads (``instances/<name>.pid``, ``fleet.json``'s pids), so ``fleet status``,
 the rollout and the console need no second source of truth. supervisord (Debian and PyPI) would do the restarting
 too, but it gives up on a process after ``startretries`` fast failures (FATAL, until someone runs
@@ -41,6 +41,7 @@ import argparse
 import json
 import os
 import signal
+import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass, replace
@@ -48,7 +49,7 @@ from pathlib import Path
 from types import FrameType
 
 from pipeline_components.durable import atomic_write
-from pipeline_components.fleet import read_fleet_state, write_fleet_state
+from pipeline_components.fleet import fleet_state_path, read_fleet_state, write_fleet_state
 from pipeline_components.fleet.store import ModelStore
 from pipeline_components.fleet.supervisor import Supervisor, is_ours
 from pipeline_components.processes import pid_alive, stop_pid
@@ -81,17 +82,15 @@ class Watched:
     started_at: float = 0.0
     next_start_at: float = 0.0
     delay_s: float = 0.0
-    child: bool = False  # started by this watchdog (its exit status is known)
 
 
-def describe_exit(status: int | None) -> str:
-    """``exit status 1`` or ``killed by signal 9 (SIGKILL)``; ``status`` as ``waitpid`` returns it (None: unknown)."""
-    if status is None:
+def describe_exit(returncode: int | None) -> str:
+    """``exit status 1`` or ``killed by signal 9 (SIGKILL)`` for a ``Popen.returncode`` (None: unknown)."""
+    if returncode is None:
         return "exit status unknown (not started by this watchdog)"
-    code = os.waitstatus_to_exitcode(status)
-    if code < 0:
-        return f"killed by signal {-code} ({signal.Signals(-code).name})"
-    return f"exit status {code}"
+    if returncode < 0:
+        return f"killed by signal {-returncode} ({signal.Signals(-returncode).name})"
+    return f"exit status {returncode}"
 
 
 def watchdog_argv(fleet_dir: Path, names: list[str]) -> list[str]:
@@ -109,6 +108,8 @@ class Watchdog:
         self.processes = Supervisor(fleet_dir)
         self.status_path = self.processes.pid_dir / STATUS_FILE
         self.watched = {name: Watched() for name in names}
+        # The processes this watchdog started, kept so that their exit status is ours to read (Supervisor.start).
+        self._children: dict[str, subprocess.Popen[bytes]] = {}
         self._carry_over_counts()
         self._stopping = False
         self._kicked = False
@@ -163,8 +164,7 @@ class Watchdog:
         self._write_status()
 
     def _tick(self) -> None:
-        fleet_json = self.fleet_dir / "fleet.json"
-        if fleet_json.exists():
+        if fleet_state_path(self.fleet_dir.parent).exists():
             self._seen_fleet = True
         elif self._seen_fleet:
             self.say("fleet.json is gone (the fleet was taken down): stopping")
@@ -175,7 +175,7 @@ class Watchdog:
         now = time.monotonic()
         for name, watched in self.watched.items():
             if watched.pid is not None:
-                status = self._exited(watched)
+                status = self._exited(name, watched)
                 if status is False:
                     if watched.delay_s and now - watched.started_at > self.policy.reset_after_s:
                         watched.delay_s = 0.0  # it ran long enough: the next crash restarts quickly again
@@ -194,15 +194,12 @@ class Watchdog:
         if changed:
             self._write_status()
 
-    def _exited(self, watched: Watched) -> int | bool | None:
-        """False while the process runs; else its wait status (None when it was not our child)."""
-        assert watched.pid is not None
-        if watched.child:
-            try:
-                pid, status = os.waitpid(watched.pid, os.WNOHANG)
-            except ChildProcessError:
-                return None
-            return False if pid == 0 else status
+    def _exited(self, name: str, watched: Watched) -> int | bool | None:
+        """False while the process runs; else its return code (None when it was not our child)."""
+        child = self._children.get(name)
+        if child is not None and child.pid == watched.pid:
+            code = child.poll()
+            return False if code is None else code
         return False if pid_alive(watched.pid) else None
 
     def _record_exit(self, name: str, watched: Watched, status: int | None, now: float) -> None:
@@ -211,11 +208,14 @@ class Watchdog:
             self.policy.first_delay_s if not watched.delay_s else min(2 * watched.delay_s, self.policy.max_delay_s)
         )
         watched.last_exit, watched.last_exit_at = describe_exit(status), time.time()
-        self.say(
-            f"{name} (pid {watched.pid}) exited: {watched.last_exit} after {ran:.1f} s; "
-            f"restart {watched.restarts + 1} in {watched.delay_s:.1f} s"
+        then = (
+            "held down (stopped on purpose)"
+            if self.processes.held(name)
+            else f"restart {watched.restarts + 1} in {watched.delay_s:.1f} s"
         )
-        watched.pid, watched.child, watched.state = None, False, "backoff"
+        self.say(f"{name} (pid {watched.pid}) exited: {watched.last_exit} after {ran:.1f} s; {then}")
+        watched.pid, watched.state = None, "backoff"
+        self._children.pop(name, None)
         watched.next_start_at = now + watched.delay_s
 
     def _start(self, name: str, watched: Watched) -> bool:
@@ -226,7 +226,8 @@ class Watchdog:
             self._refresh_config(name)
             # Under the fleet's lock: `fleet.json` and the pid file name the new pid together.
             with self.processes.locked():
-                pid = self.processes.spawn(name, argv, banner=f"started by the watchdog (pid {os.getpid()})")
+                child = self.processes.start(name, argv, banner=f"started by the watchdog (pid {os.getpid()})")
+                self._children[name], pid = child, child.pid
                 self._record_pid(name, pid)
         except Exception as error:  # a broken record must not end the supervision of the others
             watched.delay_s = min(2 * watched.delay_s or self.policy.first_delay_s, self.policy.max_delay_s)
@@ -236,7 +237,7 @@ class Watchdog:
         if not first:
             watched.restarts += 1
             watched.restarted_at = time.time()
-        watched.pid, watched.child, watched.state, watched.started_at = pid, True, "running", time.monotonic()
+        watched.pid, watched.state, watched.started_at = pid, "running", time.monotonic()
         self.say(f"{name} {'started' if first else f'restarted (restart {watched.restarts})'}: pid {pid}")
         return True
 
@@ -285,7 +286,7 @@ class Watchdog:
         processes = {}
         for name, watched in self.watched.items():
             entry = asdict(watched)
-            for internal in ("started_at", "next_start_at", "delay_s", "child"):
+            for internal in ("started_at", "next_start_at", "delay_s"):
                 entry.pop(internal)
             processes[name] = entry
         report = {"pid": os.getpid(), "updated": time.time(), "processes": processes}

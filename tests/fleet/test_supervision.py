@@ -1,7 +1,7 @@
 """The local fleet restarts a model server that dies (issue 18, item 5), on a real 2-instance fleet behind nginx.
 
 One fleet for the module (``runway fleet up``'s code: the watchdog starts nginx and both model servers), serving
-version 2 of a tiny model, the last one its rollouts wrote to ``models.config`` (it started with an empty one):
+version 2 of a tiny model, which a rollout wrote to ``models.config`` after the instances started with an empty one:
 
 - an instance killed with SIGKILL under client load through nginx comes back on its own, serving stable version 2,
   and no client request fails meanwhile (nginx retries the other instance; its access log shows no error at all);
@@ -15,6 +15,7 @@ Each waits on the event (a new pid, an answer, nginx's access log), never on a s
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 import signal
@@ -26,11 +27,13 @@ from typing import Any
 
 import pytest
 
+from pipeline_components.cli.commands.fleet import cmd_down, cmd_status
 from pipeline_components.client import ServingClient
 from pipeline_components.fleet import InstanceAddress
 from pipeline_components.fleet.restarts import watchdog_report
 from pipeline_components.fleet.watchdog import WATCHDOG
 from pipeline_components.processes import command_line, pid_alive
+from pipeline_components.settings import Settings
 from tests.fleet.fixtures import RunningFleet, start_fleet
 from tests.helpers import check, require_nginx, runway
 
@@ -96,10 +99,8 @@ def fleet(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> Ite
     home = tmp_path_factory.mktemp("supervised-fleet")
     running = start_fleet(home, tiny_model_dir, instances=2)
     try:
-        running.publish(MODEL, 1, "good_a")
-        running.rollout(MODEL).run(1)
         running.publish(MODEL, 2, "good_b")
-        running.rollout(MODEL).run(2)
+        running.rollout(MODEL).run(2)  # models.config was empty when the instances started
         yield running
     finally:
         running.stop()
@@ -118,6 +119,13 @@ def answer(address: InstanceAddress) -> float | None:
             return float(client.predict(ROW).predictions[0])
     except Exception:
         return None
+
+
+def fleet_status(settings: Settings, capsys: pytest.CaptureFixture[str]) -> str:
+    """What ``runway fleet status`` prints (its command, in this process: the CLI's start-up costs 3-10 s)."""
+    capsys.readouterr()
+    cmd_status(argparse.Namespace(json=False), settings)
+    return capsys.readouterr().out
 
 
 def restarted(fleet: RunningFleet, name: str, old_pid: int | None) -> InstanceAddress | None:
@@ -183,7 +191,9 @@ def test_a_rollout_waits_for_an_instance_being_restarted(
     assert instance(fleet, "serving-1").pid != victim.pid
 
 
-def test_fleet_up_brings_back_an_instance_nobody_restarted_and_status_shows_restarts(fleet: RunningFleet) -> None:
+def test_fleet_up_brings_back_an_instance_nobody_restarted_and_status_shows_restarts(
+    fleet: RunningFleet, capsys: pytest.CaptureFixture[str]
+) -> None:
     settings = fleet.settings
     watchdog = fleet.fleet.processes.recorded_pid(WATCHDOG)
     assert pid_alive(watchdog)
@@ -195,7 +205,7 @@ def test_fleet_up_brings_back_an_instance_nobody_restarted_and_status_shows_rest
     os.kill(victim.pid, signal.SIGKILL)  # ... so nothing restarts this one
     poll("serving-0 is gone", lambda: not pid_alive(victim.pid), timeout_s=10)
 
-    status = check(runway(settings, "fleet", "status"))
+    status = fleet_status(settings, capsys)
     assert re.search(r"serving-0 \(pid \d+, DOWN, restarts 1", status), status
     assert "watchdog: NOT running" in status, status
 
@@ -207,20 +217,24 @@ def test_fleet_up_brings_back_an_instance_nobody_restarted_and_status_shows_rest
     assert f"back: serving-0 (pid {back.pid})" in up, up
     assert answer(back) == 2.0  # stable is version 3 (good_a)
 
-    status = check(runway(settings, "fleet", "status"))
+    status = fleet_status(settings, capsys)
     assert "watchdog: running" in status, status
     assert re.search(rf"serving-0 \(pid {back.pid}, up, restarts 2, last exit: exit status unknown", status), status
     assert re.search(r"serving-1 \(pid \d+, up, restarts 1, last exit: killed by signal 9", status), status
 
 
-def test_fleet_down_leaves_no_process_watchdog_included(fleet: RunningFleet) -> None:
+def test_fleet_down_leaves_no_process_watchdog_included(
+    fleet: RunningFleet, capsys: pytest.CaptureFixture[str]
+) -> None:
     settings = fleet.settings
     state = fleet.fleet.state()
     assert state is not None
     pids = {**fleet.fleet.processes.recorded_pids(), **{a.name: a.pid for a in state.instances}}
     assert WATCHDOG in pids and len(pids) == 4  # watchdog, nginx, two model servers
 
-    down = check(runway(settings, "fleet", "down"))
+    capsys.readouterr()
+    cmd_down(argparse.Namespace(), settings)  # `runway fleet down`, in this process (the CLI's start-up costs 3-10 s)
+    down = capsys.readouterr().out
 
     assert "watchdog" in down, down
     assert not [name for name, pid in pids.items() if pid_alive(pid)], down

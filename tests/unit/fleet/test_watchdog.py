@@ -95,8 +95,8 @@ def test_a_held_process_stays_down_until_released_and_sigterm_stops_everything(
 
 
 def test_exit_statuses_read_as_an_operator_writes_them() -> None:
-    assert describe_exit(3 << 8) == "exit status 3"
-    assert describe_exit(signal.SIGKILL) == "killed by signal 9 (SIGKILL)"
+    assert describe_exit(3) == "exit status 3"
+    assert describe_exit(-signal.SIGKILL) == "killed by signal 9 (SIGKILL)"
     assert describe_exit(None).startswith("exit status unknown")
 
 
