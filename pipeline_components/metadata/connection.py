@@ -15,7 +15,9 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 from pathlib import Path
+from typing import Any
 
 from ml_metadata.proto import metadata_store_pb2
 from tfx.proto.orchestration import pipeline_pb2
@@ -24,6 +26,9 @@ from pipeline_components.errors import ConfigError
 from pipeline_components.settings import Settings
 
 log = logging.getLogger("runway.metadata")
+# What a process meets when another one is creating ML Metadata's tables (or the database) in PostgreSQL at the same
+# moment: a unique violation in PostgreSQL's catalog, a table that is not there yet.
+_CREATION_RACE = re.compile(r"already exists|duplicate key|does not exist")
 _PASSWORD_FIELD = re.compile(r'password: "(?:[^"\\]|\\.)*"')
 
 
@@ -128,6 +133,33 @@ def for_node(compiled: metadata_store_pb2.ConnectionConfig, settings: Settings) 
     return config
 
 
+def open_store(config: metadata_store_pb2.ConnectionConfig, *, attempts: int = 6) -> Any:
+    """Open ML Metadata (``ml_metadata.MetadataStore``), creating its tables in an empty database.
+
+    Two nodes that meet an empty PostgreSQL database at once (two pipelines started together) both create the
+    tables, and one of them fails on the other's (seen: ``duplicate key value violates unique constraint
+    "pg_type_typname_nsp_index"``). That one retries, with a short backoff, and then finds them made.
+
+    Raises:
+        RuntimeError: ML Metadata's error, when it is not that race or outlasts ``attempts``.
+    """
+    from ml_metadata import metadata_store
+
+    delay = 0.2
+    for attempt in range(1, attempts + 1):
+        try:
+            return metadata_store.MetadataStore(config)
+        except RuntimeError as error:
+            if attempt == attempts or not config.HasField("postgresql") or not _CREATION_RACE.search(str(error)):
+                raise
+            log.info(
+                "another process is creating ML Metadata's tables at %s; retrying in %.1f s", describe(config), delay
+            )
+            time.sleep(delay)
+            delay *= 2
+    raise AssertionError("unreachable")
+
+
 def pipeline_has_history(store: object, pipeline_name: str) -> bool:
     """Whether ``store`` (an ``ml_metadata.MetadataStore``) has recorded any run of ``pipeline_name``."""
     return store.get_context_by_type_and_name("pipeline", pipeline_name) is not None  # type: ignore[attr-defined]
@@ -178,13 +210,12 @@ def empty_store_notice(settings: Settings, pipeline_name: str, *, model_bases: l
 def warn_on_new_history(
     config: metadata_store_pb2.ConnectionConfig, ir: pipeline_pb2.Pipeline, settings: Settings
 ) -> str | None:
-    """Before a node runs: log (and return) ``empty_store_notice`` when the store has no history of the pipeline."""
+    """Before a node runs: make sure ML Metadata's tables exist (``open_store``), and log (and return)
+    ``empty_store_notice`` when the store has no history of the pipeline."""
     if not config.HasField("postgresql"):
         return None
-    from ml_metadata import metadata_store
-
     name = ir.pipeline_info.id
-    if pipeline_has_history(metadata_store.MetadataStore(config), name):
+    if pipeline_has_history(open_store(config), name):
         return None
     notice = empty_store_notice(settings, name, model_bases=model_bases(ir))
     if notice:

@@ -10,11 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ml_metadata import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
 from pipeline_components.errors import RunwayError
-from pipeline_components.metadata.connection import connection_config, describe, pipeline_has_history
+from pipeline_components.metadata.connection import connection_config, describe, open_store, pipeline_has_history
 from pipeline_components.settings import Settings
 
 EXECUTION_STATES = {v: k for k, v in metadata_store_pb2.Execution.State.items()}
@@ -58,7 +57,7 @@ class RunReader:
             config = metadata_store_pb2.ConnectionConfig.FromString(config.SerializeToString())
             config.postgresql.skip_db_creation = True  # a reader never creates the database
         try:
-            self.store = metadata_store.MetadataStore(config)
+            self.store = open_store(config)
         except RuntimeError as error:  # ML Metadata's message names the cause (at times nothing), never the password
             hint = (
                 "; check that the database exists and accepts this host, and the password in "

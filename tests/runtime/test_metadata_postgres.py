@@ -10,6 +10,7 @@ from Debian's ``postgresql`` package (``make setup``).
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -17,12 +18,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from ml_metadata.proto import metadata_store_pb2
 
 from pipeline_components.config import load_pipeline_config
 from pipeline_components.data import penguins
 from pipeline_components.deploy.postgres import LocalPostgres, PostgresServer
 from pipeline_components.errors import ConfigError, RuntimeEnvironmentError, RunwayError
-from pipeline_components.metadata.connection import connection_config, for_node
+from pipeline_components.metadata.connection import connection_config, for_node, open_store
 from pipeline_components.metadata.reader import RunReader
 from pipeline_components.runtime.compile import compile_pipeline, read_ir, write_ir
 from pipeline_components.runtime.node import run_node
@@ -62,7 +64,8 @@ def _compile(settings: Settings, name: str) -> Path:
 @pytest.fixture(scope="module")
 def runs(postgres: tuple[LocalPostgres, PostgresServer]) -> Iterator[dict[str, Any]]:
     """Two pipelines on one database: `penguins` runs three nodes on the newest span, `penguins_b` its ExampleGen on
-    span 2007, under the same run id; nothing else is configured than RUNWAY_METADATA_URL and the password file."""
+    span 2007 at the same time as penguins' own, under the same run id; nothing else is configured than
+    RUNWAY_METADATA_URL and the password file."""
     cluster, server = postgres
     cluster.create_database("mlmd")
     home = cluster.root.parent / "home"
@@ -74,9 +77,20 @@ def runs(postgres: tuple[LocalPostgres, PostgresServer]) -> Iterator[dict[str, A
         for name, value in env.items():  # as an Airflow task gets them (settings.as_env)
             patch.setenv(name, value)
         irs = {name: _compile(settings, name) for name in ("penguins", "penguins_b")}
-        for node in ("CsvExampleGen", "StatisticsGen", "ImportSchemaGen"):
+        # Both pipelines' first nodes at once, on the empty database (both create ML Metadata's tables), each in a
+        # forked process as the warm runtime runs nodes.
+        fork = multiprocessing.get_context("fork")
+        first = [
+            fork.Process(target=run_node, args=(irs["penguins"], "CsvExampleGen", RUN_ID, {})),
+            fork.Process(target=run_node, args=(irs["penguins_b"], "CsvExampleGen", RUN_ID, {"span": 2007})),
+        ]
+        for process in first:
+            process.start()
+        for process in first:
+            process.join(timeout=240)
+        assert [p.exitcode for p in first] == [0, 0], "a node failed when both ran at once (see its output above)"
+        for node in ("StatisticsGen", "ImportSchemaGen"):
             run_node(irs["penguins"], node, RUN_ID, {})
-        run_node(irs["penguins_b"], "CsvExampleGen", RUN_ID, {"span": 2007})
         yield {"settings": settings, "irs": irs, "home": home, "config": config, "server": server}
 
 
@@ -182,3 +196,28 @@ def test_a_store_that_cannot_be_opened_is_named_with_what_to_check(
     with pytest.raises(RunwayError, match=r"/mlmd: .*the password in RUNWAY_METADATA_PASSWORD_FILE") as refused:
         RunReader.for_pipeline(Settings.from_env({"RUNWAY_HOME": str(tmp_path), **env}), "penguins")
     assert "not-the-password" not in str(refused.value)
+
+
+def _open_together(config: metadata_store_pb2.ConnectionConfig, barrier: Any) -> None:
+    barrier.wait()  # every process meets the empty database at the same moment
+    open_store(config)
+
+
+def test_processes_meeting_an_empty_database_at_once_all_open_it(
+    postgres: tuple[LocalPostgres, PostgresServer],
+) -> None:
+    """Without the retry, 24 of 32 such processes failed here (a unique violation in PostgreSQL's catalog while
+    another one created ML Metadata's tables)."""
+    cluster, server = postgres
+    fork = multiprocessing.get_context("fork")
+    for attempt in range(2):
+        database = f"together_{attempt}"
+        cluster.create_database(database)
+        config = connection_config(Settings.from_env(server.metadata_env(database)), "penguins")
+        barrier = fork.Barrier(4)
+        processes = [fork.Process(target=_open_together, args=(config, barrier)) for _ in range(4)]
+        for process in processes:
+            process.start()
+        for process in processes:
+            process.join(timeout=60)
+        assert [p.exitcode for p in processes] == [0, 0, 0, 0]
