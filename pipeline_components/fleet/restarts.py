@@ -51,6 +51,7 @@ class Restarts:
         store: ModelStore,
         model: str,
         wait_s: float,
+        say: Callable[[str], None],
     ) -> None:
         self.fleet_dir = fleet_dir
         self.supervisor = Supervisor(fleet_dir)
@@ -58,7 +59,7 @@ class Restarts:
         self.store = store
         self.model = model
         self.wait_s = wait_s
-        self._say: Callable[[str], None] = lambda line: None
+        self.say = say
 
     def counts(self) -> dict[str, int]:
         """Each process's restart count now (compare with ``restarting(since=...)``)."""
@@ -84,7 +85,7 @@ class Restarts:
                 found.append(instance.name)
         return found
 
-    def ride_out(self, step: str, body: Callable[[], str], *, say: Callable[[str], None]) -> str:
+    def ride_out(self, step: str, body: Callable[[], str]) -> str:
         """Run ``body`` (a rollout step: idempotent); if it fails while the watchdog restarts an instance, wait for
         that instance to serve again and run it again, all within ``restart_wait_s``.
 
@@ -92,7 +93,6 @@ class Restarts:
             RunwayError: the step's own error when no instance is being restarted (or time is up); a
                 ``RestartTooLong`` naming the instance when it did not serve again in time.
         """
-        self._say = say
         until = time.monotonic() + self.wait_s
         first = True
         while True:
@@ -130,13 +130,13 @@ class Restarts:
         if not names:
             return None
         why = f" ({error})" if error else ""
-        self._say(
+        self.say(
             f"{what}: {', '.join(names)} is being restarted by the fleet's watchdog{why}; waiting for it "
             f"(at most {self.wait_s:.0f} s), then sending it the step again"
         )
         until = until if until is not None else time.monotonic() + self.wait_s
         waiting = [i for i in self.instances if i.name in names]
-        late = self.wait_back(waiting, model=self.model, versions=self.store.serving(self.model).versions, until=until)
+        late = self.wait_back(waiting, until=until)
         if late:
             raise RestartTooLong(
                 f"{', '.join(late)} did not serve again within {self.wait_s:.0f} s of being restarted by the "
@@ -145,22 +145,22 @@ class Restarts:
             )
         return names
 
-    def wait_back(self, instances: list[Instance], *, model: str, versions: tuple[int, ...], until: float) -> list[str]:
-        """Wait until each instance answers again and has settled every version of ``model`` it is configured with.
+    def wait_back(self, instances: list[Instance], *, until: float) -> list[str]:
+        """Wait until each instance answers again and has settled every version of the rollout's model that
+        ``models.config`` names (what a restarted instance loads first).
 
         Args:
             instances: the instances being restarted.
-            model: the model of the rollout.
-            versions: its versions in ``models.config`` (what a restarted instance loads first).
             until: the ``time.monotonic()`` deadline.
 
         Returns:
             The names of the instances that were not back by the deadline (empty: all are).
         """
+        versions = self.store.serving(self.model).versions
         pending = {instance.name: instance for instance in instances}
         while pending:
             for name, instance in list(pending.items()):
-                if self._back(instance, model, versions):
+                if self._back(instance, self.model, versions):
                     del pending[name]
             if not pending or time.monotonic() > until:
                 break

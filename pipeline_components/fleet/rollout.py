@@ -111,6 +111,7 @@ class Rollout:
                 store=store,
                 model=model,
                 wait_s=self.options.restart_wait_s,
+                say=self.say,
             )
             if fleet.kind == "local"
             else None
@@ -199,7 +200,7 @@ class Rollout:
 
     def _step(self, step: str, body: Callable[[], str]) -> str:
         try:
-            outcome = self.restarts.ride_out(step, body, say=self.say) if self.restarts else body()
+            outcome = self.restarts.ride_out(step, body) if self.restarts else body()
         except RolloutFailed as error:
             raise self.fail(step, str(error)) from None
         except (InstanceError, RestartTooLong, OSError) as error:

@@ -120,16 +120,13 @@ def for_node(compiled: metadata_store_pb2.ConnectionConfig, settings: Settings) 
         Path(config.sqlite.filename_uri).parent.mkdir(parents=True, exist_ok=True)
         return config
     if config.HasField("postgresql"):
-        expected = connection_config(settings, "", password=False) if postgres is not None else None
-        if expected is None or describe(expected) != describe(config):
+        if postgres is None or describe(connection_config(settings, "", password=False)) != describe(config):
             raise ConfigError(
                 f"the IR was compiled with ML Metadata at {describe(config)}, but this machine's settings say "
                 f"{postgres.url() if postgres else 'SQLite (RUNWAY_METADATA_URL is not set)'}: set "
                 "RUNWAY_METADATA_URL as it was at compile time, or compile again (`runway compile`)"
             )
-        if postgres is not None and (secret := postgres.password()) is not None:
-            _redact_ml_metadata_logs()
-            config.postgresql.password = secret
+        return connection_config(settings, "")  # the same store, with the password from the settings' file
     return config
 
 
@@ -146,18 +143,18 @@ def open_store(config: metadata_store_pb2.ConnectionConfig, *, attempts: int = 6
     from ml_metadata import metadata_store
 
     delay = 0.2
-    for attempt in range(1, attempts + 1):
+    for _ in range(attempts - 1):
         try:
             return metadata_store.MetadataStore(config)
         except RuntimeError as error:
-            if attempt == attempts or not config.HasField("postgresql") or not _CREATION_RACE.search(str(error)):
+            if not config.HasField("postgresql") or not _CREATION_RACE.search(str(error)):
                 raise
             log.info(
                 "another process is creating ML Metadata's tables at %s; retrying in %.1f s", describe(config), delay
             )
             time.sleep(delay)
             delay *= 2
-    raise AssertionError("unreachable")
+    return metadata_store.MetadataStore(config)  # the last attempt: its error is the caller's
 
 
 def pipeline_has_history(store: object, pipeline_name: str) -> bool:

@@ -42,6 +42,11 @@ def thresholds_of(
     """The one metric with a threshold in TFMA's eval config (JSON, as the executor receives it), and the
     evaluation stage's own thresholds (``evaluation.max_baseline_drop``, ``evaluation.trusted_max_regression``,
     ``evaluation.min_label_ratio`` and ``max_label_ratio``)."""
+    own: dict[str, Any] = {
+        "max_baseline_drop": max_baseline_drop,
+        "trusted_max_regression": trusted_max_regression,
+        "label_ratio": label_ratio,
+    }
     config = json.loads(eval_config_json or "{}")
     for spec in config.get("metrics_specs", []):
         for metric in spec.get("metrics", []):
@@ -55,18 +60,9 @@ def thresholds_of(
                 metric=name,
                 lower_bound=float(lower) if lower is not None else None,
                 max_regression=-float(change) if change is not None else None,
-                max_baseline_drop=max_baseline_drop,
-                trusted_max_regression=trusted_max_regression,
-                label_ratio=label_ratio,
+                **own,
             )
-    return Thresholds(
-        metric="",
-        lower_bound=None,
-        max_regression=None,
-        max_baseline_drop=max_baseline_drop,
-        trusted_max_regression=trusted_max_regression,
-        label_ratio=label_ratio,
-    )
+    return Thresholds(metric="", lower_bound=None, max_regression=None, **own)
 
 
 def _snake(class_name: str) -> str:
