@@ -27,8 +27,10 @@ from pipeline_components.settings import Settings
 
 log = logging.getLogger("runway.metadata")
 # What a process meets when another one is creating ML Metadata's tables (or the database) in PostgreSQL at the same
-# moment: a unique violation in PostgreSQL's catalog, a table that is not there yet.
-_CREATION_RACE = re.compile(r"already exists|duplicate key|does not exist")
+# moment: a unique violation in PostgreSQL's catalog, a table that is not there yet, or ML Metadata's own check
+# finding some of its tables made and not the others ("There are a subset of tables in MLMD instance. This may be due
+# to concurrent connection to the empty database. Please retry the connection.").
+_CREATION_RACE = re.compile(r"already exists|duplicate key|does not exist|subset of tables|concurrent connection")
 _PASSWORD_FIELD = re.compile(r'password: "(?:[^"\\]|\\.)*"')
 
 
