@@ -34,7 +34,7 @@ from pipeline_components.fleet import (
     read_fleet_state,
     write_fleet_state,
 )
-from pipeline_components.fleet.nginx import check_config, find_nginx, nginx_argv, render_config
+from pipeline_components.fleet.nginx import check_config, find_nginx, nginx_argv, reload, render_config, set_in_rotation
 from pipeline_components.fleet.restarts import watchdog_report
 from pipeline_components.fleet.spec import (
     DEFAULT_INSTANCE_BASE_PORT,
@@ -218,6 +218,8 @@ class LocalFleet:
                 raise FleetError(f"{down} not restarted within 30 s; see {self.processes.log_path(WATCHDOG)}")
         current = self._require_state()
         self._wait_ready(current)
+        for address in current.instances:  # what stop_instance took out of nginx's rotation is back in it
+            self._rotate(address, serving=True)
         if down:
             pids = self._pids()
             self._say("back: " + ", ".join(f"{name} (pid {pids[name]})" for name in down))
@@ -289,12 +291,25 @@ class LocalFleet:
     # -- one instance (tests, operators) ----------------------------------------------------------------------------
 
     def stop_instance(self, name: str, *, kill: bool = False) -> None:
-        """Stop one model server (SIGKILL with ``kill``); the load balancer routes around it. It is held down: the
-        watchdog leaves it stopped until ``start_instance`` or ``runway fleet up``, as compose leaves a container
-        stopped by hand."""
+        """Stop one model server (SIGKILL with ``kill``, as a crash would). It is held down: the watchdog leaves it
+        stopped until ``start_instance`` or ``runway fleet up``, as compose leaves a container stopped by hand.
+
+        A SIGTERM stop first takes the instance out of nginx's rotation and waits for the requests nginx sent it:
+        gRPC servers cancel the calls that reach them while they shut down, which no load balancer can retry.
+        """
         address = self._address(name)
         self.processes.hold(name)
+        if not kill:
+            self._rotate(address, serving=False)
         self.processes.stop(name, address.pid, kill=kill)
+        if kill:
+            self._rotate(address, serving=False)
+
+    def _rotate(self, address: InstanceAddress, *, serving: bool) -> None:
+        state = self._require_state()
+        if set_in_rotation(self.dir / "nginx" / "nginx.conf", address, serving=serving) and pid_alive(state.nginx_pid):
+            assert state.nginx_pid is not None
+            reload(state.nginx_pid)
 
     def start_instance(self, name: str) -> int:
         """Start one model server again with the arguments it had; returns its new pid once it listens."""
@@ -318,6 +333,7 @@ class LocalFleet:
                 instances = [restarted if a.name == name else a for a in state.instances]
                 write_fleet_state(self.settings.home, replace(state, instances=instances))
         self._wait_ready(replace(state, instances=[restarted]), nginx=False)
+        self._rotate(restarted, serving=True)
         return restarted.pid or 0
 
     def _address(self, name: str) -> InstanceAddress:

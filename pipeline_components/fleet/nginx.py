@@ -9,14 +9,21 @@ instances on their own ports, which only this machine reaches.
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 import shutil
+import signal
 import subprocess
 from pathlib import Path
 
+from pipeline_components.durable import atomic_write
 from pipeline_components.fleet import InstanceAddress
 from pipeline_components.fleet.supervisor import FleetError
+from pipeline_components.processes import pid_alive, wait_for
 from pipeline_components.settings import CHECKOUT
+
+log = logging.getLogger(__name__)
 
 NGINX_TEMPLATE = CHECKOUT / "infra" / "nginx" / "fleet.conf.template"
 
@@ -105,3 +112,50 @@ def check_config(nginx: str, conf: Path, log_dir: Path) -> None:
     check = subprocess.run(nginx_argv(nginx, conf, log_dir, test=True), capture_output=True, text=True)
     if check.returncode:
         raise FleetError(f"nginx refuses the generated config {conf}:\n{check.stderr.strip()}")
+
+
+def set_in_rotation(conf: Path, address: InstanceAddress, *, serving: bool) -> bool:
+    """Put an instance's REST and gRPC upstream servers in ``conf`` out of rotation (nginx's ``down``) or back.
+
+    Returns:
+        True when ``conf`` changed (nginx then needs ``reload``).
+    """
+    text = conf.read_text()
+    changed = text
+    for target in (address.rest_url.removeprefix("http://"), address.grpc_target):
+        line = re.compile(rf"^(\s*server {re.escape(target)} [^;]*?)( down)?;$", re.MULTILINE)
+        changed = line.sub(lambda found: found.group(1) + ("" if serving else " down") + ";", changed)
+    if changed == text:
+        return False
+    atomic_write(conf, changed)
+    return True
+
+
+def reload(master_pid: int, *, timeout_s: float = 15.0) -> bool:
+    """Reload nginx's configuration and wait until the workers of the old one have exited.
+
+    An old worker takes no new request and exits once the requests it holds are answered (nginx's graceful
+    reload), so when this returns no request can reach an instance the new configuration put ``down``.
+
+    Returns:
+        True when every old worker exited within ``timeout_s``.
+    """
+    old = _children(master_pid)
+    os.kill(master_pid, signal.SIGHUP)
+    if wait_for(lambda: not any(pid_alive(pid) for pid in old), timeout=timeout_s, interval=0.05):
+        return True
+    log.warning("nginx workers %s still answer requests %g s after the reload", sorted(old), timeout_s)
+    return False
+
+
+def _children(pid: int) -> set[int]:
+    """The processes whose parent is ``pid`` (nginx's workers), from /proc."""
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # it ended while we looked
+        if int(fields[1]) == pid:
+            found.add(int(stat.parent.name))
+    return found

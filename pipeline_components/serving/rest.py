@@ -84,10 +84,9 @@ class RestServer:
         self._thread = threading.Thread(target=self.httpd.serve_forever, name="rest", daemon=True)
         self._thread.start()
 
-    def stop(self) -> None:
-        """Stop serving and close the socket."""
-        self.httpd.shutdown()
-        self.httpd.server_close()
+    def stop(self, drain_s: float = 0.0) -> None:
+        """Stop accepting, close idle connections and answer the requests in progress (up to ``drain_s``)."""
+        self.httpd.drain(drain_s)
 
 
 class _Handler(LimitedHandler):

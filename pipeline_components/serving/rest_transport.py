@@ -9,6 +9,11 @@ threads. Here each open connection has a thread of its own, so three limits keep
   and an idle keep-alive connection is closed after that time: a client that sends slowly or not at all
   (slowloris) loses its connection instead of holding a thread;
 - a body over ``max_body_bytes`` is answered 413 without being parsed.
+
+``drain`` stops the port the way TF Serving stops on SIGTERM: no new connection is accepted, idle keep-alive
+connections are closed (a load balancer retries a request that meets a closed connection on another instance), and
+requests already being processed are answered, with ``Connection: close``, before it returns. An answer leaves in one
+write, headers and body together, so no client ever gets headers whose body never comes.
 """
 
 from __future__ import annotations
@@ -71,7 +76,55 @@ class LimitedHTTPServer(ThreadingHTTPServer):
         self.limits = limits
         self.connection_slots = threading.BoundedSemaphore(limits.max_connections)
         self.request_slots = threading.BoundedSemaphore(limits.max_active_requests)
+        self.draining = threading.Event()
+        self._connections: dict[socket.socket, bool] = {}  # open connection -> a request is being processed on it
+        self._changed = threading.Condition()
         super().__init__(address, handler)
+
+    # --- connection states, for drain ------------------------------------------------------------------------------
+
+    def connection_idle(self, connection: socket.socket) -> bool:
+        """Mark ``connection`` as waiting for its next request; False when draining (the handler closes it)."""
+        with self._changed:
+            self._connections[connection] = False
+            self._changed.notify_all()
+            return not self.draining.is_set()
+
+    def connection_busy(self, connection: socket.socket) -> None:
+        """Mark ``connection`` as processing a request: ``drain`` waits for its answer."""
+        with self._changed:
+            self._connections[connection] = True
+
+    def connection_closed(self, connection: socket.socket) -> None:
+        with self._changed:
+            self._connections.pop(connection, None)
+            self._changed.notify_all()
+
+    def drain(self, timeout_s: float) -> bool:
+        """Stop accepting, close idle connections and wait up to ``timeout_s`` for the requests being processed.
+
+        Returns:
+            True when every request in progress was answered in time.
+        """
+        self.draining.set()
+        self.shutdown()  # the accept loop ends; the listening socket closes in server_close
+        self.server_close()
+        deadline = time.monotonic() + timeout_s
+        with self._changed:
+            while True:
+                for connection, busy in self._connections.items():
+                    if not busy:
+                        with contextlib.suppress(OSError):
+                            connection.shutdown(socket.SHUT_RDWR)  # wakes its thread, blocked reading
+                if not any(self._connections.values()):
+                    return True
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    log.warning(
+                        "%d REST requests were still running after %g s of drain", len(self._connections), timeout_s
+                    )
+                    return False
+                self._changed.wait(left)
 
     def process_request(self, request: Any, client_address: Any) -> None:
         if not self.connection_slots.acquire(blocking=False):
@@ -93,6 +146,7 @@ class LimitedHTTPServer(ThreadingHTTPServer):
         try:
             super().process_request_thread(request, client_address)
         finally:
+            self.connection_closed(request)
             self.connection_slots.release()
 
 
@@ -161,8 +215,16 @@ class LimitedHandler(BaseHTTPRequestHandler):
     def handle_one_request(self) -> None:
         # The deadline covers waiting for the request line too: an idle keep-alive connection is closed after it.
         # A TimeoutError anywhere below closes the connection (BaseHTTPRequestHandler.handle_one_request).
+        if not self.server.connection_idle(self.connection):
+            self.close_connection = True  # draining: no next request on this connection
+            return
         self._reader.start(self.server.limits.timeout_s)
         super().handle_one_request()
+
+    def parse_request(self) -> bool:
+        # The request line has arrived: from here on the connection's request is answered even while draining.
+        self.server.connection_busy(self.connection)
+        return super().parse_request()
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("%s " + format, self.address_string(), *args)
@@ -198,11 +260,16 @@ class LimitedHandler(BaseHTTPRequestHandler):
         self.send_response(code)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
-        if close:
+        if close or self.server.draining.is_set():
             self.send_header("Connection", "close")
             self.close_connection = True
-        self.end_headers()
-        self.wfile.write(body)
+        # One write for headers and body (end_headers would send the headers alone): a process that stops between
+        # two writes would leave the client with headers and no body, which no load balancer can retry.
+        if hasattr(self, "_headers_buffer"):  # HTTP/1.x; an HTTP/0.9 answer has no headers
+            self._headers_buffer.append(b"\r\n" + body)
+            self.flush_headers()
+        else:
+            self.wfile.write(body)
 
     def send_error_json(self, error: ServingError, *, http_code: int | None = None, close: bool = False) -> None:
         """Answer ``{"error": ...}`` with the HTTP status of the error's code (or ``http_code``)."""

@@ -153,7 +153,7 @@ class ModelServer:
         grpc_server = getattr(self, "_grpc", None)
         drained = grpc_server.stop(grace=_DRAIN_SECONDS) if grpc_server is not None else None
         if self._rest is not None:
-            self._rest.stop()
+            self._rest.stop(_DRAIN_SECONDS)
         if drained is not None:
             drained.wait(_DRAIN_SECONDS + 1)
         self.request_log.stop()  # after the drain: the last answered requests are logged too

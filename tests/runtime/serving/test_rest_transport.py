@@ -82,3 +82,24 @@ def test_a_chunked_body_over_the_limit_gets_413_and_the_connection_stays_usable(
         assert connection.getresponse().read() == b"small"
     finally:
         connection.close()
+
+
+def test_drain_answers_the_request_in_progress_closes_idle_connections_and_accepts_no_more(
+    server: LimitedHTTPServer,
+) -> None:
+    port = server.server_address[1]
+    idle = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    idle.request("POST", "/", body=b"first")
+    assert idle.getresponse().read() == b"first"  # a keep-alive connection, now waiting for its next request
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        held = pool.submit(_post, server, b"hold")
+        assert _Echo.holding.wait(30)
+        draining = pool.submit(server.drain, 10.0)
+        assert not draining.done()  # it waits for the request in progress ...
+        _Echo.release.set()
+        assert held.result(timeout=30) == (200, b"hold")  # ... which gets its whole answer
+        assert draining.result(timeout=30) is True
+    assert idle.sock is not None and idle.sock.recv(1) == b""  # the idle connection was closed by the server
+    idle.close()
+    with pytest.raises(OSError):
+        _post(server, b"after")

@@ -28,7 +28,7 @@ import pytest
 
 from pipeline_components import serving_protos as sp
 from pipeline_components.fleet import InstanceAddress
-from pipeline_components.fleet.nginx import PUBLIC_GRPC_METHODS, nginx_argv, render_config
+from pipeline_components.fleet.nginx import PUBLIC_GRPC_METHODS, nginx_argv, render_config, set_in_rotation
 from pipeline_components.fleet.supervisor import port_open
 from pipeline_components.ports import free_ports
 from tests.helpers import require_nginx
@@ -275,3 +275,14 @@ def test_the_local_fleets_config_balances_rest_and_grpc_over_every_instance(tmp_
     conf.write_text(text)
     check = nginx_test(require_nginx(), conf)
     assert check.returncode == 0, check.stderr
+
+    # An instance stopped by hand is taken out of rotation on both protocols, the others stay; and put back.
+    assert set_in_rotation(conf, addresses[1], serving=False)
+    assert not set_in_rotation(conf, addresses[1], serving=False)  # already out: nothing to reload
+    down = conf.read_text()
+    assert "server 127.0.0.1:9011 max_fails=1 fail_timeout=5s down;" in down
+    assert "server 127.0.0.1:9010 max_fails=1 fail_timeout=5s down;" in down
+    assert down.count(" down;") == 2
+    assert nginx_test(require_nginx(), conf).returncode == 0
+    assert set_in_rotation(conf, addresses[1], serving=True)
+    assert conf.read_text() == text
