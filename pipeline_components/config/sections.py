@@ -244,6 +244,15 @@ class InfraValidationConfig(StrictModel):
     timeout_s: int = Field(default=120, ge=5, description="How long the model server may take to load the model.")
 
 
+class RequestLoggingConfig(StrictModel):
+    """The fleet's request logging of this pipeline's model (docs/serving.md, "Request logging on the fleet")."""
+
+    sampling_rate: float = Field(ge=0.0, le=1.0, description="The share of requests logged: 1.0 all, 0 none.")
+    directory: str | None = Field(
+        default=None, description="Log folder, as the servers see it (default <RUNWAY_HOME>/fleet/request_logs)."
+    )
+
+
 class ServingConfig(StrictModel):
     model_name: str = Field(
         pattern=NAME_PATTERN, description="Name under the model store: <store>/<model_name>/<version>."
@@ -268,6 +277,9 @@ class ServingConfig(StrictModel):
         description="The serving contract (docs/models.md): checked against every candidate before a push.",
     )
     infra_validation: InfraValidationConfig = Field(default_factory=InfraValidationConfig)
+    request_logging: RequestLoggingConfig | None = Field(
+        default=None, description="Log a sampled share of served requests (runway-model-server fleets); absent: off."
+    )
 
 
 TFLiteVariant = Literal[

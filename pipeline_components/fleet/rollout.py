@@ -34,7 +34,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +44,7 @@ from pipeline_components.fleet import CANARY_LABEL, STABLE_LABEL, FleetState, fl
 from pipeline_components.fleet.instances import Instance, InstanceError
 from pipeline_components.fleet.reconfigure import reconfigure
 from pipeline_components.fleet.restarts import Restarts, RestartTooLong
-from pipeline_components.fleet.store import ModelServing, ModelStore
+from pipeline_components.fleet.store import ModelServing, ModelStore, RequestLogging
 from pipeline_components.fleet.verification import Tolerances, load_samples, verify_fleet
 
 log = logging.getLogger("runway.fleet.rollout")
@@ -72,6 +72,8 @@ class RolloutOptions:
         rpc_timeout_s: deadline of each status and predict call.
         verify: whether ``run`` includes the verify step.
         restart_wait_s: the longest a step waits for an instance the local fleet's watchdog is restarting.
+        request_logging: the model's ``logging_config`` in every config the rollout sends (None: no logging);
+            ``fleet.request_logging.fleet_request_logging`` derives it from the pipeline's configuration.
     """
 
     retain_versions: int = 3
@@ -81,6 +83,7 @@ class RolloutOptions:
     rpc_timeout_s: float = 30.0
     verify: bool = True
     restart_wait_s: float = 120.0
+    request_logging: RequestLogging | None = None
 
 
 class Rollout:
@@ -156,7 +159,13 @@ class Rollout:
         return what
 
     def _configure(self, serving: ModelServing, *, timeout_s: float) -> list[str]:
-        return reconfigure(self.store, self.model, serving, all_instances=self.instances, timeout_s=timeout_s)
+        return reconfigure(
+            self.store, self.model, self._logged(serving), all_instances=self.instances, timeout_s=timeout_s
+        )
+
+    def _logged(self, serving: ModelServing) -> ModelServing:
+        # The pipeline's configuration decides the model's request logging in every config sent, rollbacks included.
+        return replace(serving, logging=self.options.request_logging)
 
     def _restore(self, previous: ModelServing) -> list[str]:
         """Send ``previous`` everywhere; an instance being restarted is waited for and sent it once it is back."""
@@ -173,7 +182,7 @@ class Rollout:
         return errors + reconfigure(
             self.store,
             self.model,
-            previous,
+            self._logged(previous),
             all_instances=self.instances,
             send_to=send_to,
             timeout_s=self.options.rpc_timeout_s,

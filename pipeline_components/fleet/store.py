@@ -2,7 +2,8 @@
 
 ``models.config`` is the text ``ModelServerConfig`` every instance of the fleet reads (``--model_config_file``): one
 ``model_config_list`` entry per model, with ``model_version_policy { specific { versions: ... } }`` (exactly the
-versions the fleet serves) and ``version_labels`` (``stable``, ``canary``). Only the rollout changes it, under a
+versions the fleet serves), ``version_labels`` (``stable``, ``canary``) and, when the pipeline asks for request
+logging, ``logging_config`` (``RequestLogging``). Only the rollout changes it, under a
 file lock, and always by writing a temporary file and renaming it over the old one, so an instance that re-reads it
 (``--model_config_file_poll_wait_seconds``) or restarts never sees half a file.
 """
@@ -28,13 +29,27 @@ class StoreError(RunwayError):
     """The model store or its models.config is missing something or is inconsistent."""
 
 
+@dataclass(frozen=True, kw_only=True)
+class RequestLogging:
+    """A model's request logging, as TF Serving's ``logging_config`` says it (runway-model-server fleets only).
+
+    Attributes:
+        filename_prefix: where each instance writes, as the instances see it (``<prefix>-<time>-...tfrecord``).
+        sampling_rate: the share of requests logged (1.0 all, 0.0 none).
+    """
+
+    filename_prefix: str
+    sampling_rate: float
+
+
 @dataclass(frozen=True)
 class ModelServing:
-    """What the fleet serves of one model: the versions loaded, and the labels."""
+    """What the fleet serves of one model: the versions loaded, the labels, and the request logging (if any)."""
 
     name: str
     versions: tuple[int, ...] = ()
     labels: dict[str, int] = field(default_factory=dict)
+    logging: RequestLogging | None = None
 
     @property
     def stable(self) -> int | None:
@@ -123,7 +138,13 @@ class ModelStore:
         for entry in config.model_config_list.config:
             policy = entry.model_version_policy
             versions = tuple(sorted(policy.specific.versions)) if policy.HasField("specific") else ()
-            models[entry.name] = ModelServing(entry.name, versions, dict(entry.version_labels))
+            logging = None
+            if entry.HasField("logging_config"):
+                logging = RequestLogging(
+                    filename_prefix=entry.logging_config.log_collector_config.filename_prefix,
+                    sampling_rate=entry.logging_config.sampling_config.sampling_rate,
+                )
+            models[entry.name] = ModelServing(entry.name, versions, dict(entry.version_labels), logging)
         return models
 
     def serving(self, model: str) -> ModelServing:
@@ -144,6 +165,11 @@ class ModelStore:
             entry.model_version_policy.specific.versions.extend(serving.versions)
             for label, version in sorted(serving.labels.items()):
                 entry.version_labels[label] = version
+            if serving.logging is not None:
+                collector = entry.logging_config.log_collector_config
+                collector.type = "tfrecord"
+                collector.filename_prefix = serving.logging.filename_prefix
+                entry.logging_config.sampling_config.sampling_rate = serving.logging.sampling_rate
         return protos.to_text(config)
 
     def write_config(self, models: dict[str, ModelServing]) -> Path:

@@ -117,7 +117,14 @@ class AccessLog:
         self.wait(mark, f"{count} requests answered{where} (see {self.path})", answered, timeout_s=timeout_s)
 
 
-def start_fleet(home: Path, models: Path, *, instances: int = 3) -> RunningFleet:
+def start_fleet(
+    home: Path,
+    models: Path,
+    *,
+    instances: int = 3,
+    server: str | None = None,
+    extra_server_flags: tuple[str, ...] = (),
+) -> RunningFleet:
     settings = Settings.from_env(
         {"RUNWAY_HOME": str(home), "RUNWAY_RUNTIME_PYTHON": str(Settings.from_env().runtime_python)}
     )
@@ -130,6 +137,8 @@ def start_fleet(home: Path, models: Path, *, instances: int = 3) -> RunningFleet
         grpc_port=ports[1],
         instance_ports=[(ports[2 + 2 * i], ports[3 + 2 * i]) for i in range(instances)],
         store_paths={f"serving-{instances - 1}": str(replica)},
+        server=server,
+        extra_server_flags=extra_server_flags,
     )
     fleet = LocalFleet(settings, say=print)
     state = fleet.up(spec)

@@ -13,7 +13,7 @@ from pipeline_components.config import PipelineConfig, fill_span
 from pipeline_components.errors import RunwayError
 from pipeline_components.fleet import STABLE_LABEL, FleetState, read_fleet_state
 from pipeline_components.fleet.local import FleetSpec, LocalFleet, pid_alive
-from pipeline_components.fleet.operations import roll_out, running_fleet
+from pipeline_components.fleet.operations import apply_request_logging, roll_out, running_fleet
 from pipeline_components.fleet.rollout import NothingToRollOut, promote_or_rollback_target
 from pipeline_components.fleet.store import ModelStore
 from pipeline_components.settings import Settings
@@ -105,6 +105,11 @@ def cmd_rollback(args: argparse.Namespace, settings: Settings) -> None:
     print(f"rolling {config.serving.model_name} back to version {target}")
     for line in roll_out(settings, config, target, say=print, verify=not args.no_verify):
         print(line)
+
+
+def cmd_logging(args: argparse.Namespace, settings: Settings) -> None:
+    config = pipeline_config(settings, args.pipeline)
+    print(apply_request_logging(settings, config, say=print))
 
 
 # -- `runway run --serve` ------------------------------------------------------------------------------------------

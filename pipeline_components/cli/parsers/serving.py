@@ -5,7 +5,15 @@ from __future__ import annotations
 import textwrap
 from typing import Any
 
-from pipeline_components.cli.commands.fleet import cmd_down, cmd_promote, cmd_rollback, cmd_rollout, cmd_status, cmd_up
+from pipeline_components.cli.commands.fleet import (
+    cmd_down,
+    cmd_logging,
+    cmd_promote,
+    cmd_rollback,
+    cmd_rollout,
+    cmd_status,
+    cmd_up,
+)
 from pipeline_components.cli.commands.serving import GRPC_TARGET_ENV, REST_URL_ENV, cmd_query, cmd_serve
 from pipeline_components.cli.parsers.command import add_command
 from pipeline_components.client.client import DEFAULT_GRPC_TARGET, DEFAULT_LABEL, DEFAULT_REST_URL, PROTOCOLS
@@ -48,6 +56,7 @@ FLEET_DESCRIPTION = textwrap.dedent("""\
       runway fleet promote flights 17953..  make version N stable through the same verified steps
       runway fleet rollback flights [N]     back to N, or to the newest version older than stable
       runway fleet down                     stop nginx and every instance
+      runway fleet logging flights          apply the pipeline's serving.request_logging now (no rollout)
 
     A rollout loads the candidate next to stable on every instance, waits until every instance reports it
     AVAILABLE, labels it canary, verifies it over REST and gRPC with real examples against the exported
@@ -160,3 +169,15 @@ def add_parsers(sub: Any) -> None:
             "--no-verify", action="store_true", help="skip the REST/gRPC verification step (not recommended)"
         )
         action.set_defaults(func=func)
+    logging = add_command(
+        actions,
+        "logging",
+        help="apply the pipeline's serving.request_logging to the running fleet now, without a rollout",
+        description="""\
+            Give every instance the pipeline's serving.request_logging (sampling rate, folder) in a config reload:
+            only the model's logging_config changes, the served versions and labels stay and keep answering.
+            Without serving.request_logging in the configuration, logging is turned off. Rollouts apply it too.
+            Files: <RUNWAY_HOME>/fleet/request_logs/<model>/<model>-*.tfrecord (docs/serving.md).""",
+    )
+    logging.add_argument("pipeline", help="pipeline name (its serving.model_name is the model)")
+    logging.set_defaults(func=cmd_logging)
