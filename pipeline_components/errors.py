@@ -109,3 +109,16 @@ class TrainingWorkerError(TrainingStrategyError):
         self.role = role
         self.index = index
         self.log_tail = log_tail
+
+
+class MonitoringError(RunwayError):
+    """Served traffic cannot be compared (``pipeline_components.monitoring``)."""
+
+
+class NoTrafficError(MonitoringError):
+    """The request log holds no row in the window: nothing was served (or logged), which is not an alert."""
+
+
+class NoTrainingStatisticsError(MonitoringError):
+    """ML Metadata has no training statistics for the version that answered (not pushed by this pipeline, or its
+    lineage lost)."""

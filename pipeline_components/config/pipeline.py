@@ -7,6 +7,7 @@ from pathlib import Path
 import yaml
 from pydantic import Field, ValidationError, model_validator
 
+from pipeline_components.config.monitoring import MonitoringConfig
 from pipeline_components.config.sections import (
     NAME_PATTERN,
     DataConfig,
@@ -39,6 +40,7 @@ class PipelineConfig(StrictModel):
     schema_file: str = Field(description="Committed, reviewed TFDV schema (schema.pbtxt), relative to this file.")
     enable_cache: bool = Field(default=False, description="TFX caching; off so that every run really retrains.")
     validation: ValidationConfig = Field(default_factory=ValidationConfig)
+    monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
     beam_pipeline_args: list[str] | None = Field(
         default=None,
         description="Beam options of the data components (StatisticsGen, ExampleValidator, Transform, Evaluator); "
@@ -60,10 +62,11 @@ class PipelineConfig(StrictModel):
         problems = []
         if self.label.column in self.features.all:
             problems.append(f"label.column: '{self.label.column}' is also listed as a feature")
-        for section in ("drift", "skew"):
-            unknown = sorted(set(getattr(self.validation, section)) - set(self.features.all))
-            if unknown:
-                problems.append(f"validation.{section}: names features that are not features: {unknown}")
+        for part in ("validation", "monitoring"):
+            for section in ("drift", "skew"):
+                unknown = sorted(set(getattr(getattr(self, part), section)) - set(self.features.all))
+                if unknown:
+                    problems.append(f"{part}.{section}: names features that are not features: {unknown}")
         column = self.data.span_column
         if column is not None and column in (*self.features.all, self.label.column):
             problems.append(f"data.span_column: '{column}' numbers the spans; it cannot also be a feature or the label")

@@ -1,0 +1,87 @@
+"""``python -m pipeline_components.monitoring``: monitor one window of served traffic (a DAG task's command).
+
+    python -m pipeline_components.monitoring --pipeline flights \\
+        --log-prefix /var/log/runway/flights_delay/flights_delay \\
+        --since 2026-12-01T00:00:00Z --until 2026-12-02T00:00:00Z --out var/monitoring/flights/<run> \\
+        [--previous var/monitoring/flights/<previous run>]
+
+Prints the result (``result.json``'s content) as one JSON line on stdout. Exit status: 0 the window was judged
+(``alert`` in the result says whether a threshold was crossed); 3 no logged traffic in the window (not an alert);
+2 any other error (the message on stderr says what to do).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+from pipeline_components.errors import NoTrafficError, RunwayError
+
+EXIT_NO_TRAFFIC = 3
+
+
+def _secs(text: str) -> int:
+    """Seconds since the epoch, or an ISO 8601 time (UTC unless it says otherwise)."""
+    if text.isdigit():
+        return int(text)
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"'{text}' is not a time: give seconds since the epoch or ISO 8601 (2026-12-01T00:00:00Z)"
+        ) from None
+    return int((moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp())
+
+
+def parser() -> argparse.ArgumentParser:
+    """The command line's arguments."""
+    p = argparse.ArgumentParser(prog="python -m pipeline_components.monitoring", description=__doc__.split("\n")[0])
+    p.add_argument("--pipeline", required=True, help="the pipeline whose served model is monitored")
+    p.add_argument("--log-prefix", required=True, help="the request log's filename_prefix (logging_config)")
+    p.add_argument("--since", required=True, type=_secs, help="window start, included (epoch seconds or ISO 8601)")
+    p.add_argument("--until", required=True, type=_secs, help="window end, excluded (epoch seconds or ISO 8601)")
+    p.add_argument("--out", required=True, type=Path, help="output folder: result.json, report.md, plot, stats")
+    p.add_argument("--previous", type=Path, help="the previous window's output folder (drift baseline)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one window; the exit status as the module docstring says."""
+    args = parser().parse_args(argv)
+    if args.until <= args.since:
+        print(f"error: --until ({args.until}) must be after --since ({args.since})", file=sys.stderr)
+        return 2
+    from pipeline_components.config import find_pipeline_configs, load_pipeline_config
+    from pipeline_components.metadata.reader import RunReader
+    from pipeline_components.monitoring.served import Window
+    from pipeline_components.monitoring.window import monitor_window
+    from pipeline_components.settings import Settings
+
+    settings = Settings.from_env()
+    try:
+        configs = find_pipeline_configs(settings.config_dir)
+        if args.pipeline not in configs:
+            raise RunwayError(f"no pipeline '{args.pipeline}' in {settings.config_dir} (known: {sorted(configs)})")
+        result = monitor_window(
+            config=load_pipeline_config(configs[args.pipeline]),
+            reader=RunReader.for_pipeline(settings, args.pipeline),
+            log_prefix=args.log_prefix,
+            window=Window(args.since, args.until),
+            out_dir=args.out,
+            previous_dir=args.previous,
+        )
+    except NoTrafficError as error:
+        print(f"no traffic: {error}", file=sys.stderr)
+        return EXIT_NO_TRAFFIC
+    except RunwayError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
