@@ -135,11 +135,11 @@ def register_push(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Lin
     """``register_push(path, version=3, trained_on={1: frame}, judged_on={2: frame})``: the store at ``path``
     (created or added to) with ``version`` pushed after training on ``trained_on`` ({span: training rows}) and being
     evaluated on ``judged_on`` (spans that must not count as training statistics)."""
-    root = tmp_path_factory.mktemp("artifacts")
 
     def register(
         path: Path, *, version: int, trained_on: dict[int, pd.DataFrame], judged_on: dict[int, pd.DataFrame]
     ) -> LineageStore:
+        root = tmp_path_factory.mktemp("artifacts")  # the artifacts' folders, as a pipeline root holds them
         lineage = LineageStore(path)
         raw: dict[int, mlmd.Artifact] = {}
         for span, frame in {**trained_on, **judged_on}.items():
