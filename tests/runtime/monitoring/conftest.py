@@ -179,8 +179,9 @@ def _probabilities(frame: pd.DataFrame) -> np.ndarray:
 
 @pytest.fixture(scope="session")
 def log_served(config: PipelineConfig) -> Callable[..., np.ndarray]:
-    """``log_served(prefix, frame, version=3)``: ``frame``'s rows as logged Predict requests of ``version``, in
-    requests of 50 rows; returns the probabilities answered."""
+    """``log_served(prefix, frame, version=3, also={5: other})``: ``frame``'s rows as logged Predict requests
+    answered by ``version`` (and ``also``'s by other versions, in the same files), 50 rows a request; returns the
+    probabilities answered for ``frame``."""
     # The contract's dtypes as TensorProto's enum (what the client takes from the signature).
     inputs = {
         n: tf.as_dtype(d).as_datatype_enum
@@ -188,7 +189,9 @@ def log_served(config: PipelineConfig) -> Callable[..., np.ndarray]:
     }
     model_name = config.serving.model_name
 
-    def log(prefix: Path, frame: pd.DataFrame, *, version: int = 3) -> np.ndarray:
+    def log(
+        prefix: Path, frame: pd.DataFrame, *, version: int = 3, also: dict[int, pd.DataFrame] | None = None
+    ) -> np.ndarray:
         model_config = model_server_config_pb2.ModelServerConfig()
         model = model_config.model_config_list.config.add(name=model_name, base_path=str(prefix.parent))
         model.logging_config.log_collector_config.filename_prefix = str(prefix)
@@ -196,27 +199,28 @@ def log_served(config: PipelineConfig) -> Callable[..., np.ndarray]:
         logger = RequestLogger(metrics=Metrics(), options=RequestLogOptions(queue_size=100_000))
         logger.check(model_config)
         logger.apply(model_config)
-        servable = Servable(name=model_name, version=version, path=prefix.parent, signature_defs={}, loaded=None)
-        probabilities = _probabilities(frame)
-        for start in range(0, len(frame), 50):
-            batch = frame.iloc[start : start + 50]
-            request = predict_request(
-                model=model_name, version=version, columns={n: batch[n].tolist() for n in inputs}, dtypes=inputs
-            )
-            response = predict_pb2.PredictResponse()
-            make_tensor_proto(
-                probabilities[start : start + 50].reshape(-1, 1).astype("float32").tolist(),
-                "DT_FLOAT",
-                into=response.outputs["probabilities"],
-            )
+        for answering, rows in [(version, frame), *(also or {}).items()]:
+            servable = Servable(name=model_name, version=answering, path=prefix.parent, signature_defs={}, loaded=None)
+            probabilities = _probabilities(rows)
+            for start in range(0, len(rows), 50):
+                batch = rows.iloc[start : start + 50]
+                request = predict_request(
+                    model=model_name, version=answering, columns={n: batch[n].tolist() for n in inputs}, dtypes=inputs
+                )
+                response = predict_pb2.PredictResponse()
+                make_tensor_proto(
+                    probabilities[start : start + 50].reshape(-1, 1).astype("float32").tolist(),
+                    "DT_FLOAT",
+                    into=response.outputs["probabilities"],
+                )
 
-            def build(request: Any = request, response: Any = response) -> tuple[Any, Any]:
-                return predict_pb2.PredictRequest.FromString(request.SerializeToString()), response
+                def build(request: Any = request, response: Any = response) -> tuple[Any, Any]:
+                    return predict_pb2.PredictRequest.FromString(request.SerializeToString()), response
 
-            logger.log(api="predict", servable=servable, signature_name="serving_default", build=build)
+                logger.log(api="predict", servable=servable, signature_name="serving_default", build=build)
         assert logger.flush(timeout_s=60)
         logger.stop()
-        return probabilities
+        return _probabilities(frame)
 
     return log
 
