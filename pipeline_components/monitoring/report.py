@@ -1,4 +1,8 @@
-"""The outputs of one monitored window: ``result.json``, ``report.md``, ``monitoring.png``, ``statistics.pb``.
+"""The outputs of one monitored window: ``result.json``, ``report.md``, ``report.html``, ``monitoring.png`` and
+``statistics.pb``.
+
+``report.html`` is the data gate's drift page (``drift_skew_validator.executor.drift_page``) for this window: the
+same verdict, chart and table an operator reads for the gate, self-contained for Airflow's "Report" link.
 
 ``statistics.pb`` (the window's served-feature statistics, a ``DatasetFeatureStatisticsList``) is the next
 window's drift baseline. Each file is written atomically, so a reader never sees half of one.
@@ -15,16 +19,46 @@ from typing import Any
 from pipeline_components.durable import atomic_write
 
 RESULT_FILE, REPORT_FILE, PLOT_FILE, STATISTICS_FILE = "result.json", "report.md", "monitoring.png", "statistics.pb"
+PAGE_FILE = "report.html"
 
 
 def write_outputs(out_dir: Path, *, result: dict[str, Any], statistics: Any) -> None:
-    """Write the four files of a window into ``out_dir`` (created); ``result`` gains their names."""
+    """Write the five files of a window into ``out_dir`` (created); ``result`` gains their names."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    result["files"] = {"result": RESULT_FILE, "report": REPORT_FILE, "plot": PLOT_FILE, "statistics": STATISTICS_FILE}
+    result["files"] = {
+        "result": RESULT_FILE,
+        "report": REPORT_FILE,
+        "page": PAGE_FILE,
+        "plot": PLOT_FILE,
+        "statistics": STATISTICS_FILE,
+    }
     atomic_write(out_dir / STATISTICS_FILE, statistics.SerializeToString())
     atomic_write(out_dir / PLOT_FILE, plot_png(result))
     atomic_write(out_dir / REPORT_FILE, report_markdown(result))
+    atomic_write(out_dir / PAGE_FILE, report_page(result))
     atomic_write(out_dir / RESULT_FILE, json.dumps(result, indent=2) + "\n")
+
+
+def report_page(result: dict[str, Any]) -> str:
+    """The window as the data gate's drift page: verdict and evidence, notes, chart, every comparison."""
+    from pipeline_components.components.drift_skew_validator.executor import Measurement, drift_page
+    from pipeline_components.reports.render import Verdict
+
+    measurements = [Measurement(**{k: v for k, v in m.items() if k != "failed"}) for m in result["measurements"]]
+    crossed = len(result["evidence"])
+    headline = (
+        f"{crossed} of {len(measurements)} comparisons above threshold"
+        if crossed
+        else f"served traffic within thresholds ({len(measurements)} comparisons, {result['rows']} rows)"
+    )
+    window = result["window"]
+    return drift_page(
+        span=None,
+        title=f"Served traffic of {result['model_name']}: {window['since_utc']} to {window['until_utc']}",
+        verdict=Verdict(not result["alert"], headline, result["evidence"]),
+        notes=result["notes"],
+        measurements=measurements,
+    )
 
 
 def _worst(result: dict[str, Any]) -> list[dict[str, Any]]:

@@ -137,8 +137,13 @@ def pick_history(current: Any, history: list[Any], window_spans: int) -> tuple[A
     return (earlier[0] if earlier else None), earlier[: max(window_spans - 1, 0)]
 
 
-def drift_page(*, span: int, verdict: Verdict, notes: list[str], measurements: list[Measurement]) -> str:
-    """The page: the verdict, what was not compared and why, a chart of observed / threshold, every comparison."""
+def drift_page(
+    *, span: int | None, verdict: Verdict, notes: list[str], measurements: list[Measurement], title: str | None = None
+) -> str:
+    """The page: the verdict, what was not compared and why, a chart of observed / threshold, every comparison.
+
+    ``title`` defaults to the gate's ("Drift and skew — span N"); the monitoring of served traffic names its window.
+    """
     from pipeline_components.reports.charts import Bar, threshold_bars
 
     bars = [
@@ -160,7 +165,12 @@ def drift_page(*, span: int, verdict: Verdict, notes: list[str], measurements: l
         for m in measurements
     ]
     return render(
-        "drift.html", title=f"Drift and skew — span {span}", verdict=verdict, notes=notes, chart=chart, rows=rows
+        "drift.html",
+        title=title or f"Drift and skew — span {span}",
+        verdict=verdict,
+        notes=notes,
+        chart=chart,
+        rows=rows,
     )
 
 

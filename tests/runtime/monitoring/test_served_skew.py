@@ -169,6 +169,8 @@ def test_distance_in_kilometres_alerts_on_distance(
     # The previous window (January in miles) is the drift baseline: the same change, seen as drift.
     assert crossed(result, "drift") == {"distance"}
     assert any(line.startswith("drift of distance: Jensen-Shannon divergence") for line in result["evidence"])
+    page = (result["out"] / "report.html").read_text()
+    assert "2 of 40 comparisons above threshold" in page and "drift of distance: Jensen-Shannon divergence" in page
 
 
 def test_renamed_carrier_codes_alert_on_carrier(serve: Callable[..., dict[str, Any]], january: Any) -> None:
@@ -194,6 +196,8 @@ def test_outputs_and_the_distribution_of_predictions(served_january: dict[str, A
     report = (out / "report.md").read_text()
     assert report.startswith("# Served traffic of flights_delay (flights): no alert")
     assert "| skew | distance | Jensen-Shannon divergence |" in report
+    page = (out / "report.html").read_text()
+    assert "served traffic within thresholds (20 comparisons" in page and ">distance<" in page
     assert (out / "monitoring.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     statistics = tfdv.load_stats_binary(str(out / "statistics.pb"))
     assert statistics.datasets[0].num_examples == served_january["rows"]
