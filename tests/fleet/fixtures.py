@@ -24,7 +24,7 @@ from pipeline_components.fleet.store import ModelStore
 from pipeline_components.ports import free_ports
 from pipeline_components.settings import CHECKOUT, Settings
 
-TINY_KINDS = ("good_a", "good_b", "differs", "corrupt")
+TINY_KINDS = ("good_a", "good_b", "differs", "corrupt", "flights_shaped")
 
 __all__ = ["AccessLog", "RunningFleet", "free_ports", "start_fleet", "tiny_models"]
 
@@ -115,6 +115,16 @@ class AccessLog:
 
         where = f" by {by}" if by else ""
         self.wait(mark, f"{count} requests answered{where} (see {self.path})", answered, timeout_s=timeout_s)
+
+
+DECEMBER_SAMPLE = Path(__file__).parent / "data" / "flights_span_12_sample.csv"  # 40 real flights of span 12
+
+
+def prepare_december_sample(settings: Settings) -> Path:
+    """Write the 40 real December flights as the prepared span 12 of flights (as ``runway data prepare`` does)."""
+    span = settings.data_dir / "flights" / "span-2013-12"
+    span.mkdir(parents=True, exist_ok=True)
+    return Path(shutil.copy(DECEMBER_SAMPLE, span / "flights.csv"))
 
 
 def start_fleet(

@@ -4,7 +4,8 @@
 
 OUT_DIR/good_a, good_b: ``y = w * x + n`` (x float32, n int64), with verification samples of their own;
 OUT_DIR/differs: weights unlike the samples stored with it (what a serving skew looks like);
-OUT_DIR/corrupt: good_b with its variables truncated (no server can load it).
+OUT_DIR/corrupt: good_b with its variables truncated (no server can load it);
+OUT_DIR/flights_shaped: the flights model's serving_default inputs, a made-up answer (replaying real flights).
 """
 
 from __future__ import annotations
@@ -38,6 +39,34 @@ def save(path: Path, w: float) -> Path:
     return path
 
 
+# The flights pipeline's serving_default inputs (configs/flights.yaml, serving.contract), one value per example.
+FLIGHTS_INPUTS = {
+    **dict.fromkeys(("carrier", "origin", "dest", "month_name"), tf.string),
+    **dict.fromkeys(("distance", "temp", "dewp", "humid", "wind_speed", "precip", "pressure", "visib"), tf.float32),
+    **dict.fromkeys(
+        ("day", "day_of_week", "sched_dep_hour", "sched_arr_hour", "plane_year", "plane_seats", "weather_known",
+         "plane_known"),
+        tf.int64,
+    ),
+}  # fmt: skip
+
+
+class TinyFlights(tf.Module):
+    """Flights-shaped: takes a flight's raw features as clients send them, answers ``probabilities`` (batch, 1)."""
+
+    @tf.function
+    def serve(self, **features: tf.Tensor) -> dict[str, tf.Tensor]:
+        late = tf.sigmoid((features["distance"] - 1000.0) / 500.0)
+        return {"probabilities": tf.expand_dims(late, 1)}
+
+
+def save_flights_shaped(path: Path) -> Path:
+    module = TinyFlights()
+    specs = {name: tf.TensorSpec([None], dtype, name=name) for name, dtype in FLIGHTS_INPUTS.items()}
+    tf.saved_model.save(module, str(path), signatures={"serving_default": module.serve.get_concrete_function(**specs)})
+    return path
+
+
 def main(out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     for name, w in (("good_a", 2.0), ("good_b", 3.0)):
@@ -48,6 +77,7 @@ def main(out: Path) -> None:
     shutil.copytree(out / "good_b", out / "corrupt")
     for data in (out / "corrupt" / "variables").glob("variables.data-*"):
         data.write_bytes(b"")
+    save_flights_shaped(out / "flights_shaped")
 
 
 if __name__ == "__main__":

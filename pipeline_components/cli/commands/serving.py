@@ -68,6 +68,21 @@ def endpoints(
     return rest or DEFAULT_REST_URL, grpc or DEFAULT_GRPC_TARGET
 
 
+def client_from_args(
+    args: argparse.Namespace, *, rest_url: str | None, grpc_target: str | None, model: str, label: str | None
+) -> ServingClient:
+    """The client a command's ``--protocol``, ``--timeout`` and ``--attempts`` ask for."""
+    return ServingClient(
+        rest_url=rest_url,
+        grpc_target=grpc_target,
+        model=model,
+        protocol=args.protocol,
+        timeout_s=args.timeout,
+        retry=RetryPolicy(attempts=max(1, args.attempts)),
+        label=label,
+    )
+
+
 def _parse_value(text: str) -> Any:
     """A CSV cell as JSON would carry it: an int when it reads as one, else a float, else the string."""
     for convert in (int, float):
@@ -131,15 +146,7 @@ def cmd_query(args: argparse.Namespace, settings: Settings) -> None:
         rows, labels = rows_from_span(settings, args.pipeline, args.example_from_span, max(1, args.count))
     rest_url, grpc_target = endpoints(args, settings)
     label = None if (args.latest or args.version is not None) else (args.label or DEFAULT_LABEL)
-    with ServingClient(
-        rest_url=rest_url,
-        grpc_target=grpc_target,
-        model=model,
-        protocol=args.protocol,
-        timeout_s=args.timeout,
-        retry=RetryPolicy(attempts=max(1, args.attempts)),
-        label=label,
-    ) as client:
+    with client_from_args(args, rest_url=rest_url, grpc_target=grpc_target, model=model, label=label) as client:
         if args.classify:
             answer: Any = client.classify(
                 rows, version=args.version, label=label, signature=args.signature or "serving_classify"

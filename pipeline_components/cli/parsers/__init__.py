@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from pipeline_components.cli.parsers import models, pipelines, runtime, scaffold, serving
+from pipeline_components.cli.parsers import models, pipelines, runtime, scaffold, serving, traffic
 
 DESCRIPTION = """\
 Runway runs TFX pipelines under Airflow 3, from real data to a pushed, servable model.
@@ -28,6 +28,8 @@ Typical session (embedded defaults: SQLite, local files under var/):
   runway query --example-from-span 12  ask the served model (label stable) over REST or gRPC
   runway fleet up | status | down    the local serving fleet: 3 model servers behind nginx (8501/8500)
   runway fleet promote|rollback ...  move the fleet's `stable` label, verified on every instance
+  runway traffic replay flights --month 12 --rate 20
+                                     real flights of a month through the fleet, at a rate
   runway airflow standalone          the Airflow UI on http://localhost:8080 with the same settings
 
 `runway run` prepares data and compiles on its own when needed, so on a fresh checkout
@@ -41,6 +43,6 @@ def build_parser() -> argparse.ArgumentParser:
     formatter = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(prog="runway", description=DESCRIPTION, formatter_class=formatter)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for group in (scaffold, pipelines, serving, models, runtime):
+    for group in (scaffold, pipelines, serving, traffic, models, runtime):
         group.add_parsers(sub)
     return parser
