@@ -5,6 +5,9 @@
         --since 2026-12-01T00:00:00Z --until 2026-12-02T00:00:00Z --out var/monitoring/flights/<run> \\
         [--previous var/monitoring/flights/<previous run>]
 
+Without ``--since`` the window starts where the previous one (``--previous``) ended; without ``--until`` it ends
+now.
+
 Prints the result (``result.json``'s content) as one JSON line on stdout. Exit status: 0 the window was judged
 (``alert`` in the result says whether a threshold was crossed); 3 no logged traffic in the window (not an alert);
 2 any other error (the message on stderr says what to do).
@@ -15,10 +18,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 from pipeline_components.errors import NoTrafficError, RunwayError
+from pipeline_components.monitoring.report import RESULT_FILE
 
 EXIT_NO_TRAFFIC = 3
 
@@ -41,8 +46,10 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m pipeline_components.monitoring", description=__doc__.split("\n")[0])
     p.add_argument("--pipeline", required=True, help="the pipeline whose served model is monitored")
     p.add_argument("--log-prefix", required=True, help="the request log's filename_prefix (logging_config)")
-    p.add_argument("--since", required=True, type=_secs, help="window start, included (epoch seconds or ISO 8601)")
-    p.add_argument("--until", required=True, type=_secs, help="window end, excluded (epoch seconds or ISO 8601)")
+    p.add_argument(
+        "--since", type=_secs, help="window start, included (epoch seconds or ISO 8601); default: the previous end"
+    )
+    p.add_argument("--until", type=_secs, help="window end, excluded (epoch seconds or ISO 8601); default: now")
     p.add_argument("--out", required=True, type=Path, help="output folder: result.json, report.md, plot, stats")
     p.add_argument("--previous", type=Path, help="the previous window's output folder (drift baseline)")
     return p
@@ -51,6 +58,13 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run one window; the exit status as the module docstring says."""
     args = parser().parse_args(argv)
+    args.until = int(time.time()) if args.until is None else args.until
+    if args.since is None:
+        previous = args.previous / RESULT_FILE if args.previous is not None else None
+        if previous is None or not previous.is_file():
+            print("error: give --since, or --previous with the previous window's result.json", file=sys.stderr)
+            return 2
+        args.since = int(json.loads(previous.read_text())["window"]["until"])  # windows follow one another
     if args.until <= args.since:
         print(f"error: --until ({args.until}) must be after --since ({args.since})", file=sys.stderr)
         return 2

@@ -9,6 +9,7 @@ twelve-month run of the flights pipeline (docs/monitoring.md).
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -80,3 +81,15 @@ def test_the_command_line_writes_the_result_and_says_when_there_was_no_traffic(
 
     assert main([*args, "--since", "2026-01-01T00:00:00Z", "--until", "2026-01-02T00:00:00"]) == EXIT_NO_TRAFFIC
     assert "no traffic: no logged request of model 'flights_delay'" in capsys.readouterr().err
+
+    # The next window starts where this one ended, and drifts from it: distance now sent in kilometres.
+    deadline = time.monotonic() + 5
+    while now() < printed["window"]["until"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    served = months[1].drop(training.index)
+    log_served(prefix, served.assign(distance=served["distance"] * 1.609344), version=3)
+    next_window = [*args[:-1], str(tmp_path / "next"), "--previous", str(tmp_path / "out"), "--until", str(now() + 1)]
+    assert main(next_window) == 0
+    following = json.loads(capsys.readouterr().out)
+    assert following["window"]["since"] == printed["window"]["until"] and following["rows"] == len(served)
+    assert {m["feature"] for m in following["measurements"] if m["check"] == "drift" and m["failed"]} == {"distance"}
