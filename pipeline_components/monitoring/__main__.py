@@ -8,7 +8,9 @@
 Without ``--since`` the window starts where the previous one (``--previous``) ended; without ``--until`` it ends
 now.
 
-Prints the result (``result.json``'s content) as one JSON line on stdout. Exit status: 0 the window was judged
+Prints the result (``result.json``'s content) as one JSON line on stdout, with ``report``: the path of
+``report.html`` under RUNWAY_HOME when ``--out`` is inside it (``reports/<pipeline>/<run>/...`` is what Airflow's
+plugin serves). Exit status: 0 the window was judged
 (``alert`` in the result says whether a threshold was crossed); 3 no logged traffic in the window (not an alert);
 2 any other error (the message on stderr says what to do).
 """
@@ -23,7 +25,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from pipeline_components.errors import NoTrafficError, RunwayError
-from pipeline_components.monitoring.report import RESULT_FILE
+from pipeline_components.monitoring.report import PAGE_FILE, RESULT_FILE
 
 EXIT_NO_TRAFFIC = 3
 
@@ -93,6 +95,10 @@ def main(argv: list[str] | None = None) -> int:
     except RunwayError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    page = (args.out / PAGE_FILE).resolve()
+    if page.is_relative_to(settings.home.resolve()):
+        # What a task links: the page's path under RUNWAY_HOME (the Airflow plugin serves $RUNWAY_HOME/reports).
+        result["report"] = str(page.relative_to(settings.home.resolve()))
     print(json.dumps(result))
     return 0
 

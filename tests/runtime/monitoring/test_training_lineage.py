@@ -88,8 +88,10 @@ def test_the_command_line_writes_the_result_and_says_when_there_was_no_traffic(
         time.sleep(0.05)
     served = months[1].drop(training.index)
     log_served(prefix, served.assign(distance=served["distance"] * 1.609344), version=3)
-    next_window = [*args[:-1], str(tmp_path / "next"), "--previous", str(tmp_path / "out"), "--until", str(now() + 1)]
+    page = tmp_path / "home" / "reports" / "flights" / "monitoring-2"  # under RUNWAY_HOME: the result links it
+    next_window = [*args[:-1], str(page), "--previous", str(tmp_path / "out"), "--until", str(now() + 1)]
     assert main(next_window) == 0
     following = json.loads(capsys.readouterr().out)
+    assert following["report"] == "reports/flights/monitoring-2/report.html" and "report" not in printed
     assert following["window"]["since"] == printed["window"]["until"] and following["rows"] == len(served)
     assert {m["feature"] for m in following["measurements"] if m["check"] == "drift" and m["failed"]} == {"distance"}
