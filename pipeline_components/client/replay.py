@@ -27,6 +27,7 @@ from pipeline_components.client.load import percentile
 
 DEFAULT_CONCURRENCY = 8
 PROGRESS_EVERY_S = 2.0
+UNNAMED_VERSION = "not named"  # REST predict answers do not say which version answered
 
 
 @dataclass(kw_only=True)
@@ -41,7 +42,7 @@ class ReplayReport:
         duration_s: from the first request sent to the last answer.
         p50_ms, p99_ms, max_ms: latency of the answered requests (the client's own, retries included).
         versions: version that answered -> requests (gRPC names it in every answer; REST only when a version was
-            asked, else ``"label"``).
+            asked, else ``"not named"``).
         error_kinds: error type -> count; ``error_samples``: the first few messages.
     """
 
@@ -116,7 +117,7 @@ class _Tally:
     def answered(self, latency_s: float, version: int | None) -> None:
         with self.lock:
             self.latencies_ms.append(latency_s * 1000.0)
-            self.versions[str(version) if version is not None else "label"] += 1
+            self.versions[str(version) if version is not None else UNNAMED_VERSION] += 1
             self.last_answer = time.monotonic()
 
     def error(self, error: Exception) -> None:
