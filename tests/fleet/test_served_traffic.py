@@ -143,7 +143,7 @@ def test_requests_through_nginx_are_logged_with_the_version_that_answered(fleet:
     assert all(row["predictions"]["y"] == pytest.approx(W_GOOD_A * row["features"]["x"] + 1) for row in rows)
 
 
-def test_logging_turned_off_and_on_keeps_the_served_version_answering(fleet: RunningFleet) -> None:
+def test_logging_rate_changed_off_and_on_keeps_the_served_version_answering(fleet: RunningFleet) -> None:
     failures: list[str] = []
     answered = [0]
     stop = threading.Event()
@@ -161,6 +161,9 @@ def test_logging_turned_off_and_on_keeps_the_served_version_answering(fleet: Run
     sender.start()
     try:
         wait_until(lambda: answered[0] >= 5, timeout_s=30, what="steady traffic through nginx")
+        assert "is on at sampling rate 0.5" in apply_request_logging(fleet.settings, config(rate=0.5), say=print)
+        logging = fleet.store.read_config()[MODEL].logging
+        assert logging is not None and logging.sampling_rate == 0.5
         assert "is off" in apply_request_logging(fleet.settings, config(rate=None), say=print)
         assert fleet.store.read_config()[MODEL].logging is None  # models.config carries none for it
         off = [501.0, 502.0, 503.0, 504.0]
