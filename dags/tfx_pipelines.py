@@ -1,4 +1,5 @@
-"""The Airflow DAGs of every compiled pipeline: ``<name>_pipeline`` and ``<name>_data`` per ``configs/<name>.yaml``.
+"""The Airflow DAGs of every compiled pipeline: ``<name>_pipeline`` and ``<name>_data`` per ``configs/<name>.yaml``;
+``<name>_serving`` when it rolls out to the fleet, ``<name>_monitoring`` when the fleet logs its requests.
 
 (Airflow's DAG discovery safe mode only parses files that mention both "airflow" and "dag": this docstring does.)
 
@@ -21,6 +22,7 @@ from pipeline_components.orchestration.dag_factory import (
     serving_dag_id_for,
 )
 from pipeline_components.orchestration.ir import read_pipeline_graph
+from pipeline_components.orchestration.monitoring_dag import build_monitoring_dag, monitoring_dag_id_for
 from pipeline_components.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -38,3 +40,5 @@ for name, config_path in find_pipeline_configs(settings.config_dir).items():
     globals()[data_dag_id_for(name)] = build_data_dag(config=config, settings=settings)
     if config.serving.rollout:
         globals()[serving_dag_id_for(name)] = build_serving_dag(config=config)
+    if config.serving.rollout and config.serving.request_logging is not None:
+        globals()[monitoring_dag_id_for(name)] = build_monitoring_dag(config=config, settings=settings)

@@ -11,7 +11,8 @@ now.
 Prints the result (``result.json``'s content) as one JSON line on stdout, with ``report``: the path of
 ``report.html`` under RUNWAY_HOME when ``--out`` is inside it (``reports/<pipeline>/<run>/...`` is what Airflow's
 plugin serves). Exit status: 0 the window was judged
-(``alert`` in the result says whether a threshold was crossed); 3 no logged traffic in the window (not an alert);
+(``alert`` in the result says whether a threshold was crossed); 99 (``boundary.EXIT_SKIPPED``) no logged traffic in
+the window (not an alert: the DAG's task is skipped);
 2 any other error (the message on stderr says what to do).
 """
 
@@ -24,10 +25,11 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from pipeline_components.boundary import EXIT_SKIPPED
 from pipeline_components.errors import NoTrafficError, RunwayError
 from pipeline_components.monitoring.report import PAGE_FILE, RESULT_FILE
 
-EXIT_NO_TRAFFIC = 3
+EXIT_NO_TRAFFIC = EXIT_SKIPPED  # the task is skipped: nothing to judge is not a failure
 
 
 def _secs(text: str) -> int:

@@ -12,3 +12,7 @@ def data_dag_id_for(pipeline_name: str) -> str:
 
 def serving_dag_id_for(pipeline_name: str) -> str:
     return f"{pipeline_name}_serving"
+
+
+def monitoring_dag_id_for(pipeline_name: str) -> str:
+    return f"{pipeline_name}_monitoring"

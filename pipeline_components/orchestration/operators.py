@@ -221,12 +221,15 @@ def summarize(result: dict[str, Any]) -> str:
 
 
 class RuntimeCommandOperator(BaseOperator):
-    """Run ``python -m pipeline_components.runtime ARGS`` in the runtime environment (locally), logging its output.
+    """Run ``python -m <module> ARGS`` in the runtime environment (locally), logging its output; its last JSON line
+    is the task's XCom.
 
-    Used for work around the pipeline that needs TensorFlow or pandas, such as preparing the next span.
+    Used for work around the pipeline that needs TensorFlow or pandas, such as preparing the next span. An exit
+    status of ``EXIT_SKIPPED`` skips the task (its last line of output says why); any other failure fails it.
     """
 
     template_fields = ("runtime_args",)
+    module = "pipeline_components.runtime"
 
     def __init__(self, *, runtime_args: list[str], **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -236,10 +239,14 @@ class RuntimeCommandOperator(BaseOperator):
     def runner(self) -> LocalNodeRunner:
         return LocalNodeRunner()
 
+    def arguments(self, context: Any) -> list[str]:
+        """The command's arguments (a subclass may compute them when the task runs)."""
+        return list(self.runtime_args)
+
     def execute(self, context: Any) -> Any:
         settings = Settings.from_env()
         command = NodeCommand(
-            argv=[str(settings.runtime_python), "-m", "pipeline_components.runtime", *self.runtime_args],
+            argv=[str(settings.runtime_python), "-m", self.module, *self.arguments(context)],
             env={**settings.as_env(), **RUNTIME_ENV},
         )
         lines: list[str] = []
@@ -252,6 +259,8 @@ class RuntimeCommandOperator(BaseOperator):
             outcome = self.runner.run(command, log=log)
         except RuntimeEnvironmentError as err:
             raise AirflowFailException(str(err)) from None
+        if outcome.returncode == EXIT_SKIPPED:
+            raise AirflowSkipException(next((line for line in reversed(lines) if line.strip()), "skipped"))
         if outcome.returncode != 0:
             reason = error_message(lines) or node_failure_message(self.task_id, outcome)
             record_failure(context, reason)
