@@ -44,6 +44,7 @@ from pipeline_components.fleet.spec import (
     connect_address,
     default_server,
     instance_name,
+    server_flags,
 )
 from pipeline_components.fleet.status import fleet_status
 from pipeline_components.fleet.store import ModelStore
@@ -248,7 +249,7 @@ class LocalFleet:
             server,
             f"--port={grpc_port}",
             f"--rest_api_port={rest_port}",
-            *bind_flags(server, spec.bind_address),
+            *server_flags(server, spec.bind_address),
             f"--model_config_file={self._instance_config_file(name, store_path)}",
             # Labels in the file name versions that are loaded only after start-up (TF Serving refuses them else).
             "--allow_version_labels_for_unavailable_models",

@@ -68,6 +68,19 @@ def bind_flags(server: str, address: str) -> list[str]:
     return [f"--bind_address={address}"]
 
 
+# A local fleet's model servers close a request log file this long after opening it (the server's default is 60 s):
+# the monitoring reads closed files only, so `runway monitor` right after a replay waits this long at most.
+LOCAL_LOG_FILE_SECONDS = 10
+
+
+def server_flags(server: str, address: str) -> list[str]:
+    """The flags a local fleet gives ``server`` besides its ports and model config: ``bind_flags``, and for
+    runway's model server a request log file closed after ``LOCAL_LOG_FILE_SECONDS``."""
+    if Path(server).name == "tensorflow_model_server":
+        return bind_flags(server, address)
+    return [*bind_flags(server, address), f"--runway_request_log_max_file_seconds={LOCAL_LOG_FILE_SECONDS}"]
+
+
 def connect_address(bind_address: str) -> str:
     """The address a client on this machine uses to reach a server bound to ``bind_address``.
 

@@ -72,7 +72,13 @@ def test_each_pipeline_has_a_dag_mirroring_its_ir(compiled: Settings) -> None:
     dags = probe["dags"]
     assert isinstance(dags, dict)
     assert set(dags) == {
-        *(f"{name}_{kind}" for name in ("flights", "penguins") for kind in ("pipeline", "data", "serving"))
+        *(f"{name}_{kind}" for name in ("flights", "penguins") for kind in ("pipeline", "data", "serving")),
+        "flights_monitoring",  # flights logs its requests (serving.request_logging); penguins does not
+    }
+    assert dags["flights_monitoring"] == {
+        "watch_traffic": [],
+        "drift_detected": ["watch_traffic"],
+        "request_retraining": ["drift_detected"],
     }
     for pipeline in ("flights", "penguins"):
         ir = json.loads(compiled.ir_path(pipeline).read_text())
@@ -112,6 +118,7 @@ def test_airflow_discovers_every_dag_without_import_errors(compiled: Settings) -
     assert result.returncode == 0, result.stderr[-3000:]
     found = json.loads(result.stdout.strip().splitlines()[-1])
     assert found["errors"] == {}
-    assert found["dags"] == [
-        f"{name}_{kind}" for name in ("flights", "penguins") for kind in ("data", "pipeline", "serving")
-    ]
+    assert found["dags"] == sorted(
+        [f"{name}_{kind}" for name in ("flights", "penguins") for kind in ("data", "pipeline", "serving")]
+        + ["flights_monitoring"]
+    )

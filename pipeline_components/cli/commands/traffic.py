@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import Any
 
 from pipeline_components.cli.commands import pipeline_config
 from pipeline_components.cli.commands.serving import client_from_args, rows_from_span
@@ -32,9 +33,10 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> None:
         if value is not None and value <= 0:
             raise RunwayError(f"--{name} must be positive, not {value}")
     try:
-        rows, _ = rows_from_span(settings, args.pipeline, args.span, args.count or ALL_ROWS)
+        rows, _ = rows_from_span(settings, args.pipeline, args.span, ALL_ROWS)
     except DataError as error:
         raise DataError(f"{error}. Prepared spans: {_prepared_spans(settings, config) or 'none'}") from None
+    rows = spread(rows, args.count)
     if args.rest_url or args.grpc_target:
         rest_url, grpc_target = args.rest_url, args.grpc_target
     else:
@@ -67,6 +69,17 @@ def cmd_replay(args: argparse.Namespace, settings: Settings) -> None:
         print(_summary(report))
     if report.failed:
         raise RunwayError(f"{report.failed} of {report.requests} requests failed (see the summary)")
+
+
+def spread(rows: list[Any], count: int | None) -> list[Any]:
+    """``count`` rows taken evenly across ``rows``, in their order (all of them without ``count``).
+
+    A span's rows are in time order: 2,000 rows of a month replayed are then a month of traffic in miniature
+    (every day, every hour), not its first two days, so that a monitoring window sees what the month was like.
+    """
+    if not count or count >= len(rows):
+        return rows
+    return [rows[i * len(rows) // count] for i in range(count)]
 
 
 def _check_served(client: ServingClient, pipeline: str, asked: str, *, version: int | None) -> int:

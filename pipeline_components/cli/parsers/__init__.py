@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from pipeline_components.cli.parsers import models, pipelines, runtime, scaffold, serving, traffic
+from pipeline_components.cli.parsers import models, monitoring, pipelines, runtime, scaffold, serving, traffic
 
 DESCRIPTION = """\
 Runway runs TFX pipelines under Airflow 3, from real data to a pushed, servable model.
@@ -30,6 +30,7 @@ Typical session (embedded defaults: SQLite, local files under var/):
   runway fleet promote|rollback ...  move the fleet's `stable` label, verified on every instance
   runway traffic replay flights --month 12 --rate 20
                                      real flights of a month through the fleet, at a rate
+  runway monitor flights --replay 7  replay a month, then judge the served traffic (skew, drift, retraining)
   runway airflow standalone          the Airflow UI on http://localhost:8080 with the same settings
 
 `runway run` prepares data and compiles on its own when needed, so on a fresh checkout
@@ -43,6 +44,6 @@ def build_parser() -> argparse.ArgumentParser:
     formatter = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(prog="runway", description=DESCRIPTION, formatter_class=formatter)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for group in (scaffold, pipelines, serving, traffic, models, runtime):
+    for group in (scaffold, pipelines, serving, traffic, monitoring, models, runtime):
         group.add_parsers(sub)
     return parser

@@ -44,7 +44,11 @@ def add_parsers(sub: Any) -> None:
         "--month", "--span", dest="span", type=int, required=True, help="the span to replay (flights: month 1-12)"
     )
     replay.add_argument("--rate", type=float, default=10.0, help="requests per second (default 10)")
-    replay.add_argument("--count", type=int, help="send at most this many requests (default: every row of the span)")
+    replay.add_argument(
+        "--count",
+        type=int,
+        help="send this many rows, taken evenly across the span in time order (default: every row of the span)",
+    )
     replay.add_argument("--duration", type=float, help="stop sending after this many seconds (default: no bound)")
     replay.add_argument("--protocol", choices=PROTOCOLS, default="rest", help="rest (default) or grpc")
     which = replay.add_mutually_exclusive_group()

@@ -43,3 +43,13 @@ def test_replay_help_says_how_it_is_bounded(capsys: pytest.CaptureFixture[str]) 
     text = capsys.readouterr().out
     for phrase in ("--rate", "--count", "--duration", "--protocol", "--json", "open loop"):
         assert phrase in text
+
+
+def test_a_count_below_the_spans_rows_is_spread_over_the_whole_span_in_order() -> None:
+    from pipeline_components.cli.commands.traffic import spread
+
+    hours = list(range(720))  # a month of rows in time order
+    picked = spread(hours, 30)
+    assert len(picked) == 30 and picked == sorted(picked)
+    assert picked[0] == 0 and picked[-1] >= 696  # the whole month, not its first day
+    assert spread(hours, None) == hours and spread(hours, 5000) == hours
