@@ -14,7 +14,7 @@ The comparisons are the data gate's own (``drift_skew_validator.executor.compare
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,26 @@ from pipeline_components.monitoring.served import Window, features_frame, predic
 from pipeline_components.monitoring.training import training_statistics
 
 log = logging.getLogger("runway.monitoring")
+
+
+def nearest_span(per_span: list[Measurement], *, spans: list[int]) -> list[Measurement]:
+    """Per feature, the skew against the training span the served traffic is nearest to.
+
+    A version trained on a window of months has seen each of them: traffic like any one of them is not news. So
+    the served features are skewed only when they are far from every span of the window; against the window's
+    oldest month alone, a normal month would look seasonal (2013: benchmarks/results/monitoring_months.md).
+    """
+    nearest: dict[str, Measurement] = {}
+    for measurement in per_span:
+        known = nearest.get(measurement.feature)
+        distance = float("inf") if measurement.observed is None else measurement.observed
+        if known is None or distance < (float("inf") if known.observed is None else known.observed):
+            nearest[measurement.feature] = measurement
+    window = ", ".join(str(span) for span in sorted(spans))
+    return [
+        replace(m, compared=m.compared.replace("its training span", "its nearest training span") + f" of {window}")
+        for m in nearest.values()
+    ]
 
 
 def _utc(secs: int) -> str:
@@ -90,12 +110,13 @@ def monitor_window(
         )
         spans = training_statistics(reader, version)
         trained_on[str(version)] = [s.span for s in spans]
+        per_span: list[Measurement] = []
         for span in spans:
             path = span.split_path("train")
             if not path.is_file():
                 notes.append(f"skew: span {span.span}'s training statistics are gone from {path}")
                 continue
-            measurements += compare(
+            per_span += compare(
                 kind="skew",
                 thresholds=config.monitoring.thresholds("skew", features),
                 statistics=tfdv.load_stats_binary(str(path)),
@@ -103,6 +124,7 @@ def monitor_window(
                 compared=f"served version {version} ({len(mine)} rows) vs its training span {span.span}",
                 **compare_args,
             )
+        measurements += nearest_span(per_span, spans=[s.span for s in spans])
     previous = previous_dir / STATISTICS_FILE if previous_dir is not None else None
     if previous is None or not previous.is_file():
         notes.append("drift: no previous window's statistics (the first window): nothing to compare")

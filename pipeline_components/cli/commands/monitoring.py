@@ -90,12 +90,12 @@ def print_window(result: dict[str, Any], window: Path, settings: Settings) -> No
     versions = ", ".join(f"version {v}: {n} rows" for v, n in result.get("rows_per_version", {}).items())
     say(f"Window {span['since_utc']} .. {span['until_utc']}: {result['rows']} requests ({versions})")
     say("ALERT: retraining requested (the pipeline's Asset)" if result["alert"] else "No threshold crossed")
-    measurements = sorted(result.get("measurements", []), key=lambda m: -(m.get("value") or 0) / m["threshold"])
-    say(f"  {'check':<6} {'feature':<18} {'metric':<26} {'value':>8} {'threshold':>9}  compared")
-    for m in measurements[:10]:
-        flag = " <" if m.get("failed") else ""
+    measurements = sorted(result.get("measurements", []), key=lambda m: -(m.get("observed") or 0) / m["threshold"])
+    say(f"  {'check':<6} {'feature':<16} {'comparator':<28} {'observed':>8} {'threshold':>9}  compared")
+    for m in measurements[:12]:
+        flag = "  CROSSED" if m.get("failed") else ""
         say(
-            f"  {m['kind']:<6} {m['feature']:<18} {m['metric']:<26} {m.get('value') or 0:>8.4f} "
+            f"  {m['check']:<6} {m['feature']:<16} {m['comparator']:<28} {m.get('observed') or 0:>8.4f} "
             f"{m['threshold']:>9.4f}  {m['compared']}{flag}"
         )
     for note in result.get("notes", []):
