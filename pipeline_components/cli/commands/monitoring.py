@@ -90,7 +90,10 @@ def print_window(result: dict[str, Any], window: Path, settings: Settings) -> No
     versions = ", ".join(f"version {v}: {n} rows" for v, n in result.get("rows_per_version", {}).items())
     say(f"Window {span['since_utc']} .. {span['until_utc']}: {result['rows']} requests ({versions})")
     say("ALERT: retraining requested (the pipeline's Asset)" if result["alert"] else "No threshold crossed")
-    measurements = sorted(result.get("measurements", []), key=lambda m: -(m.get("observed") or 0) / m["threshold"])
+    # A threshold of 1.0 switches a feature off (no distance exceeds 1): those come last.
+    measurements = sorted(
+        result.get("measurements", []), key=lambda m: (m["threshold"] >= 1, -(m.get("observed") or 0) / m["threshold"])
+    )
     say(f"  {'check':<6} {'feature':<16} {'comparator':<28} {'observed':>8} {'threshold':>9}  compared")
     for m in measurements[:12]:
         flag = "  CROSSED" if m.get("failed") else ""
