@@ -1,12 +1,12 @@
 """``<name>_monitoring``: watch what the fleet answered and ask for retraining when the world drifted.
 
-    watch_traffic -> drift_detected -> request_retraining
+    watch_traffic -> check_alert -> request_retraining
 
 - ``watch_traffic`` runs ``python -m pipeline_components.runtime monitor <config>`` in the runtime environment: the
   traffic the fleet logged for the pipeline's model since the previous window, against the training statistics of
   the version that answered (skew) and against the previous window (drift), with TFDV (docs/monitoring.md). Its
   figures are the task's XCom; its report page is the task's "Report" link.
-- ``drift_detected`` lets the run go on only when a threshold was crossed (otherwise ``request_retraining`` is
+- ``check_alert`` lets the run go on only when a threshold was crossed (otherwise ``request_retraining`` is
   skipped: nothing to do, at a glance).
 - ``request_retraining`` emits the pipeline's Asset (``<name>_spans``) with the evidence in the event's ``extra``:
   a pipeline scheduled on it (``schedule.on_new_span``) retrains, and its data gate judges the data on its own.
@@ -144,7 +144,7 @@ def build_monitoring_dag(*, config: PipelineConfig, settings: Settings) -> DAG:
         tags=["monitoring", config.name],
     ) as dag:
         watch = WatchTrafficOperator(task_id=WATCH_TASK, config_path=str(config.source), retries=1)
-        detected = ShortCircuitOperator(task_id="drift_detected", python_callable=drift_in)
+        detected = ShortCircuitOperator(task_id="check_alert", python_callable=drift_in)
         retrain = RequestRetrainingOperator(task_id="request_retraining", outlets=[spans_asset(config, settings)])
         watch >> detected >> retrain
     return dag

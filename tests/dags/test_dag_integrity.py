@@ -77,8 +77,8 @@ def test_each_pipeline_has_a_dag_mirroring_its_ir(compiled: Settings) -> None:
     }
     assert dags["flights_monitoring"] == {
         "watch_traffic": [],
-        "drift_detected": ["watch_traffic"],
-        "request_retraining": ["drift_detected"],
+        "check_alert": ["watch_traffic"],
+        "request_retraining": ["check_alert"],
     }
     for pipeline in ("flights", "penguins"):
         ir = json.loads(compiled.ir_path(pipeline).read_text())

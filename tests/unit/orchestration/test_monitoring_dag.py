@@ -36,8 +36,8 @@ def test_watch_then_short_circuit_then_the_asset(flights: PipelineConfig, isolat
     dag = build_monitoring_dag(config=flights, settings=isolated_settings)
 
     assert dag.dag_id == "flights_monitoring"
-    assert dag.task_dict["drift_detected"].upstream_task_ids == {WATCH_TASK}
-    assert dag.task_dict["request_retraining"].upstream_task_ids == {"drift_detected"}
+    assert dag.task_dict["check_alert"].upstream_task_ids == {WATCH_TASK}
+    assert dag.task_dict["request_retraining"].upstream_task_ids == {"check_alert"}
     # The event the pipeline DAG is scheduled on when schedule.on_new_span is set: retraining follows.
     assert dag.task_dict["request_retraining"].outlets == [spans_asset(flights, isolated_settings)]
     assert dag.max_active_runs == 1
