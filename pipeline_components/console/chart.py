@@ -23,6 +23,7 @@ def trend_chart(runs: Sequence[RunRecord], *, metric: str) -> str:
         metric: the evaluation metric the configuration gates on.
     """
     points = [run for run in reversed(runs) if run.metric(metric) is not None or run.rows is not None]
+    # Each run: the candidate's metric (line), the served model's on the same new span (dashed), rows (bars).
     if not points:
         return ""
     with figure_of(8.5, 3.6) as figure:
@@ -36,6 +37,15 @@ def trend_chart(runs: Sequence[RunRecord], *, metric: str) -> str:
         metric_axes.plot(
             [x for x, _ in measured], [value for _, value in measured], color=INFO, marker="o", label=metric
         )
+        # The model that was serving, on each new span (the Evaluator's baseline): how the world treats it.
+        served = [(x, run.served_metric(metric)) for x, run in zip(positions, points, strict=True)]
+        served = [(x, value) for x, value in served if value is not None]
+        if served:
+            metric_axes.plot(
+                [x for x, _ in served], [value for _, value in served], color=MUTED, marker="s", linestyle="--",
+                label=f"served model on the new span ({metric})",
+            )  # fmt: skip
+            metric_axes.legend(loc="lower left", fontsize=8, frameon=False)
         metric_axes.set_ylabel(metric, color=INFO)
         metric_axes.spines["right"].set_visible(True)
         labels = [run.started.strftime("%m-%d %H:%M") if run.started else run.run_id[:16] for run in points]

@@ -39,6 +39,7 @@ KEYS = (
     "blessed",
     "failures",
     "metrics",
+    "baseline_metrics",
     "gate_summary",
     "pushed",
     "version",
@@ -81,6 +82,11 @@ class RunRecord:
 
     def metric(self, name: str) -> float | None:
         value = (self.figure("Evaluator", "metrics") or {}).get(name)
+        return float(value) if isinstance(value, int | float) else None
+
+    def served_metric(self, name: str) -> float | None:
+        """The served model's (the Evaluator's baseline's) ``name`` on this run's new span."""
+        value = (self.figure("Evaluator", "baseline_metrics") or {}).get(name)
         return float(value) if isinstance(value, int | float) else None
 
     @property

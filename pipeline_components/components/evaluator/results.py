@@ -75,6 +75,8 @@ def evaluator_figures(evaluation_uri: str, blessing: Any | None) -> dict[str, An
     trusted = verdict.get("trusted") or {}
     return {
         "metrics": verdict["new_span"].get("metrics", {}),
+        # The served model (the baseline) on the same new span: the console's trend of how the served model fares.
+        "baseline_metrics": verdict["new_span"].get("baseline_metrics", {}),
         "trusted_metrics": trusted.get("metrics", {}),
         "trusted_spans": verdict.get("trusted_spans", []),
         "blessed": blessed,

@@ -36,15 +36,23 @@ def count_statements(engine: Engine) -> list[str]:
     return sent
 
 
-def succeeded_run(version: int, *, accuracy: float, rows: int, diff: float | None = None) -> dict[str, Any]:
-    """Everything succeeded and ``version`` was pushed and rolled out (task id -> (state, {xcom key: value}))."""
+def succeeded_run(
+    version: int, *, accuracy: float, rows: int, diff: float | None = None, served: float | None = None
+) -> dict[str, Any]:
+    """Everything succeeded and ``version`` was pushed and rolled out (task id -> (state, {xcom key: value}));
+    ``served``: the served model's accuracy on the new span (the Evaluator's baseline)."""
     metrics = {"sparse_categorical_accuracy": accuracy, "example_count": 32.0}
     if diff is not None:
         metrics["sparse_categorical_accuracy_diff"] = diff
     figures: dict[str, dict[str, Any]] = {
         "StatisticsGen": {"rows_total": rows},
         "GreatExpectationsValidator": {"gate_summary": "Great Expectations suite 'penguins': 24 expectations passed"},
-        "Evaluator": {"blessed": True, "failures": [], "metrics": metrics},
+        "Evaluator": {
+            "blessed": True,
+            "failures": [],
+            "metrics": metrics,
+            "baseline_metrics": {} if served is None else {"sparse_categorical_accuracy": served},
+        },
         "ModelInspector": {"gate_summary": "the candidate keeps the serving contract"},
         "InfraValidator": {"gate_summary": "loaded by runway-model-server in 4.1 s with 16 warmup records"},
         "TFLiteVariants": {"tflite_rejected": []},

@@ -40,7 +40,7 @@ def runs() -> list[RunRecord]:
         minutes=0,
     )
     write_run(
-        engine, "penguins_pipeline", "scheduled__3", succeeded_run(3, accuracy=0.96, rows=240, diff=0.01),
+        engine, "penguins_pipeline", "scheduled__3", succeeded_run(3, accuracy=0.96, rows=240, diff=0.01, served=0.93),
         state="success", minutes=10,
     )  # fmt: skip
     refused = succeeded_run(0, accuracy=0.9, rows=300)
@@ -128,6 +128,9 @@ def test_the_trend_is_a_matplotlib_chart_of_the_metric_and_rows(
     assert image.attrs["src"].startswith(prefix)
     svg = base64.b64decode(image.attrs["src"][len(prefix) :]).decode()
     assert "Matplotlib" in svg and "sparse_categorical_accuracy" in svg and "rows ingested" in svg
+    # The served model on each new month (the Evaluator's baseline) is a line of its own.
+    assert "served model on the new span" in svg
+    assert runs[1].served_metric("sparse_categorical_accuracy") == 0.93  # scheduled__3
 
 
 def test_without_a_fleet_the_page_says_so(config: PipelineConfig, store: ModelStore) -> None:
