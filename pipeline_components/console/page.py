@@ -13,6 +13,7 @@ from pipeline_components.config import PipelineConfig
 from pipeline_components.console.actions import CONSOLE_HEADER, grid_url
 from pipeline_components.console.chart import trend_chart
 from pipeline_components.console.runs import GATES, RunRecord
+from pipeline_components.console.traffic import WindowRecord
 from pipeline_components.console.versions import VersionRecord, read_versions
 from pipeline_components.fleet import LABELS, FleetState
 from pipeline_components.fleet.status import fleet_status
@@ -85,6 +86,7 @@ def build_console(
     runs: list[RunRecord],
     can_act: bool,
     selected_run: str = "",
+    windows: list[WindowRecord] | None = None,
 ) -> str:
     """The console page of ``config``'s pipeline.
 
@@ -95,6 +97,7 @@ def build_console(
         runs: the pipeline's runs, newest first (``runs.read_runs``).
         can_act: whether the user may trigger ``<name>_serving`` (buttons only then).
         selected_run: a run to mark (the console opened from a run's page).
+        windows: the monitoring windows of served traffic, newest first (``traffic.read_windows``).
 
     Returns:
         The page (HTML).
@@ -123,6 +126,8 @@ def build_console(
         can_act=can_act,
         selected_run=selected_run,
         chart=trend_chart(runs, metric=metric),
+        windows=windows or [],
+        monitored=config.serving.request_logging is not None,
     )
 
 

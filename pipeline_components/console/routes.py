@@ -29,6 +29,7 @@ from pipeline_components.config import PipelineConfig, find_pipeline_configs, lo
 from pipeline_components.console.actions import ActionRefused, check_same_origin, grid_url, parse_action, trigger
 from pipeline_components.console.page import CONSOLE_PREFIX, build_console, render_index
 from pipeline_components.console.runs import RunRecord, read_runs
+from pipeline_components.console.traffic import read_windows
 from pipeline_components.fleet import read_fleet_state
 from pipeline_components.fleet.store import ModelStore
 from pipeline_components.orchestration import dag_id_for, serving_dag_id_for
@@ -110,6 +111,7 @@ def console_router(*, may_read: Permission, may_trigger: Permission) -> APIRoute
             runs=pipeline_runs(pipeline),
             can_act=may_trigger(user, pipeline),
             selected_run=run,
+            windows=read_windows(settings.home, pipeline),
         )
         return HTMLResponse(page, headers=CONSOLE_HEADERS)
 
