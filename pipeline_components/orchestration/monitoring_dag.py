@@ -17,7 +17,9 @@ the replay of real traffic and such a run). Nothing here imports TensorFlow.
 
 from __future__ import annotations
 
+import calendar
 import json
+import re
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -49,8 +51,28 @@ def last_window(settings: Settings, pipeline: str) -> Path | None:
     return judged[-1].parent if judged else None
 
 
+QUEUE_MARGIN_S = 2  # a sampled request reaches its file within this (the server's writer queue)
+OPENED = re.compile(r"-(\d{8}T\d{6}Z)-.*\.tfrecord\.partial$")  # serving/request_log.py's open-file names
+
+
+def judged_until(prefix: Path, now: int) -> int:
+    """The end of a window every request of which is in a closed request log file.
+
+    The servers read ``*.tfrecord`` only once they are closed; a file still open (``.partial``, named after the
+    UTC second it was opened) holds requests answered since then. The window ends before the oldest open file, and
+    before the last ``QUEUE_MARGIN_S`` seconds, so no request is left behind by this window and skipped by the next.
+    """
+    opened = [
+        calendar.timegm(time.strptime(found.group(1), "%Y%m%dT%H%M%SZ"))
+        for path in prefix.parent.glob(f"{prefix.name}-*.partial")
+        if (found := OPENED.search(path.name))
+    ]
+    return min([now, *opened]) - QUEUE_MARGIN_S
+
+
 def window_arguments(config: PipelineConfig, settings: Settings, *, until: int) -> list[str]:
-    """``python -m pipeline_components.monitoring``'s arguments for the window that ends at ``until``.
+    """``python -m pipeline_components.monitoring``'s arguments for the window that ends at ``until`` (or before
+    it, where the servers still write requests answered before then: ``judged_until``).
 
     The window starts where the last judged one ended (all logged traffic before the first), so every logged
     request is judged once; a window without traffic is skipped and the next one covers its time as well.
@@ -61,6 +83,7 @@ def window_arguments(config: PipelineConfig, settings: Settings, *, until: int) 
     prefix = request_log_prefix(
         home=settings.home, model=config.serving.model_name, directory=logging.directory if logging else None
     )
+    until = judged_until(prefix, until)
     stamp = datetime.fromtimestamp(until, UTC).strftime("%Y%m%dT%H%M%SZ")
     out = windows_dir(settings, config.name) / f"{WINDOW_PREFIX}{stamp}"
     return [

@@ -64,7 +64,10 @@ def _replay(args: argparse.Namespace, settings: Settings) -> None:
 def _wait_for_closed_logs(prefix: Path) -> None:
     """Wait until the model servers have closed the request log files they were writing (only closed files are
     read), so that the window holds every request answered so far."""
+    from pipeline_components.orchestration.monitoring_dag import QUEUE_MARGIN_S  # imports Airflow: here only
+
     folder = prefix.parent
+    time.sleep(QUEUE_MARGIN_S)  # the last requests answered reach their file (the servers' writer queue)
     deadline = time.monotonic() + CLOSE_WAIT_S
     if list(folder.glob(PARTIAL)):
         say(f"waiting for the model servers to close their request log files in {folder} (<= {CLOSE_WAIT_S:.0f} s)")

@@ -15,6 +15,7 @@ from pipeline_components.orchestration.monitoring_dag import (
     WATCH_TASK,
     build_monitoring_dag,
     drift_in,
+    judged_until,
     window_arguments,
 )
 from pipeline_components.settings import Settings
@@ -69,7 +70,8 @@ def test_each_window_starts_where_the_last_one_ended(flights: PipelineConfig, is
     assert first["--log-prefix"] == str(prefix)  # where the fleet's instances log (fleet/request_logging.py)
     out = Path(first["--out"])
     assert out.parent == isolated_settings.home / "reports" / "flights"  # served by the plugin under /runway
-    assert out.name == "monitoring-20270115T080000Z"
+    assert out.name == "monitoring-20270115T075958Z"  # 2 s before now: requests still in the writer's queue
+    assert first["--until"] == "1799999998"
 
     # A window that found no traffic writes nothing: the next one covers its time too.
     assert _options(window_arguments(flights, isolated_settings, until=1_800_000_600))["--since"] == "0"
@@ -85,3 +87,16 @@ def test_the_log_prefix_follows_the_configured_directory(flights: PipelineConfig
     moved = flights.with_overrides({"serving.request_logging": {"sampling_rate": 0.1, "directory": "/srv/logs"}})
     arguments = _options(window_arguments(moved, isolated_settings, until=1_800_000_000))
     assert arguments["--log-prefix"] == "/srv/logs/flights_delay/flights_delay"
+
+
+def test_a_window_ends_before_the_oldest_file_the_servers_still_write(tmp_path: Path) -> None:
+    prefix = tmp_path / "flights_delay" / "flights_delay"
+    prefix.parent.mkdir()
+    now = 1_800_000_000  # 2027-01-15T08:00:00Z
+    assert judged_until(prefix, now) == now - 2  # nothing open: only the writer queue's margin
+    (prefix.parent / "flights_delay-20270115T075500Z-host-11-000001.tfrecord").touch()  # closed: readable
+    (prefix.parent / "flights_delay-20270115T075800Z-host-12-000002.tfrecord.partial").touch()  # still written
+    (prefix.parent / "flights_delay-20270115T075900Z-host-13-000003.tfrecord.partial").touch()
+    (prefix.parent / "other_model-20270115T070000Z-host-14-000004.tfrecord.partial").touch()  # not this model
+    # Requests answered since 07:58:00 may sit in an open file: the window stops before them, the next takes them.
+    assert judged_until(prefix, now) == now - 120 - 2
