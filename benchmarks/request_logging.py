@@ -314,7 +314,7 @@ def plot(results: dict[str, Any], path: Path) -> None:
                 axis.scatter([index] * len(values), values, color=color, alpha=0.5, s=16)
                 axis.hlines(statistics.median(values), index - 0.3, index + 0.3, color=color)
         axis.set_xticks(range(len(variants)), [f"logging {name}" for name in variants])
-        axis.set_title(f"{protocol}: p99 (red), p50 (blue) per window; bar = median")
+        axis.set_title(f"{protocol}: p99 (red), p50 (blue) of each window; bar: median")
         axis.set_ylabel("latency ms")
         axis.set_ylim(bottom=0)
     figure.tight_layout()
