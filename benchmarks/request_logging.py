@@ -1,6 +1,6 @@
 """Benchmark: what request logging costs the model server's latency, side by side with no logging (issue 20).
 
-    nice -n 10 .venv/bin/python benchmarks/request_logging.py     # ~6 minutes; writes benchmarks/results/
+    nice -n 10 .venv/bin/python benchmarks/request_logging.py     # ~8 minutes; writes benchmarks/results/
     .venv/bin/python benchmarks/request_logging.py --quick        # < 1 minute smoke check; writes to /tmp
 
 Issue 20's goal: p99 latency with logging within 5 % of no logging. In one run, so that the variants share the
