@@ -2,8 +2,8 @@
 
     watch_traffic -> check_alert -> request_retraining
 
-- ``watch_traffic`` runs ``python -m pipeline_components.runtime monitor <config>`` in the runtime environment: the
-  traffic the fleet logged for the pipeline's model since the previous window, against the training statistics of
+- ``watch_traffic`` runs ``python -m pipeline_components.monitoring`` in the runtime environment: the traffic the
+  fleet logged for the pipeline's model since the previous window, against the training statistics of
   the version that answered (skew) and against the previous window (drift), with TFDV (docs/monitoring.md). Its
   figures are the task's XCom; its report page is the task's "Report" link.
 - ``check_alert`` lets the run go on only when a threshold was crossed (otherwise ``request_retraining`` is
@@ -58,7 +58,7 @@ OPENED = re.compile(r"-(\d{8}T\d{6}Z)-.*\.tfrecord\.partial$")  # serving/reques
 def judged_until(prefix: Path, now: int) -> int:
     """The end of a window every request of which is in a closed request log file.
 
-    The servers read ``*.tfrecord`` only once they are closed; a file still open (``.partial``, named after the
+    The monitoring reads ``*.tfrecord`` files only once the servers have closed them; a file still open (``.partial``, named after the
     UTC second it was opened) holds requests answered since then. The window ends before the oldest open file, and
     before the last ``QUEUE_MARGIN_S`` seconds, so no request is left behind by this window and skipped by the next.
     """
