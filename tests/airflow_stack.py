@@ -102,6 +102,20 @@ class AirflowStack:
         api.login(user, self.passwords[user])
         return api
 
+    def paused_task_handled(self, dag_id: str, task_id: str, run_id: str) -> bool:
+        """Whether the scheduler has handled the executor's "finished" event of a task that paused for a person.
+
+        Airflow 3.3 fails the task when the person's answer arrives before that event (docs/fleet.md, "A known
+        race"). A person answers seconds after the request, by which time the scheduler has handled it; on a loaded
+        machine its loop can take longer, so a test that answers at once waits for this line of its log first.
+        """
+        key = f"TaskInstanceKey(dag_id='{dag_id}', task_id='{task_id}', run_id='{run_id}'"
+        log = self.settings.home / "airflow-scheduler.log"
+        return log.is_file() and any(
+            "Received executor event with state success" in line and key in line
+            for line in log.read_text(errors="replace").splitlines()
+        )
+
     def stop(self) -> None:
         for process in self.processes:
             with suppress(ProcessLookupError):

@@ -176,6 +176,8 @@ def awaiting_approval(ui: OperatorUi, succeeded: str) -> Iterator[tuple[str, int
     run_id = api.trigger(DAG_ID, {"train_steps": 80, "repush": True})
     asking = f"run {run_id} to ask for an approval"
     wait(asking, lambda: _approve_state(api, run_id) == "awaiting_input", timeout=1200, every=3)
+    handled = f"the scheduler to handle run {run_id}'s pause (Airflow 3.3's approval race)"
+    wait(handled, lambda: ui.airflow.paused_task_handled(DAG_ID, "rollout.approve", run_id), timeout=120, every=1)
     (_, candidate) = pushed_versions(ui.settings)
     yield run_id, candidate
 

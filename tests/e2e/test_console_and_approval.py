@@ -130,7 +130,7 @@ def _promote_and_answer(
     conf = {"action": "promote", "version": version}
     for _attempt in range(RACE_ATTEMPTS):
         run_id = trigger(stack, conf) if trigger else api.trigger(DAG_ID, conf)
-        final = _ask_and_answer(api, run_id, option, version=version, stable=stable)
+        final = _ask_and_answer(stack, api, run_id, option, version=version, stable=stable)
         tasks = api.call("GET", f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances")[1]["task_instances"]
         states = {task["task_id"]: task["state"] for task in tasks}
         if option is not None and states.get("rollout.approve") == "failed":
@@ -143,7 +143,9 @@ def _promote_and_answer(
     raise AssertionError(f"Airflow's approval race on all {RACE_ATTEMPTS} promotions")
 
 
-def _ask_and_answer(api: Api, run_id: str, option: str | None, *, version: int, stable: int) -> str | None:
+def _ask_and_answer(
+    stack: AirflowStack, api: Api, run_id: str, option: str | None, *, version: int, stable: int
+) -> str | None:
     """Wait for the run to ask, check the request, answer ``option`` (None: never); return the run's final state."""
     approve = f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/rollout.approve"
 
@@ -154,6 +156,9 @@ def _ask_and_answer(api: Api, run_id: str, option: str | None, *, version: int, 
 
     wait(f"run {run_id} to ask for an approval", asking, timeout=600, every=2)
     time.sleep(ANSWER_AFTER_S)  # a person answers seconds later; this models the person, nothing is timed
+    # On a loaded machine the scheduler may take longer than a person to handle the pause (docs/fleet.md).
+    handled = f"the scheduler to handle run {run_id}'s pause"
+    wait(handled, lambda: stack.paused_task_handled(DAG_ID, "rollout.approve", run_id), timeout=120, every=1)
     status, detail = api.call("GET", f"{approve}/-1/hitlDetails")
     assert status == 200, detail
     assert detail["options"] == ["Approve", "Reject"]

@@ -11,11 +11,12 @@ from tests.conftest import CONFIGS
 
 def test_every_feature_gets_its_listed_threshold_or_the_default() -> None:
     flights = load_pipeline_config(CONFIGS / "flights.yaml")
-    assert flights.monitoring.schedule is None and flights.monitoring.threshold == 0.1
+    assert flights.monitoring.schedule == "0 5 1 * *" and flights.monitoring.threshold == 0.1  # configs/flights.yaml
     tuned = flights.with_overrides({"monitoring.skew": {"precip": 0.3}, "monitoring.threshold": 0.2})
     skew = tuned.monitoring.thresholds("skew", list(flights.features.all))
     assert skew["precip"] == 0.3 and skew["carrier"] == 0.2 and set(skew) == set(flights.features.all)
-    assert set(tuned.monitoring.thresholds("drift", ["precip"]).values()) == {0.2}
+    # drift keeps flights' own list (precip 0.6); the rest gets the new default
+    assert tuned.monitoring.thresholds("drift", ["precip", "carrier"]) == {"precip": 0.6, "carrier": 0.2}
 
 
 @pytest.mark.parametrize(
