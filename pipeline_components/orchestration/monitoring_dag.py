@@ -58,9 +58,10 @@ OPENED = re.compile(r"-(\d{8}T\d{6}Z)-.*\.tfrecord\.partial$")  # serving/reques
 def judged_until(prefix: Path, now: int) -> int:
     """The end of a window every request of which is in a closed request log file.
 
-    The monitoring reads ``*.tfrecord`` files only once the servers have closed them; a file still open (``.partial``, named after the
-    UTC second it was opened) holds requests answered since then. The window ends before the oldest open file, and
-    before the last ``QUEUE_MARGIN_S`` seconds, so no request is left behind by this window and skipped by the next.
+    The monitoring reads ``*.tfrecord`` files only once the servers have closed them; a file still open
+    (``.partial``, named after the UTC second it was opened) holds requests answered since then. The window ends
+    before the oldest open file, and before the last ``QUEUE_MARGIN_S`` seconds, so no request is left behind by
+    this window and skipped by the next.
     """
     opened = [
         calendar.timegm(time.strptime(found.group(1), "%Y%m%dT%H%M%SZ"))
