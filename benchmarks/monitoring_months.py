@@ -57,21 +57,13 @@ def spread(frame: pd.DataFrame, count: int) -> pd.DataFrame:
 def judge(
     served: pd.DataFrame, training: dict[int, Any], previous: Any, *, config: Any, stats: Any
 ) -> list[dict[str, Any]]:
-    """Skew (nearest training month) and drift of one window; every measurement as a dict."""
-    from pipeline_components.components.drift_skew_validator.executor import compare
-    from pipeline_components.monitoring.window import nearest_span
+    """Skew (nearest training month) and drift of one window, as the monitoring computes them; as dicts."""
+    from pipeline_components.monitoring.window import drift, skew
 
-    features = list(config.features.all)
-    args: dict[str, Any] = {"schema": stats["schema"], "categorical": set(config.features.categorical)}
     statistics = stats["of"](served)
-    per_span = []
-    for month, trained in training.items():
-        per_span += compare(kind="skew", thresholds=config.monitoring.thresholds("skew", features),
-                            statistics=trained, other=statistics, compared=f"vs its training span {month}",
-                            **args)  # fmt: skip
-    measured = nearest_span(per_span, spans=list(training))
-    measured += compare(kind="drift", thresholds=config.monitoring.thresholds("drift", features), statistics=statistics,
-                        other=previous, compared="vs the previous window", **args)  # fmt: skip
+    measured = skew(config, schema=stats["schema"], statistics=statistics, training=training, who="served")
+    measured += drift(config, schema=stats["schema"], statistics=statistics, previous=previous,
+                      compared="vs the previous window")  # fmt: skip
     return [{**vars(m), "failed": m.failed} for m in measured]
 
 
@@ -127,7 +119,9 @@ def main() -> None:
     previous = stats["of"](spread(months[5], SERVED_ROWS))
     for name, corrupt in CORRUPTIONS.items():
         measured = judge(corrupt(spread(june, SERVED_ROWS)), window, previous, config=config, stats=stats)
-        corrupted.append({"corruption": name, **summary(measured), "measurements": measured})
+        corrupted.append(
+            {"corruption": name, "trained_on": list(window), **summary(measured), "measurements": measured}
+        )
         print(f"June, {name}: {', '.join(corrupted[-1]['crossed']) or 'NOT DETECTED'}")
 
     result = {
@@ -153,31 +147,21 @@ def markdown(result: dict[str, Any]) -> str:
         "spread over the month) by a version trained on M-3..M-1: skew against the nearest training month, drift "
         "against M-1; thresholds from `configs/flights.yaml` (`monitoring`): "
         f"`{json.dumps(result['thresholds'])}`.",
-        "",
-        "## Normal months",
-        "",
-        "| month | trained on | alert | crossed | closest (observed/threshold) |",
-        "|---|---|---|---|---|",
     ]
-    for row in result["normal_months"]:
-        lines.append(
-            f"| {row['month']} | {', '.join(map(str, row['trained_on']))} | {'**yes**' if row['alert'] else 'no'} | "
-            f"{', '.join(row['crossed']) or '-'} | {'; '.join(row['closest'])} |"
-        )
-    lines += ["", "## A stale version: nobody retrained since March", "",
-              "| month | trained on | alert | crossed | closest |", "|---|---|---|---|---|"]  # fmt: skip
-    for row in result["stale_version"]:
-        lines.append(
-            f"| {row['month']} | 1, 2, 3 | {'**yes**' if row['alert'] else 'no'} | "
-            f"{', '.join(row['crossed']) or '-'} | {'; '.join(row['closest'])} |"
-        )
-    lines += ["", "## June corrupted upstream (served to the version trained on March..May)", "",
-              "| corruption | alert | crossed | closest |", "|---|---|---|---|"]  # fmt: skip
-    for row in result["corrupted_june"]:
-        lines.append(
-            f"| {row['corruption']} | {'**yes**' if row['alert'] else 'no'} | {', '.join(row['crossed']) or '-'} | "
-            f"{'; '.join(row['closest'])} |"
-        )
+    sections = (
+        ("Normal months", "month", "normal_months"),
+        ("A stale version: nobody retrained since March", "month", "stale_version"),
+        ("June corrupted upstream (served to the version trained on March..May)", "corruption", "corrupted_june"),
+    )
+    for title, first, key in sections:
+        lines += ["", f"## {title}", "", f"| {first} | trained on | alert | crossed | closest (observed/threshold) |",
+                  "|---|---|---|---|---|"]  # fmt: skip
+        for row in result[key]:
+            trained_on = ", ".join(map(str, row["trained_on"]))
+            lines.append(
+                f"| {row[first]} | {trained_on} | {'**yes**' if row['alert'] else 'no'} | "
+                f"{', '.join(row['crossed']) or '-'} | {'; '.join(row['closest'])} |"
+            )
     return "\n".join(lines) + "\n"
 
 

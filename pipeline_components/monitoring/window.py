@@ -32,6 +32,40 @@ from pipeline_components.monitoring.training import training_statistics
 log = logging.getLogger("runway.monitoring")
 
 
+def skew(
+    config: PipelineConfig, *, schema: Any, statistics: Any, training: dict[int, Any], who: str
+) -> list[Measurement]:
+    """Per feature, the skew of ``statistics`` against the nearest of the training spans' statistics
+    (``training``: span -> statistics), with the thresholds of ``config.monitoring``."""
+    features = list(config.features.all)
+    per_span: list[Measurement] = []
+    for span, trained in training.items():
+        per_span += compare(
+            kind="skew",
+            schema=schema,
+            thresholds=config.monitoring.thresholds("skew", features),
+            categorical=set(config.features.categorical),
+            statistics=trained,
+            other=statistics,
+            compared=f"{who} vs its training span {span}",
+        )
+    return nearest_span(per_span, spans=list(training))
+
+
+def drift(config: PipelineConfig, *, schema: Any, statistics: Any, previous: Any, compared: str) -> list[Measurement]:
+    """Per feature, the drift of ``statistics`` against the previous window's, with ``config.monitoring``'s
+    thresholds."""
+    return compare(
+        kind="drift",
+        schema=schema,
+        thresholds=config.monitoring.thresholds("drift", list(config.features.all)),
+        categorical=set(config.features.categorical),
+        statistics=statistics,
+        other=previous,
+        compared=compared,
+    )
+
+
 def nearest_span(per_span: list[Measurement], *, spans: list[int]) -> list[Measurement]:
     """Per feature, the skew against the training span the served traffic is nearest to.
 
@@ -95,8 +129,6 @@ def monitor_window(
         )
     schema = tfdv.load_schema_text(str(config.schema_path))
     features = list(config.features.all)
-    categorical = set(config.features.categorical)
-    compare_args: dict[str, Any] = {"schema": schema, "categorical": categorical}
     served = tfdv.generate_statistics_from_dataframe(features_frame(rows, features))
 
     notes: list[str] = []
@@ -110,32 +142,25 @@ def monitor_window(
         )
         spans = training_statistics(reader, version)
         trained_on[str(version)] = [s.span for s in spans]
-        per_span: list[Measurement] = []
+        training = {}
         for span in spans:
             path = span.split_path("train")
-            if not path.is_file():
+            if path.is_file():
+                training[span.span] = tfdv.load_stats_binary(str(path))
+            else:
                 notes.append(f"skew: span {span.span}'s training statistics are gone from {path}")
-                continue
-            per_span += compare(
-                kind="skew",
-                thresholds=config.monitoring.thresholds("skew", features),
-                statistics=tfdv.load_stats_binary(str(path)),
-                other=statistics,
-                compared=f"served version {version} ({len(mine)} rows) vs its training span {span.span}",
-                **compare_args,
-            )
-        measurements += nearest_span(per_span, spans=[s.span for s in spans])
+        who = f"served version {version} ({len(mine)} rows)"
+        measurements += skew(config, schema=schema, statistics=statistics, training=training, who=who)
     previous = previous_dir / STATISTICS_FILE if previous_dir is not None else None
     if previous is None or not previous.is_file():
         notes.append("drift: no previous window's statistics (the first window): nothing to compare")
     else:
-        measurements += compare(
-            kind="drift",
-            thresholds=config.monitoring.thresholds("drift", features),
+        measurements += drift(
+            config,
+            schema=schema,
             statistics=served,
-            other=tfdv.load_stats_binary(str(previous)),
+            previous=tfdv.load_stats_binary(str(previous)),
             compared=f"this window vs the previous one ({previous_dir})",
-            **compare_args,
         )
     crossed = [m for m in measurements if m.failed]
     result: dict[str, Any] = {
