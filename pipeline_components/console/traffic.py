@@ -11,8 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline_components.orchestration.links import URL_PREFIX
-
-WINDOW_GLOB = "monitoring-*/result.json"  # orchestration/monitoring_dag.py files each window so
+from pipeline_components.orchestration.monitoring_windows import RESULT_FILE, judged_windows
 
 
 @dataclass(frozen=True)
@@ -31,9 +30,9 @@ class WindowRecord:
 def read_windows(home: Path, pipeline: str, *, limit: int = 12) -> list[WindowRecord]:
     """The newest ``limit`` windows of ``pipeline`` under ``home``."""
     records = []
-    for path in sorted((home / "reports" / pipeline).glob(WINDOW_GLOB), reverse=True)[:limit]:
+    for folder in reversed(judged_windows(home, pipeline)[-limit:]):
         try:
-            result = json.loads(path.read_text())
+            result = json.loads((folder / RESULT_FILE).read_text())
             crossed = [
                 f"{m['check']} {m['feature']} "
                 + ("absent" if m["observed"] is None else f"{m['observed']:.3f} > {m['threshold']:g}")
@@ -48,7 +47,7 @@ def read_windows(home: Path, pipeline: str, *, limit: int = 12) -> list[WindowRe
                     versions=", ".join(f"version {v}: {n} rows" for v, n in result["rows_per_version"].items()),
                     alert=bool(result["alert"]),
                     crossed=crossed,
-                    report=f"{URL_PREFIX}/{(path.parent / 'report.html').relative_to(home)}",
+                    report=f"{URL_PREFIX}/{(folder / 'report.html').relative_to(home)}",
                 )
             )
         except (OSError, ValueError, KeyError, TypeError):

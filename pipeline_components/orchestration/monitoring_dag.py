@@ -17,9 +17,7 @@ the replay of real traffic and such a run). Nothing here imports TensorFlow.
 
 from __future__ import annotations
 
-import calendar
 import json
-import re
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,42 +31,11 @@ from pipeline_components.fleet.request_logging import request_log_prefix
 from pipeline_components.orchestration import monitoring_dag_id_for
 from pipeline_components.orchestration.dag_factory import START_DATE, spans_asset
 from pipeline_components.orchestration.links import REPORT_XCOM_KEY, NodeReportLink, report_url
+from pipeline_components.orchestration.monitoring_windows import WINDOW_PREFIX, judged_until, last_window, windows_dir
 from pipeline_components.orchestration.operators import RuntimeCommandOperator
 from pipeline_components.settings import Settings
 
 WATCH_TASK = "watch_traffic"
-WINDOW_PREFIX = "monitoring-"  # reports/<pipeline>/monitoring-<until, UTC>/: result.json, report.html, ...
-
-
-def windows_dir(settings: Settings, pipeline: str) -> Path:
-    """Where the windows of ``pipeline`` are filed (beside its runs' pages: the plugin serves them)."""
-    return settings.home / "reports" / pipeline
-
-
-def last_window(settings: Settings, pipeline: str) -> Path | None:
-    """The newest window that was judged (it has a ``result.json``), or None."""
-    judged = sorted(windows_dir(settings, pipeline).glob(f"{WINDOW_PREFIX}*/result.json"))
-    return judged[-1].parent if judged else None
-
-
-QUEUE_MARGIN_S = 2  # a sampled request reaches its file within this (the server's writer queue)
-OPENED = re.compile(r"-(\d{8}T\d{6}Z)-.*\.tfrecord\.partial$")  # serving/request_log.py's open-file names
-
-
-def judged_until(prefix: Path, now: int) -> int:
-    """The end of a window every request of which is in a closed request log file.
-
-    The monitoring reads ``*.tfrecord`` files only once the servers have closed them; a file still open
-    (``.partial``, named after the UTC second it was opened) holds requests answered since then. The window ends
-    before the oldest open file, and before the last ``QUEUE_MARGIN_S`` seconds, so no request is left behind by
-    this window and skipped by the next.
-    """
-    opened = [
-        calendar.timegm(time.strptime(found.group(1), "%Y%m%dT%H%M%SZ"))
-        for path in prefix.parent.glob(f"{prefix.name}-*.partial")
-        if (found := OPENED.search(path.name))
-    ]
-    return min([now, *opened]) - QUEUE_MARGIN_S
 
 
 def window_arguments(config: PipelineConfig, settings: Settings, *, until: int) -> list[str]:
@@ -78,7 +45,7 @@ def window_arguments(config: PipelineConfig, settings: Settings, *, until: int) 
     The window starts where the last judged one ended (all logged traffic before the first), so every logged
     request is judged once; a window without traffic is skipped and the next one covers its time as well.
     """
-    previous = last_window(settings, config.name)
+    previous = last_window(settings.home, config.name)
     since = json.loads((previous / "result.json").read_text())["window"]["until"] if previous else 0
     logging = config.serving.request_logging
     prefix = request_log_prefix(
@@ -86,7 +53,7 @@ def window_arguments(config: PipelineConfig, settings: Settings, *, until: int) 
     )
     until = judged_until(prefix, until)
     stamp = datetime.fromtimestamp(until, UTC).strftime("%Y%m%dT%H%M%SZ")
-    out = windows_dir(settings, config.name) / f"{WINDOW_PREFIX}{stamp}"
+    out = windows_dir(settings.home, config.name) / f"{WINDOW_PREFIX}{stamp}"
     return [
         *("--pipeline", config.name, "--log-prefix", str(prefix)),
         *("--since", str(min(since, until - 1)), "--until", str(until), "--out", str(out)),

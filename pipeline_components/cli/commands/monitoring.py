@@ -16,9 +16,9 @@ from pipeline_components.config import PipelineConfig
 from pipeline_components.errors import RunwayError
 from pipeline_components.fleet.request_logging import request_log_prefix
 from pipeline_components.orchestration import airflow_local, monitoring_dag_id_for
+from pipeline_components.orchestration.monitoring_windows import PARTIAL_GLOB, QUEUE_MARGIN_S, last_window
 from pipeline_components.settings import Settings
 
-PARTIAL = "*.tfrecord.partial"  # a request log file still being written (serving/request_log.py)
 CLOSE_WAIT_S = 90.0  # the model servers close a file --runway_request_log_max_file_seconds (60) after opening it
 
 
@@ -64,14 +64,12 @@ def _replay(args: argparse.Namespace, settings: Settings) -> None:
 def _wait_for_closed_logs(prefix: Path) -> None:
     """Wait until the model servers have closed the request log files they were writing (only closed files are
     read), so that the window holds every request answered so far."""
-    from pipeline_components.orchestration.monitoring_dag import QUEUE_MARGIN_S  # imports Airflow: here only
-
     folder = prefix.parent
     time.sleep(QUEUE_MARGIN_S)  # the last requests answered reach their file (the servers' writer queue)
     deadline = time.monotonic() + CLOSE_WAIT_S
-    if list(folder.glob(PARTIAL)):
+    if list(folder.glob(PARTIAL_GLOB)):
         say(f"waiting for the model servers to close their request log files in {folder} (<= {CLOSE_WAIT_S:.0f} s)")
-    while list(folder.glob(PARTIAL)):
+    while list(folder.glob(PARTIAL_GLOB)):
         if time.monotonic() > deadline:
             say("  some files are still open: their requests go to the next window")
             return
@@ -79,9 +77,7 @@ def _wait_for_closed_logs(prefix: Path) -> None:
 
 
 def _newest_window(settings: Settings, config: PipelineConfig) -> Path:
-    from pipeline_components.orchestration.monitoring_dag import last_window
-
-    window = last_window(settings, config.name)
+    window = last_window(settings.home, config.name)
     if window is None:
         raise RunwayError(f"the monitoring run wrote no window under {settings.home / 'reports' / config.name}")
     return window

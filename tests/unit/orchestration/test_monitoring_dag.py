@@ -15,9 +15,9 @@ from pipeline_components.orchestration.monitoring_dag import (
     WATCH_TASK,
     build_monitoring_dag,
     drift_in,
-    judged_until,
     window_arguments,
 )
+from pipeline_components.orchestration.monitoring_windows import judged_until
 from pipeline_components.settings import Settings
 from tests.conftest import CONFIGS
 
