@@ -2,10 +2,9 @@
 
     nice -n 10 .venv/bin/python benchmarks/drift_to_retraining.py     # ~10 minutes; writes benchmarks/results/
 
-On a real stack, built as ``tests/e2e/test_closed_loop.py`` builds it: a 10 % sample of January 2013 trained
-through the flights pipeline (Airflow, the runtime environment, ML Metadata) and ``stable`` on a fleet of 2 runway
-model servers behind nginx that log every request; then a real Airflow 3 (API server, scheduler with the
-LocalExecutor, DAG processor: ``tests/airflow_stack.py``) over the same database. Each repetition:
+The stack of ``tests/e2e/test_closed_loop.py``: a 10 % sample of January 2013 trained through the flights pipeline
+and ``stable`` on 2 runway model servers behind nginx that log every request; then a real Airflow 3 (API server,
+scheduler with the LocalExecutor, DAG processor: ``tests/airflow_stack.py``) over the same database. Each repetition:
 
 1. replays ``--count`` real July flights through the load balancer (``runway traffic replay``: summer traffic to a
    winter model, which alerts on temp and dewp: ``benchmarks/results/monitoring_months.md``), and waits until the
@@ -80,45 +79,38 @@ def timeline(db: Path, monitoring_run: str) -> dict[str, Any]:
         ``flights_pipeline`` run that event fed (created, queued, started) with its first task's start; and
         ``retraining_run``, that run's id (None before it exists).
     """
+    run = _rows(db, "SELECT queued_at, start_date, end_date FROM dag_run WHERE dag_id = ? AND run_id = ?",
+                MONITORING, monitoring_run) or [(None, None, None)]  # fmt: skip
+    moments: dict[str, Any] = dict(
+        zip(("monitoring_queued", "monitoring_start", "monitoring_end"), run[0], strict=True)
+    )
+    for task, *times in _rows(db, "SELECT task_id, scheduled_dttm, queued_dttm, start_date, end_date FROM "
+                              "task_instance WHERE dag_id = ? AND run_id = ? AND map_index = -1", MONITORING,
+                              monitoring_run):  # fmt: skip
+        short = {"watch_traffic": "watch", "check_alert": "check", "request_retraining": "request"}.get(task, task)
+        moments |= {
+            f"{short}_{what}": at for what, at in zip(("scheduled", "queued", "start", "end"), times, strict=True)
+        }
+    event = _rows(db, "SELECT id, timestamp FROM asset_event WHERE source_dag_id = ? AND source_run_id = ? ORDER BY id",
+                  MONITORING, monitoring_run)  # fmt: skip
+    retraining = event and _rows(db, "SELECT r.run_id, r.created_at, r.queued_at, r.start_date FROM dag_run r JOIN "
+                                 "dagrun_asset_event d ON d.dag_run_id = r.id WHERE d.event_id = ? AND r.dag_id = ?",
+                                 event[0][0], PIPELINE)  # fmt: skip
+    if event:
+        moments["asset_event"] = event[0][1]
+    if retraining:
+        run_id, *times = retraining[0]
+        moments |= dict(zip(("retraining_created", "retraining_queued", "retraining_start"), times, strict=True))
+        moments["retraining_first_task"] = _rows(db, "SELECT MIN(start_date) FROM task_instance WHERE dag_id = ? "
+                                                 "AND run_id = ?", PIPELINE, run_id)[0][0]  # fmt: skip
+    return {**{key: parse_time(value) for key, value in moments.items()},
+            "retraining_run": retraining[0][0] if retraining else None}  # fmt: skip
+
+
+def _rows(db: Path, sql: str, *parameters: Any) -> list[Any]:
+    """One read-only query of Airflow's SQLite database (Airflow keeps writing it)."""
     with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)) as connection:
-        run = connection.execute(
-            "SELECT queued_at, start_date, end_date FROM dag_run WHERE dag_id = ? AND run_id = ?",
-            (MONITORING, monitoring_run),
-        ).fetchone() or (None, None, None)
-        moments: dict[str, str | None] = dict(
-            zip(("monitoring_queued", "monitoring_start", "monitoring_end"), run, strict=True)
-        )
-        for task, scheduled, queued, start, end in connection.execute(
-            "SELECT task_id, scheduled_dttm, queued_dttm, start_date, end_date FROM task_instance "
-            "WHERE dag_id = ? AND run_id = ? AND map_index = -1",
-            (MONITORING, monitoring_run),
-        ):
-            short = {"watch_traffic": "watch", "check_alert": "check", "request_retraining": "request"}.get(task, task)
-            moments |= {f"{short}_scheduled": scheduled, f"{short}_queued": queued, f"{short}_start": start,
-                        f"{short}_end": end}  # fmt: skip
-        event = connection.execute(
-            "SELECT id, timestamp FROM asset_event WHERE source_dag_id = ? AND source_run_id = ? ORDER BY id",
-            (MONITORING, monitoring_run),
-        ).fetchone()
-        retraining = None
-        if event:
-            moments["asset_event"] = event[1]
-            retraining = connection.execute(
-                "SELECT r.run_id, r.created_at, r.queued_at, r.start_date FROM dag_run r "
-                "JOIN dagrun_asset_event d ON d.dag_run_id = r.id WHERE d.event_id = ? AND r.dag_id = ?",
-                (event[0], PIPELINE),
-            ).fetchone()
-        if retraining:
-            moments |= dict(
-                zip(("retraining_created", "retraining_queued", "retraining_start"), retraining[1:], strict=True)
-            )
-            (first,) = connection.execute(
-                "SELECT MIN(start_date) FROM task_instance WHERE dag_id = ? AND run_id = ?", (PIPELINE, retraining[0])
-            ).fetchone()
-            moments["retraining_first_task"] = first
-    parsed: dict[str, Any] = {key: parse_time(value) for key, value in moments.items()}
-    parsed["retraining_run"] = retraining[0] if retraining else None
-    return parsed
+        return connection.execute(sql, parameters).fetchall()
 
 
 def retraining_run(db: Path, monitoring_run: str) -> str | None:
@@ -138,15 +130,34 @@ def stage_seconds(moments: dict[str, Any]) -> dict[str, float | None]:
     return seconds
 
 
+def watch_log(log_dir: Path) -> dict[str, float | None]:
+    """Where ``watch_traffic``'s time went, from its last attempt's task log (JSON lines, Airflow's timestamps):
+    seconds from its first line to the DAG file parsed, to the runtime interpreter's first output (TensorFlow
+    imported), to its result (the JSON line), and to the log's last line."""
+    attempts = sorted(log_dir.glob("attempt=*.log"))
+    lines = attempts[-1].read_text().splitlines() if attempts else []
+    records = [json.loads(line) for line in lines if line.startswith("{")]
+    if not records:
+        return {}
+    start = parse_time(records[0]["timestamp"])
+    runtime = [r for r in records if r.get("logger") == "runway.tfx_node"]
+    parsed = next((r for r in records if r.get("event") == "Worker startup parse complete"), None)
+    result = next((r for r in reversed(runtime) if str(r.get("event")).startswith("{")), None)
+    first = runtime[0] if runtime else None
+    marks = {"dag_parsed": parsed, "runtime_first_output": first, "runtime_result": result, "log_end": records[-1]}
+    return {
+        key: round((parse_time(r["timestamp"]) - start).total_seconds(), 2) if r and start else None  # type: ignore[operator]
+        for key, r in marks.items()
+    }
+
+
 def summarize(repetitions: list[dict[str, Any]]) -> dict[str, dict[str, float | None]]:
     """Median and max of every stage (and the total) over the repetitions."""
     summary: dict[str, dict[str, float | None]] = {}
     for key in [*(stage[0] for stage in STAGES), "total"]:
         values = [r["stages"][key] for r in repetitions if r["stages"].get(key) is not None]
-        summary[key] = {
-            "median": round(statistics.median(values), 2) if values else None,
-            "max": round(max(values), 2) if values else None,
-        }
+        median, top = (round(statistics.median(values), 2), round(max(values), 2)) if values else (None, None)
+        summary[key] = {"median": median, "max": top}
     return summary
 
 
@@ -167,17 +178,6 @@ def build_stack(settings: Settings, *, month: int) -> None:
     check(runway(settings, "data", "prepare", "flights", "--spans", str(month), "--sample-fraction", "0.1"))
 
 
-def log_prefix(settings: Settings) -> Path:
-    """Where the fleet's model servers write flights' request log files (``<prefix>-*.tfrecord``)."""
-    from pipeline_components.config import load_pipeline_config
-    from pipeline_components.fleet.request_logging import request_log_prefix
-
-    config = load_pipeline_config(CHECKOUT / "configs" / "flights.yaml")
-    logging = config.serving.request_logging
-    directory = logging.directory if logging else None
-    return request_log_prefix(home=settings.home, model=config.serving.model_name, directory=directory)
-
-
 def closed_log_files(prefix: Path) -> dict[Path, float]:
     """The request log files the model servers have closed, with their modification (closing) times."""
     return {path: path.stat().st_mtime for path in prefix.parent.glob(f"{prefix.name}-*.tfrecord")}
@@ -185,22 +185,16 @@ def closed_log_files(prefix: Path) -> dict[Path, float]:
 
 def still_running(db: Path, dag_id: str, run_id: str) -> bool:
     """Whether a task of the run is still scheduled, queued or running."""
-    with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)) as connection:
-        (busy,) = connection.execute(
-            "SELECT COUNT(*) FROM task_instance WHERE dag_id = ? AND run_id = ? "
-            "AND state IN ('scheduled', 'queued', 'running', 'restarting', 'up_for_retry')",
-            (dag_id, run_id),
-        ).fetchone()
-    return bool(busy)
+    busy = ("scheduled", "queued", "running", "restarting", "up_for_retry")
+    sql = f"SELECT COUNT(*) FROM task_instance WHERE dag_id = ? AND run_id = ? AND state IN ({','.join('?' * 5)})"
+    return bool(_rows(db, sql, dag_id, run_id, *busy)[0][0])
 
 
 def cron_examined(db: Path) -> bool:
     """Whether the scheduler has created the runs the cron schedules of the pipeline and monitoring DAGs owe
     (their next run is in the future): Airflow runs the latest missed interval of a new DAG (catchup=False)."""
-    with closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)) as connection:
-        rows = connection.execute(
-            "SELECT dag_id, next_dagrun_create_after FROM dag WHERE dag_id IN (?, ?)", (MONITORING, PIPELINE)
-        ).fetchall()
+    sql = "SELECT dag_id, next_dagrun_create_after FROM dag WHERE dag_id IN (?, ?)"
+    rows = _rows(db, sql, MONITORING, PIPELINE)
     now = datetime.now(UTC)
     return len(rows) == 2 and all((parse_time(after) or now) > now for _, after in rows)
 
@@ -223,12 +217,19 @@ def stop_other_runs(api: Any, db: Path) -> list[str]:
 
 def repeat(settings: Settings, api: Any, *, month: int, count: int, rate: int) -> dict[str, Any]:
     """One repetition (module docstring): replay, monitoring run, retraining started and stopped."""
+    from pipeline_components.config import load_pipeline_config
+    from pipeline_components.fleet.request_logging import request_log_prefix
     from pipeline_components.orchestration.airflow_local import database_path
     from pipeline_components.orchestration.monitoring_windows import PARTIAL_GLOB, last_window
     from tests.airflow_stack import wait
     from tests.helpers import check, runway
 
-    db, prefix = database_path(settings), log_prefix(settings)
+    config = load_pipeline_config(CHECKOUT / "configs" / "flights.yaml")
+    directory = config.serving.request_logging.directory if config.serving.request_logging else None
+    db, prefix = (
+        database_path(settings),
+        request_log_prefix(home=settings.home, model="flights_delay", directory=directory),
+    )
     stopped = stop_other_runs(api, db)
     before = closed_log_files(prefix)
     check(runway(settings, "traffic", "replay", "flights", "--month", str(month), "--count", str(count),
@@ -252,6 +253,7 @@ def repeat(settings: Settings, api: Any, *, month: int, count: int, rate: int) -
     # The next repetition's retraining must not queue behind this one (max_active_runs).
     wait("the stopped retraining run's tasks", lambda: not still_running(db, PIPELINE, retraining), 180, every=1)
     moments["traffic_closed"] = datetime.fromtimestamp(max(new.values()), UTC)
+    logs = settings.home / "airflow" / "logs" / f"dag_id={MONITORING}" / f"run_id={run_id}" / "task_id=watch_traffic"
     return {
         "monitoring_run": run_id,
         "stopped_before": stopped,
@@ -261,6 +263,7 @@ def repeat(settings: Settings, api: Any, *, month: int, count: int, rate: int) -
         "evidence": result["evidence"],
         "moments": {key: value.isoformat() if value else None for key, value in sorted(moments.items())},
         "stages": stage_seconds(moments),
+        "watch_log": watch_log(logs),
     }
 
 
@@ -285,6 +288,7 @@ def main() -> None:
     db = database_path(settings)
     started, load_before = time.monotonic(), [round(x, 2) for x in os.getloadavg()]
     repetitions: list[dict[str, Any]] = []
+    setup_s, failure = None, None
     try:
         build_stack(settings, month=args.month)
         setup_s = round(time.monotonic() - started, 1)
@@ -297,6 +301,9 @@ def main() -> None:
             for number in range(1, args.repetitions + 1):
                 repetitions.append(repeat(settings, api, month=args.month, count=args.count, rate=args.rate))
                 print(f"repetition {number}: {json.dumps(repetitions[-1]['stages'])}", flush=True)
+    except (AssertionError, KeyError, OSError) as err:  # the repetitions done so far are still a result
+        failure = f"{type(err).__name__}: {err}"
+        print(f"stopped: {failure}", flush=True)
     finally:
         runway(settings, "fleet", "down")
     result = {
@@ -307,90 +314,21 @@ def main() -> None:
         "load_before": load_before,
         "load_after": [round(x, 2) for x in os.getloadavg()],
         "setup_s": setup_s,
+        "failure": failure,
         "wall_s": round(time.monotonic() - started, 1),
         "stages": [{"key": key, "from": begin, "to": end, "what": what} for key, begin, end, what in STAGES],
         "repetitions": repetitions,
         "summary": summarize(repetitions),
     }
+    from drift_to_retraining_report import markdown, plot  # beside this file
+
+    if not repetitions:
+        raise SystemExit(f"no repetition finished ({failure})")
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "drift_to_retraining.json").write_text(json.dumps(result, indent=2) + "\n")
     (args.out / "drift_to_retraining.md").write_text(markdown(result))
     plot(result, args.out / "drift_to_retraining.png")
     print(f"wrote {args.out}/drift_to_retraining.{{json,md,png}} in {result['wall_s']} s")
-
-
-# --- the report ---------------------------------------------------------------------------------------------------
-
-
-def _figure(value: float | None) -> str:
-    return "-" if value is None else f"{value:.1f}"
-
-
-def markdown(result: dict[str, Any]) -> str:
-    """The report page: how it was measured, every repetition, median and max per stage, the dominant stage."""
-    keys = [stage["key"] for stage in result["stages"]]
-    summary = result["summary"]
-    dominant = max(keys, key=lambda key: summary[key]["median"] or 0.0)
-    what = {stage["key"]: stage["what"] for stage in result["stages"]}
-    lines = [
-        "# From a drifted window to the retraining run starting (issue 20)",
-        "",
-        f"`{result['command']}`, {result['date']} on {result['machine']}; load average {result['load_before']} "
-        f"before, {result['load_after']} after; {result['wall_s']:.0f} s in all ({result['setup_s']:.0f} s to build "
-        "the stack). A 10 % sample of January 2013 trained and `stable` on 2 model servers behind nginx, every "
-        "request logged; each repetition replays real July flights, triggers `flights_monitoring`, and measures "
-        "from Airflow's metadata database until the asset-triggered `flights_pipeline` run's first task starts.",
-        "",
-        "## Median and max per stage (seconds)",
-        "",
-        "| stage | median | max |",
-        "|---|---:|---:|",
-        *(f"| {what[key]} | {_figure(summary[key]['median'])} | {_figure(summary[key]['max'])} |" for key in keys),
-        f"| **total** | **{_figure(summary['total']['median'])}** | **{_figure(summary['total']['max'])}** |",
-        "",
-        f"Largest stage by median: **{what[dominant]}** ({_figure(summary[dominant]['median'])} s of "
-        f'{_figure(summary["total"]["median"])} s). Why: docs/monitoring.md, "How long from drift to retraining".',
-        "",
-        "## Every repetition (seconds)",
-        "",
-        "| # | window (UTC) | rows | " + " | ".join(keys) + " | total |",
-        "|---|---|---:|" + "---:|" * (len(keys) + 1),
-    ]
-    for number, rep in enumerate(result["repetitions"], 1):
-        window = f"{rep['window']['since_utc']} .. {rep['window']['until_utc']}"
-        figures = " | ".join(_figure(rep["stages"][key]) for key in [*keys, "total"])
-        lines.append(f"| {number} | {window} | {rep['rows']} | {figures} |")
-    lines += ["", "Stages: " + "; ".join(f"`{key}` = {what[key]}" for key in keys) + "."]
-    if result["repetitions"]:
-        lines += ["", "Evidence of the first alert: " + "; ".join(result["repetitions"][0]["evidence"])]
-    lines += ["", "![timeline of each repetition](drift_to_retraining.png)"]
-    return "\n".join(lines) + "\n"
-
-
-def plot(result: dict[str, Any], out: Path) -> None:
-    """One horizontal bar per repetition, its stages side by side from the closing of the newest judged file."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    keys = [stage["key"] for stage in result["stages"]]
-    colors = dict(zip(keys, ("#bbbbbb", "#f5b041", "#5dade2", "#58d68d", "#af7ac5", "#ec7063"), strict=True))
-    figure, axes = plt.subplots(figsize=(11, 1.2 + 0.6 * len(result["repetitions"])))
-    for row, rep in enumerate(result["repetitions"]):
-        offset = 0.0
-        for key in keys:
-            width = rep["stages"][key] or 0.0
-            axes.barh(row, width, left=offset, color=colors[key], edgecolor="white",
-                      label=key if row == 0 else None)  # fmt: skip
-            offset += width
-    axes.set_yticks(range(len(result["repetitions"])), [f"#{n + 1}" for n in range(len(result["repetitions"]))])
-    axes.invert_yaxis()
-    axes.set_xlabel("seconds since the newest judged request log file was closed")
-    axes.set_title("drifted window -> retraining run's first task (Airflow's records)")
-    axes.legend(loc="upper center", bbox_to_anchor=(0.5, -0.35), ncol=len(keys), fontsize=8)
-    figure.tight_layout()
-    figure.savefig(out, dpi=110)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ The database holds the columns the benchmark reads, with values as Airflow 3.3 s
 from __future__ import annotations
 
 import importlib.util
+import json
 import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,13 +21,17 @@ MONITORING_RUN = "manual__2026-12-07T12:00:00+00:00"
 RETRAINING_RUN = "asset_triggered__2026-12-07T12:00:31+00:00"
 
 
-@pytest.fixture(scope="module")
-def bench() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("drift_to_retraining", CHECKOUT / "benchmarks/drift_to_retraining.py")
+def _load(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, CHECKOUT / "benchmarks" / f"{name}.py")
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.fixture(scope="module")
+def bench() -> ModuleType:
+    return _load("drift_to_retraining")
 
 
 def _database(path: Path, *, retraining_started: bool = True) -> Path:
@@ -109,7 +114,7 @@ def test_the_report_gives_median_and_max_per_stage_and_names_the_largest(bench: 
     keys = [stage[0] for stage in bench.STAGES]
     repetitions = [
         {"stages": {**dict.fromkeys(keys, 1.0), "watch": watch, "total": 5.0 + watch}, "rows": 600, "evidence": [],
-         "window": {"since_utc": "a", "until_utc": "b"}}
+         "window": {"since_utc": "a", "until_utc": "b"}, "watch_log": {"runtime_first_output": watch / 2}}
         for watch in (20.0, 30.0, 22.0)
     ]  # fmt: skip
     summary = bench.summarize(repetitions)
@@ -119,4 +124,29 @@ def test_the_report_gives_median_and_max_per_stage_and_names_the_largest(bench: 
     result = {"command": "c", "date": "d", "machine": "m", "load_before": [1], "load_after": [1], "wall_s": 1,
               "setup_s": 1, "stages": [{"key": k, "what": w} for k, _, _, w in bench.STAGES],
               "repetitions": repetitions, "summary": summary}  # fmt: skip
-    assert "Largest stage by median: **watch_traffic: the window judged" in bench.markdown(result)
+    page = _load("drift_to_retraining_report").markdown(result)
+    assert "Largest stage by median: **watch_traffic: the window judged" in page
+    assert "the runtime interpreter's first output (TensorFlow imported) 11.0" in page
+
+
+def test_the_time_inside_watch_traffic_comes_from_its_task_log(bench: ModuleType, tmp_path: Path) -> None:
+    """Airflow 3.3's task log: JSON lines; the runtime's output under the logger ``runway.tfx_node``."""
+    lines = [
+        ("12:00:05.100", "task", "::group::Pre Execute"),
+        ("12:00:05.900", "task", "Worker startup parse complete"),
+        ("12:00:14.100", "runway.tfx_node", "oneDNN custom operations are on."),
+        ("12:00:24.600", "runway.tfx_node", '{"alert": true, "rows": 600}'),
+        ("12:00:25.100", "task", "::endgroup::"),
+    ]
+    (tmp_path / "attempt=1.log").write_text("not this attempt\n")
+    (tmp_path / "attempt=2.log").write_text(
+        "".join(
+            json.dumps({"timestamp": f"2026-12-07T{at}Z", "logger": who, "event": what}) + "\n"
+            for at, who, what in lines
+        )
+    )
+
+    assert bench.watch_log(tmp_path) == {
+        "dag_parsed": 0.8, "runtime_first_output": 9.0, "runtime_result": 19.5, "log_end": 20.0,
+    }  # fmt: skip
+    assert bench.watch_log(tmp_path / "no such task") == {}
