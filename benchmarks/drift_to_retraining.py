@@ -199,6 +199,24 @@ def cron_examined(db: Path) -> bool:
     return len(rows) == 2 and all((parse_time(after) or now) > now for _, after in rows)
 
 
+def call(api: Any, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+    """One REST call that must succeed; retried while the API server answers 5xx (on SQLite, a write can time out
+    on the database lock while the scheduler and the DAG processor write: ``tests/airflow_stack.py``)."""
+    for _attempt in range(5):
+        status, answer = api.call(method, path, body)
+        if status < 500:
+            break
+        time.sleep(2)
+    assert status == 200, f"{method} {path}: {status} {answer}"
+    return answer
+
+
+def finished(api: Any, dag_id: str, run_id: str) -> str | None:
+    """The run's state once it has finished, else None (also while the API server is busy)."""
+    status, run = api.call("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")
+    return run["state"] if status == 200 and run["state"] in ("success", "failed") else None
+
+
 def stop_other_runs(api: Any, db: Path) -> list[str]:
     """Mark failed every unfinished run of the pipeline and monitoring DAGs (the cron's catch-up runs at start):
     with ``max_active_runs`` 1, a run still going would hold back the one measured. Returns their ids."""
@@ -206,10 +224,9 @@ def stop_other_runs(api: Any, db: Path) -> list[str]:
 
     stopped = []
     for dag_id in (MONITORING, PIPELINE):
-        runs = api.call("GET", f"/api/v2/dags/{dag_id}/dagRuns?state=queued&state=running")[1]["dag_runs"]
+        runs = call(api, "GET", f"/api/v2/dags/{dag_id}/dagRuns?state=queued&state=running")["dag_runs"]
         for run_id in (run["dag_run_id"] for run in runs):
-            status, body = api.call("PATCH", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}", {"state": "failed"})
-            assert status == 200, body
+            call(api, "PATCH", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}", {"state": "failed"})
             wait(f"{dag_id} {run_id} to stop", partial(lambda d, r: not still_running(db, d, r), dag_id, run_id), 180)
             stopped.append(f"{dag_id} {run_id}")
     return stopped
@@ -224,12 +241,10 @@ def repeat(settings: Settings, api: Any, *, month: int, count: int, rate: int) -
     from tests.airflow_stack import wait
     from tests.helpers import check, runway
 
-    config = load_pipeline_config(CHECKOUT / "configs" / "flights.yaml")
-    directory = config.serving.request_logging.directory if config.serving.request_logging else None
-    db, prefix = (
-        database_path(settings),
-        request_log_prefix(home=settings.home, model="flights_delay", directory=directory),
-    )
+    serving = load_pipeline_config(CHECKOUT / "configs" / "flights.yaml").serving
+    directory = serving.request_logging.directory if serving.request_logging else None
+    prefix = request_log_prefix(home=settings.home, model=serving.model_name, directory=directory)
+    db = database_path(settings)
     stopped = stop_other_runs(api, db)
     before = closed_log_files(prefix)
     check(runway(settings, "traffic", "replay", "flights", "--month", str(month), "--count", str(count),
@@ -240,7 +255,7 @@ def repeat(settings: Settings, api: Any, *, month: int, count: int, rate: int) -
     assert new, "the replay left no request log file"
 
     run_id = api.trigger(MONITORING, {})
-    state = wait("the monitoring run", lambda: api.run_state(MONITORING, run_id), timeout=600, every=1)
+    state = wait("the monitoring run", lambda: finished(api, MONITORING, run_id), timeout=600, every=1)
     assert state == "success", f"{MONITORING} {run_id}: {state}"
     window = last_window(settings.home, "flights")
     result = json.loads((window / "result.json").read_text()) if window else {}
@@ -248,8 +263,7 @@ def repeat(settings: Settings, api: Any, *, month: int, count: int, rate: int) -
 
     retraining = wait("the retraining run's first task", lambda: retraining_run(db, run_id), timeout=300, every=1)
     moments = timeline(db, run_id)
-    status, body = api.call("PATCH", f"/api/v2/dags/{PIPELINE}/dagRuns/{retraining}", {"state": "failed"})
-    assert status == 200, body
+    call(api, "PATCH", f"/api/v2/dags/{PIPELINE}/dagRuns/{retraining}", {"state": "failed"})
     # The next repetition's retraining must not queue behind this one (max_active_runs).
     wait("the stopped retraining run's tasks", lambda: not still_running(db, PIPELINE, retraining), 180, every=1)
     moments["traffic_closed"] = datetime.fromtimestamp(max(new.values()), UTC)
@@ -296,12 +310,12 @@ def main() -> None:
         with airflow_stack(settings, users={"operator": "admin"}, dag_id=MONITORING) as airflow:
             api = airflow.api("operator")
             for dag_id in (MONITORING, PIPELINE):
-                api.call("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False})
+                call(api, "PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False})
             wait("the scheduler's first look at the cron schedules", lambda: cron_examined(db), timeout=180)
             for number in range(1, args.repetitions + 1):
                 repetitions.append(repeat(settings, api, month=args.month, count=args.count, rate=args.rate))
                 print(f"repetition {number}: {json.dumps(repetitions[-1]['stages'])}", flush=True)
-    except (AssertionError, KeyError, OSError) as err:  # the repetitions done so far are still a result
+    except (AssertionError, KeyError, OSError, sqlite3.Error) as err:  # the repetitions done so far are still a result
         failure = f"{type(err).__name__}: {err}"
         print(f"stopped: {failure}", flush=True)
     finally:
