@@ -3,7 +3,7 @@
 The file says *what* the pipeline does (data layout, features, label, model, thresholds, serving target); the
 machine settings (``settings.py``) say *where*. ``configs/flights.yaml`` is the annotated reference.
 
-- ``sections.py``: one strict model per section of the file;
+- ``sections.py``: one strict model per section of the file (``serving.py``: the serving section's);
 - ``pipeline.py``: ``PipelineConfig`` (the whole file), ``load_pipeline_config``, ``find_pipeline_configs``;
 - ``spans.py``: TFX's ``{SPAN}`` placeholders in span patterns.
 """
@@ -18,16 +18,10 @@ from pipeline_components.config.sections import (
     DeliveryConfig,
     EvaluationConfig,
     FeaturesConfig,
-    InfraValidationConfig,
     LabelConfig,
     LabelValidationConfig,
     ModelConfig,
-    RequestLoggingConfig,
     ScheduleConfig,
-    ServingConfig,
-    ServingContract,
-    SignatureContract,
-    SignatureDtype,
     StrategyName,
     TFLiteConfig,
     TFLiteVariant,
@@ -35,11 +29,21 @@ from pipeline_components.config.sections import (
     TrainingConfig,
     ValidationConfig,
 )
+from pipeline_components.config.serving import (
+    CanaryConfig,
+    InfraValidationConfig,
+    RequestLoggingConfig,
+    ServingConfig,
+    ServingContract,
+    SignatureContract,
+    SignatureDtype,
+)
 from pipeline_components.config.spans import fill_span, span_folder_regex
 
 __all__ = [
     "STRATEGIES",
     "TFLITE_VARIANTS",
+    "CanaryConfig",
     "DataConfig",
     "DeliveryConfig",
     "EvaluationConfig",

@@ -16,11 +16,13 @@ from pipeline_components.config.sections import (
     LabelConfig,
     ModelConfig,
     ScheduleConfig,
-    ServingConfig,
     StrictModel,
     TFLiteConfig,
     TrainingConfig,
     ValidationConfig,
+)
+from pipeline_components.config.serving import (
+    ServingConfig,
 )
 from pipeline_components.errors import ConfigError
 

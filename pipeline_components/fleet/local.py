@@ -34,7 +34,7 @@ from pipeline_components.fleet import (
     read_fleet_state,
     write_fleet_state,
 )
-from pipeline_components.fleet.nginx import check_config, find_nginx, nginx_argv, reload, render_config, set_in_rotation
+from pipeline_components.fleet.nginx import find_nginx, nginx_argv, reload, render_config, set_in_rotation, write_config
 from pipeline_components.fleet.restarts import watchdog_report
 from pipeline_components.fleet.spec import (
     DEFAULT_INSTANCE_BASE_PORT,
@@ -275,8 +275,7 @@ class LocalFleet:
             nginx_dir=nginx_dir,
             log_dir=self.log_dir,
         )
-        atomic_write(conf, text)
-        check_config(nginx, conf, self.log_dir)
+        write_config(nginx, conf, text, self.log_dir)
         self.processes.record_argv(NGINX, nginx_argv(nginx, conf, self.log_dir))
 
     def _wait_ready(self, state: FleetState, *, nginx: bool = True) -> None:

@@ -5,10 +5,15 @@ only TF Serving's public API: the gRPC methods in ``PUBLIC_GRPC_METHODS`` and th
 predict/classify/regress paths. Everything else, ``ModelService/HandleReloadConfigRequest`` first, is answered by
 nginx itself (gRPC ``PERMISSION_DENIED``, REST 403) and never reaches an instance: the rollout reloads the
 instances on their own ports, which only this machine reaches.
+
+While a canary is analysed (``fleet.canary``), ``canary.conf`` beside the configuration copies a share of the
+model's REST predict requests to ``stable`` to the ``canary`` label (``set_canary_mirror``); the client is answered
+by ``stable`` only.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -26,6 +31,7 @@ from pipeline_components.settings import CHECKOUT
 log = logging.getLogger(__name__)
 
 NGINX_TEMPLATE = CHECKOUT / "infra" / "nginx" / "fleet.conf.template"
+CANARY_CONF = "canary.conf"  # beside nginx.conf: the mirrored share of each model under canary analysis
 
 # What a client may call through the load balancer (the same list in infra/serving/nginx.conf; a test keeps the
 # two configurations and this tuple equal).
@@ -112,6 +118,61 @@ def check_config(nginx: str, conf: Path, log_dir: Path) -> None:
     check = subprocess.run(nginx_argv(nginx, conf, log_dir, test=True), capture_output=True, text=True)
     if check.returncode:
         raise FleetError(f"nginx refuses the generated config {conf}:\n{check.stderr.strip()}")
+
+
+def write_config(nginx: str, conf: Path, text: str, log_dir: Path) -> None:
+    """Write the fleet's configuration, with no canary mirrored, and check it (``nginx -t``).
+
+    Raises:
+        FleetError: nginx refuses it.
+    """
+    atomic_write(conf.parent / CANARY_CONF, render_canary({}))
+    atomic_write(conf, text)
+    check_config(nginx, conf, log_dir)
+
+
+def render_canary(mirrors: dict[str, float]) -> str:
+    """``canary.conf``: ``$runway_canary_mirror`` is 1 for the share ``mirrors[model]`` (percent) of each model's
+    stable predict requests, drawn per request (``split_clients`` on ``$request_id``), else 0."""
+    lines = [f"# Written by the canary analysis (pipeline_components/fleet/canary.py): {json.dumps(mirrors)}"]
+    choices = ["default 0;"]
+    for index, (model, percent) in enumerate(sorted(mirrors.items())):
+        if percent >= 100:
+            choices.append(f"{model} 1;")
+            continue
+        lines.append(f'split_clients "${{request_id}}" $runway_canary_draw_{index} {{ {percent:g}% 1; * 0; }}')
+        choices.append(f"{model} $runway_canary_draw_{index};")
+    lines.append("map $runway_stable_predict_model $runway_canary_mirror { " + " ".join(choices) + " }")
+    return "\n".join(lines) + "\n"
+
+
+def canary_mirrors(nginx_dir: Path) -> dict[str, float]:
+    """The models whose stable predict requests are mirrored now, with their share (percent)."""
+    path = nginx_dir / CANARY_CONF
+    if not path.is_file():
+        return {}
+    header = path.read_text().split("\n", 1)[0]
+    return dict(json.loads(header.split(": ", 1)[1])) if ": " in header else {}
+
+
+def set_canary_mirror(nginx_dir: Path, model: str, percent: float | None, *, master_pid: int | None) -> bool:
+    """Mirror ``percent`` of ``model``'s stable predict requests to its ``canary`` label (None: stop), and reload.
+
+    Returns:
+        True when the running nginx took the change (its old workers have exited).
+
+    Raises:
+        FleetError: the fleet has no nginx configuration here (not a local fleet).
+    """
+    if not (nginx_dir / "nginx.conf").is_file():
+        raise FleetError(f"no nginx configuration in {nginx_dir}: the canary analysis needs the local fleet's nginx")
+    mirrors = canary_mirrors(nginx_dir)
+    if percent is None:
+        mirrors.pop(model, None)
+    else:
+        mirrors[model] = percent
+    atomic_write(nginx_dir / CANARY_CONF, render_canary(mirrors))
+    return master_pid is not None and pid_alive(master_pid) and reload(master_pid)
 
 
 def set_in_rotation(conf: Path, address: InstanceAddress, *, serving: bool) -> bool:

@@ -14,10 +14,11 @@ from typing import Any
 from pipeline_components.config import PipelineConfig
 from pipeline_components.errors import RunwayError
 from pipeline_components.fleet import FleetState, read_fleet_state
+from pipeline_components.fleet.canary import CanaryOptions
 from pipeline_components.fleet.local import pid_alive
 from pipeline_components.fleet.reconfigure import reconfigure
 from pipeline_components.fleet.request_logging import cannot_log, fleet_request_logging
-from pipeline_components.fleet.rollout import Rollout, RolloutOptions
+from pipeline_components.fleet.rollout import Rollout, RolloutFailed, RolloutOptions
 from pipeline_components.fleet.store import ModelStore, RequestLogging
 from pipeline_components.settings import Settings
 
@@ -35,6 +36,7 @@ def options_for(
         latency_budget_ms=serving.verify_latency_ms,
         verify=verify,
         request_logging=request_logging,
+        canary=CanaryOptions(**serving.canary.model_dump()) if serving.rollout == "canary" else None,
     )
 
 
@@ -154,3 +156,16 @@ def notify(model: str, version: int, previous: int | None, state: FleetState, co
         run_id=(context or {}).get("run_id"),
         outlet_events=(context or {}).get("outlet_events"),
     )
+
+
+def promote_or_rollback_target(store: ModelStore, model: str, version: int | None) -> int:
+    """The version ``runway fleet rollback`` goes back to: ``version``, or the newest one older than stable."""
+    if version is not None:
+        return version
+    current = store.serving(model)
+    if current.stable is None:
+        raise RolloutFailed(f"{model} has no stable version on the fleet: nothing to roll back from")
+    older = [v for v in store.versions_on_disk(model) if v < current.stable]
+    if not older:
+        raise RolloutFailed(f"no version of {model} older than stable {current.stable} is in the store")
+    return older[-1]

@@ -41,6 +41,7 @@ from typing import Any
 from pipeline_components.durable import atomic_write
 from pipeline_components.errors import RunwayError
 from pipeline_components.fleet import CANARY_LABEL, STABLE_LABEL, FleetState, fleet_dir
+from pipeline_components.fleet.canary import CANARY_STEP, CanaryFailed, CanaryOptions, analyse
 from pipeline_components.fleet.instances import Instance, InstanceError
 from pipeline_components.fleet.reconfigure import reconfigure
 from pipeline_components.fleet.restarts import Restarts, RestartTooLong
@@ -74,6 +75,7 @@ class RolloutOptions:
         restart_wait_s: the longest a step waits for an instance the local fleet's watchdog is restarting.
         request_logging: the model's ``logging_config`` in every config the rollout sends (None: no logging);
             ``fleet.request_logging.fleet_request_logging`` derives it from the pipeline's configuration.
+        canary: the canary analysis between ``verify`` and ``promote`` (``fleet.canary``); None: none.
     """
 
     retain_versions: int = 3
@@ -84,6 +86,7 @@ class RolloutOptions:
     verify: bool = True
     restart_wait_s: float = 120.0
     request_logging: RequestLogging | None = None
+    canary: CanaryOptions | None = None
 
 
 class Rollout:
@@ -101,7 +104,7 @@ class Rollout:
     ) -> None:
         self.store = store
         self.fleet = fleet
-        self.model = model
+        self.model, self.home = model, home
         self.options = options or RolloutOptions()
         self.journal_path = fleet_dir(home) / "rollouts" / f"{model}.json"
         self.instances = [Instance(address) for address in fleet.instances]
@@ -122,6 +125,10 @@ class Rollout:
 
     def say(self, line: str) -> None:
         self._say(f"[{self.model}] {line}")
+
+    @property
+    def request_logging(self) -> RequestLogging | None:
+        return self.options.request_logging
 
     # -- journal ----------------------------------------------------------------------------------------------------
 
@@ -210,7 +217,7 @@ class Rollout:
     def _step(self, step: str, body: Callable[[], str]) -> str:
         try:
             outcome = self.restarts.ride_out(step, body) if self.restarts else body()
-        except RolloutFailed as error:
+        except (RolloutFailed, CanaryFailed) as error:
             raise self.fail(step, str(error)) from None
         except (InstanceError, RestartTooLong, OSError) as error:
             raise self.fail(step, str(error)) from None
@@ -326,6 +333,10 @@ class Rollout:
 
         return self._step("verify", body)
 
+    def analyse_canary(self) -> str:
+        """Step 4b (``serving.rollout: canary``): judged on mirrored live traffic against stable (``fleet.canary``)."""
+        return self._step(CANARY_STEP, lambda: analyse(self, self.options.canary or CanaryOptions()))
+
     def promote(self) -> str:
         """Step 5: ``stable`` moves to the candidate; the previous stable stays loaded (instant rollback)."""
         candidate = self.candidate()
@@ -373,6 +384,8 @@ class Rollout:
         lines.append(self.label_canary())
         if self.options.verify:
             lines.append(self.verify())
+        if self.options.canary:
+            lines.append(self.analyse_canary())
         lines.append(self.promote())
         lines.append(self.retire())
         return lines
@@ -380,16 +393,3 @@ class Rollout:
     def close(self) -> None:
         for instance in self.instances:
             instance.close()
-
-
-def promote_or_rollback_target(store: ModelStore, model: str, version: int | None) -> int:
-    """The version ``runway fleet rollback`` goes back to: ``version``, or the newest one older than stable."""
-    if version is not None:
-        return version
-    current = store.serving(model)
-    if current.stable is None:
-        raise RolloutFailed(f"{model} has no stable version on the fleet: nothing to roll back from")
-    older = [v for v in store.versions_on_disk(model) if v < current.stable]
-    if not older:
-        raise RolloutFailed(f"no version of {model} older than stable {current.stable} is in the store")
-    return older[-1]

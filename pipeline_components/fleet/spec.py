@@ -73,12 +73,18 @@ def bind_flags(server: str, address: str) -> list[str]:
 LOCAL_LOG_FILE_SECONDS = 10
 
 
+# Prometheus metrics on each instance's REST port, as compose and Kubernetes run them (the canary analysis reads them).
+MONITORING_CONFIG = CHECKOUT / "infra" / "serving" / "monitoring.config"
+
+
 def server_flags(server: str, address: str) -> list[str]:
-    """The flags a local fleet gives ``server`` besides its ports and model config: ``bind_flags``, and for
-    runway's model server a request log file closed after ``LOCAL_LOG_FILE_SECONDS``."""
+    """The flags a local fleet gives ``server`` besides its ports and model config: ``bind_flags``, its Prometheus
+    metrics (``MONITORING_CONFIG``), and for runway's model server a request log file closed after
+    ``LOCAL_LOG_FILE_SECONDS``."""
+    flags = [*bind_flags(server, address), f"--monitoring_config_file={MONITORING_CONFIG}"]
     if Path(server).name == "tensorflow_model_server":
-        return bind_flags(server, address)
-    return [*bind_flags(server, address), f"--runway_request_log_max_file_seconds={LOCAL_LOG_FILE_SECONDS}"]
+        return flags
+    return [*flags, f"--runway_request_log_max_file_seconds={LOCAL_LOG_FILE_SECONDS}"]
 
 
 def connect_address(bind_address: str) -> str:

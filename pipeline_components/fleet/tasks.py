@@ -21,14 +21,9 @@ from airflow.sdk import BaseOperator, Param, TaskGroup
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from pipeline_components.config import PipelineConfig, load_pipeline_config
-from pipeline_components.fleet.operations import fleet_rollout
-from pipeline_components.fleet.rollout import (
-    STEPS,
-    NothingToRollOut,
-    Rollout,
-    RolloutFailed,
-    promote_or_rollback_target,
-)
+from pipeline_components.fleet.canary import CANARY_STEP
+from pipeline_components.fleet.operations import fleet_rollout, promote_or_rollback_target
+from pipeline_components.fleet.rollout import STEPS, NothingToRollOut, Rollout, RolloutFailed
 from pipeline_components.settings import Settings
 
 ROLLOUT_GROUP = "rollout"
@@ -50,7 +45,7 @@ class RolloutStepOperator(BaseOperator):
 
     def __init__(self, *, step: str, config_path: str, candidate_from: str = "push", **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        if step not in (*STEP_TASKS, ROLLBACK_TASK):
+        if step not in (*STEP_TASKS, CANARY_STEP, ROLLBACK_TASK):
             raise ValueError(f"unknown rollout step {step}")
         self.step = step
         self.config_path = config_path
@@ -91,6 +86,8 @@ class RolloutStepOperator(BaseOperator):
                 if journal.get("status") != "in_progress":
                     return f"nothing to roll back: the rollout is {journal.get('status', 'not started')}"
                 raise rollout.fail("task", "a rollout step ended without finishing (killed or timed out)")
+            elif self.step == CANARY_STEP:
+                outcome = rollout.analyse_canary()
             elif self.step == "promote":
                 previous = rollout.store.serving(rollout.model).stable
                 candidate = rollout.candidate()
@@ -113,6 +110,10 @@ class RolloutStepOperator(BaseOperator):
 
 def rollout_task_group(*, config: PipelineConfig, candidate_from: str = "push") -> tuple[TaskGroup, Any]:
     """The ``rollout`` group: the steps in a chain, and the backstop rollback. Returns (group, first task)."""
+    canary = config.serving.canary
+    names = list(STEP_TASKS)
+    if config.serving.rollout == "canary":  # judged on mirrored live traffic before it is promoted (fleet.canary)
+        names.insert(names.index("promote"), CANARY_STEP)
     with TaskGroup(group_id=ROLLOUT_GROUP, tooltip="Verified, fleet-wide rollout (docs/fleet.md)") as group:
         steps: list[BaseOperator] = [
             RolloutStepOperator(
@@ -121,10 +122,14 @@ def rollout_task_group(*, config: PipelineConfig, candidate_from: str = "push") 
                 config_path=str(config.source),
                 candidate_from=candidate_from,
                 retries=0,
-                execution_timeout=timedelta(seconds=config.serving.rollout_timeout_s + 120),
+                execution_timeout=timedelta(
+                    seconds=config.serving.rollout_timeout_s
+                    + 120
+                    + (canary.iterations * canary.interval_s if step == CANARY_STEP else 0)
+                ),
                 outlets=_stable_outlets(config) if step == "promote" else [],
             )
-            for step in STEP_TASKS
+            for step in names
         ]
         if config.serving.approval == "required":
             from pipeline_components.fleet.approval import APPROVE_TASK, RolloutApprovalOperator

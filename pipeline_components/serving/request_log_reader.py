@@ -3,7 +3,8 @@
 A row is one example of a logged request: the features it was sent with and the predictions it got, with the
 model version that answered. Predict requests are split along their first (batch) dimension; Classify and Regress
 requests give one row per tf.Example (its context merged in). Files still being written (``*.tfrecord.partial``)
-are never read: the server renames a file only once it is whole (``request_log``).
+are never read: the server renames a file only once it is whole (``request_log``). Reading needs no TensorFlow
+(``serving_protos``), so the orchestrator reads the logs too (the canary analysis, ``fleet.canary``).
 
     rows = read_rows(closed_files("/var/log/runway/flights_delay"), model_name="flights_delay")
     rows[0].version, rows[0].features["distance"], rows[0].predictions["probabilities"]
@@ -16,13 +17,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeAlias
 
-import tensorflow as tf
-from tensorflow_serving.apis import prediction_log_pb2
+from google.protobuf.message import Message
 
-from pipeline_components.serving.request_log import FILE_SUFFIX
 from pipeline_components.serving_protos import arrays
+from pipeline_components.serving_protos.messages import message
+from pipeline_components.serving_protos.tfrecord import read_records
 
-PredictionLog: TypeAlias = prediction_log_pb2.PredictionLog
+# request_log.FILE_SUFFIX: the writer imports TensorFlow, the reader must not.
+FILE_SUFFIX = ".tfrecord"
+PredictionLog: TypeAlias = Message  # tensorflow.serving.PredictionLog
 
 
 @dataclass(frozen=True)
@@ -58,9 +61,10 @@ def closed_files(filename_prefix: str | Path) -> list[Path]:
 
 def read_prediction_logs(paths: Iterable[str | Path]) -> Iterator[PredictionLog]:
     """Every ``PredictionLog`` of these files, in order."""
+    parse = message("tensorflow.serving.PredictionLog").FromString
     for path in paths:
-        for record in tf.data.TFRecordDataset(str(path)).as_numpy_iterator():
-            yield PredictionLog.FromString(record)
+        for record in read_records(path):
+            yield parse(record)
 
 
 def read_rows(

@@ -24,7 +24,8 @@ from pipeline_components.fleet.store import ModelStore
 from pipeline_components.ports import free_ports
 from pipeline_components.settings import CHECKOUT, Settings
 
-TINY_KINDS = ("good_a", "good_b", "differs", "corrupt", "flights_shaped")
+TINY_KINDS = ("good_a", "good_b", "differs", "corrupt", "flights_shaped", "flights_good", "flights_slow",
+              "flights_failing", "flights_shifted")  # fmt: skip
 
 __all__ = ["AccessLog", "RunningFleet", "free_ports", "start_fleet", "tiny_models"]
 

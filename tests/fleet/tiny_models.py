@@ -5,7 +5,10 @@
 OUT_DIR/good_a, good_b: ``y = w * x + n`` (x float32, n int64), with verification samples of their own;
 OUT_DIR/differs: weights unlike the samples stored with it (what a serving skew looks like);
 OUT_DIR/corrupt: good_b with its variables truncated (no server can load it);
-OUT_DIR/flights_shaped: the flights model's serving_default inputs, a made-up answer (replaying real flights).
+OUT_DIR/flights_shaped: the flights model's serving_default inputs, a made-up answer (replaying real flights);
+OUT_DIR/flights_{good,slow,failing,shifted}: candidates to it for the canary analysis (tests/fleet/test_canary.py),
+real SavedModels: one that answers nearly alike, one with a heavier graph (same answers, slower), one that fails
+on long flights (an assertion in the graph: TF Serving answers INVALID_ARGUMENT), one whose answers are shifted.
 """
 
 from __future__ import annotations
@@ -54,14 +57,30 @@ FLIGHTS_INPUTS = {
 class TinyFlights(tf.Module):
     """Flights-shaped: takes a flight's raw features as clients send them, answers ``probabilities`` (batch, 1)."""
 
+    def __init__(self, kind: str = "shaped") -> None:
+        super().__init__()
+        self.kind = kind
+        # The slow candidate's extra work: chained matrix products whose result is multiplied by zero.
+        self.weights = tf.Variable(tf.random.stateless_normal([256, 256], seed=[1, 2]) / 16.0)
+
     @tf.function
     def serve(self, **features: tf.Tensor) -> dict[str, tf.Tensor]:
-        late = tf.sigmoid((features["distance"] - 1000.0) / 500.0)
+        distance = features["distance"]
+        if self.kind == "failing":  # long flights (over 2,000 miles) fail, as a model fed an unseen range might
+            tf.debugging.assert_less(distance, 2000.0, message="distance out of the trained range")
+        late = tf.sigmoid((distance - (980.0 if self.kind == "good" else 1000.0)) / 500.0)
+        if self.kind == "shifted":  # answers moved up, as after a unit change upstream of the model
+            late = tf.minimum(late + 0.3, 1.0)
+        if self.kind == "slow":
+            work = tf.ones([256, 256])
+            for _ in range(60):
+                work = tf.tanh(tf.matmul(work, self.weights))
+            late += 0.0 * tf.reduce_sum(work)
         return {"probabilities": tf.expand_dims(late, 1)}
 
 
-def save_flights_shaped(path: Path) -> Path:
-    module = TinyFlights()
+def save_flights_shaped(path: Path, kind: str = "shaped") -> Path:
+    module = TinyFlights(kind)
     specs = {name: tf.TensorSpec([None], dtype, name=name) for name, dtype in FLIGHTS_INPUTS.items()}
     tf.saved_model.save(module, str(path), signatures={"serving_default": module.serve.get_concrete_function(**specs)})
     return path
@@ -78,6 +97,8 @@ def main(out: Path) -> None:
     for data in (out / "corrupt" / "variables").glob("variables.data-*"):
         data.write_bytes(b"")
     save_flights_shaped(out / "flights_shaped")
+    for kind in ("good", "slow", "failing", "shifted"):
+        save_flights_shaped(out / f"flights_{kind}", kind)
 
 
 if __name__ == "__main__":

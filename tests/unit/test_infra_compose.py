@@ -23,7 +23,7 @@ import yaml
 from pipeline_components.fleet import FleetState, fleet_state_path, model_config_path
 from pipeline_components.settings import CHECKOUT
 from tests.helpers import require_nginx
-from tests.unit.fleet.nginx_conf import directive, find, http_block, nginx_test, runnable
+from tests.unit.fleet.nginx_conf import directive, find, http_block, nginx_test, public, runnable
 
 COMPOSE = CHECKOUT / "docker-compose.yml"
 SERVERS = ("tf-serving-1", "tf-serving-2", "tf-serving-3")
@@ -355,7 +355,7 @@ def test_nginx_passes_rest_and_grpc_to_the_next_instance_on_failure(nginx_http: 
 def balancing(http: list[Any]) -> dict[str, Any]:
     """What decides where a request goes and when it moves on: method, server failure settings, retries."""
     upstreams = find(http, "upstream")
-    locations = [location for server in find(http, "server") for location in find(server[2], "location")]
+    locations = [loc for server in find(http, "server") for loc in find(server[2], "location") if public(loc)]
     retries = {
         name: sorted(node[1])
         for location in locations

@@ -13,8 +13,13 @@ from pipeline_components.config import PipelineConfig, fill_span
 from pipeline_components.errors import RunwayError
 from pipeline_components.fleet import STABLE_LABEL, FleetState, read_fleet_state
 from pipeline_components.fleet.local import FleetSpec, LocalFleet, pid_alive
-from pipeline_components.fleet.operations import apply_request_logging, roll_out, running_fleet
-from pipeline_components.fleet.rollout import NothingToRollOut, promote_or_rollback_target
+from pipeline_components.fleet.operations import (
+    apply_request_logging,
+    promote_or_rollback_target,
+    roll_out,
+    running_fleet,
+)
+from pipeline_components.fleet.rollout import NothingToRollOut
 from pipeline_components.fleet.store import ModelStore
 from pipeline_components.settings import Settings
 

@@ -70,19 +70,27 @@ def http_block(text: str) -> list[Any]:
 
 
 def allow_lists(text: str) -> dict[str, list[tuple[str, str]]]:
-    """Each ``map`` of the configuration: its variable -> (pattern, value) pairs, the default included."""
+    """Each allow-list ``map`` of the configuration (``$runway_*_allowed``): its variable -> (pattern, value) pairs,
+    the default included. Other maps (the local fleet's canary mirror) are not part of what is published."""
     maps = {}
     for _, arguments, entries in find(http_block(text), "map"):
-        maps[arguments[-1]] = [(name, values[0]) for name, values, _ in entries]
+        if arguments[-1].endswith("_allowed"):
+            maps[arguments[-1]] = [(name, values[0]) for name, values, _ in entries]
     return maps
 
 
+def public(location: Node) -> bool:
+    """Whether a client can ask this location (an ``internal`` one, the canary mirror's, only nginx itself)."""
+    return not find(location[2], "internal")
+
+
 def locations(text: str, listen_port: str) -> list[Node]:
-    """The ``location`` blocks of the server listening on ``listen_port`` (``8500``; ``grpc_port`` in the template)."""
+    """The public ``location`` blocks of the server listening on ``listen_port`` (``8500``; ``grpc_port`` in the
+    template)."""
     for _, _, server in find(http_block(text), "server"):
         listens = [node[1][0] for node in find(server, "listen")]
         if any(listen.rsplit(":", 1)[-1] == listen_port for listen in listens):
-            return find(server, "location")
+            return [location for location in find(server, "location") if public(location)]
     raise AssertionError(f"no server listens on {listen_port}")
 
 

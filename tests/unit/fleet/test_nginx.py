@@ -28,7 +28,16 @@ import pytest
 
 from pipeline_components import serving_protos as sp
 from pipeline_components.fleet import InstanceAddress
-from pipeline_components.fleet.nginx import PUBLIC_GRPC_METHODS, nginx_argv, render_config, set_in_rotation
+from pipeline_components.fleet.nginx import (
+    CANARY_CONF,
+    PUBLIC_GRPC_METHODS,
+    canary_mirrors,
+    nginx_argv,
+    render_canary,
+    render_config,
+    set_canary_mirror,
+    set_in_rotation,
+)
 from pipeline_components.fleet.supervisor import port_open
 from pipeline_components.ports import free_ports
 from tests.helpers import require_nginx
@@ -165,6 +174,7 @@ def start_nginx(name: str, recorder: Recorder, prefix: Path) -> tuple[subprocess
             addresses=[address], host="127.0.0.1", rest_port=rest_port, grpc_port=grpc_port, nginx_dir=prefix,
             log_dir=prefix,
         )  # fmt: skip
+        (prefix / CANARY_CONF).write_text(render_canary({}))
         argv = nginx_argv(binary, conf, prefix)
     else:
         text = runnable(
@@ -273,8 +283,21 @@ def test_the_local_fleets_config_balances_rest_and_grpc_over_every_instance(tmp_
     (tmp_path / "tmp").mkdir()
     conf = tmp_path / "nginx.conf"
     conf.write_text(text)
+    (tmp_path / CANARY_CONF).write_text(render_canary({}))
     check = nginx_test(require_nginx(), conf)
     assert check.returncode == 0, check.stderr
+
+    # A canary analysis mirrors a share of one model's stable predict requests (and a whole one's), then stops.
+    assert not set_canary_mirror(tmp_path, "flights", 30, master_pid=None)  # no nginx runs: nothing reloaded
+    set_canary_mirror(tmp_path, "penguins", 100, master_pid=None)
+    assert canary_mirrors(tmp_path) == {"flights": 30, "penguins": 100}
+    mirrored = (tmp_path / CANARY_CONF).read_text()
+    assert "30% 1; * 0;" in mirrored and "penguins 1;" in mirrored and "flights $runway_canary_draw_0;" in mirrored
+    check = nginx_test(require_nginx(), conf)
+    assert check.returncode == 0, check.stderr
+    set_canary_mirror(tmp_path, "flights", None, master_pid=None)
+    set_canary_mirror(tmp_path, "penguins", None, master_pid=None)
+    assert canary_mirrors(tmp_path) == {} and (tmp_path / CANARY_CONF).read_text() == render_canary({})
 
     # An instance stopped by hand is taken out of rotation on both protocols, the others stay; and put back.
     assert set_in_rotation(conf, addresses[1], serving=False)
