@@ -42,6 +42,8 @@ class ServingError(RunwayError):
         super().__init__(message)
         self.code = code
         self.message = message
+        # (model, API, version) when a loaded version failed it (``serving.inference``): the metrics count it there.
+        self.served: tuple[str, str, int] | None = None
 
 
 class ModelInspectionError(RunwayError):

@@ -40,6 +40,7 @@ class _Calls:
             return response
         except ServingError as error:
             outcome = error.code
+            version = error.served[2] if error.served else version
             context.abort(_grpc_code(error), error.message)
             raise  # unreachable: abort raises
         finally:

@@ -6,11 +6,14 @@ regressor.cc, so both APIs fail the same way TF Serving's do.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import functools
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import numpy as np
 
+from pipeline_components.errors import ServingError
 from pipeline_components.serving import status
 from pipeline_components.serving.servable import DEFAULT_SIGNATURE, Servable, SignatureDef
 
@@ -40,6 +43,27 @@ class Result:
     values: list[float] | None = None
 
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _served(api: str) -> Callable[[F], F]:
+    """A failure of ``api`` on a version names that version (``ServingError.served``), as its success would: the
+    per-version metrics count it against the version that failed (the canary analysis compares them)."""
+
+    def decorate(function: F) -> F:
+        @functools.wraps(function)
+        def run(servable: Servable, *args: Any, **kwargs: Any) -> Any:
+            try:
+                return function(servable, *args, **kwargs)
+            except ServingError as error:
+                error.served = error.served or (servable.name, api, servable.version)
+                raise
+
+        return run  # type: ignore[return-value]
+
+    return decorate
+
+
 def signature_or_error(servable: Servable, signature_name: str) -> tuple[str, SignatureDef]:
     """The named signature for Predict, or FAILED_PRECONDITION as ``RunPredict`` answers."""
     name = signature_name or DEFAULT_SIGNATURE
@@ -49,6 +73,7 @@ def signature_or_error(servable: Servable, signature_name: str) -> tuple[str, Si
     return name, signature
 
 
+@_served("predict")
 def predict(
     servable: Servable, signature_name: str, inputs: Mapping[str, np.ndarray], output_filter: Sequence[str] = ()
 ) -> Result:
@@ -124,6 +149,7 @@ def _serialized(examples: Sequence[bytes]) -> np.ndarray:
     return array
 
 
+@_served("classify")
 def classify(servable: Servable, signature_name: str, examples: Sequence[bytes]) -> Result:
     """Run a Classify request over serialized tf.Examples (``RunClassify``).
 
@@ -165,6 +191,7 @@ def classify(servable: Servable, signature_name: str, examples: Sequence[bytes])
     return Result(servable=servable, signature_name=name, classes=result)
 
 
+@_served("regress")
 def regress(servable: Servable, signature_name: str, examples: Sequence[bytes]) -> Result:
     """Run a Regress request over serialized tf.Examples (``RunRegress``).
 

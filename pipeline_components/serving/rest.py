@@ -137,6 +137,7 @@ class _Handler(LimitedHandler):
                 model_name, api, version, payload = self._process(method, path, body)
         except ServingError as failure:
             error = failure
+            model_name, api, version = failure.served or (model_name, api, version)
         # Counted before the reply, as TF Serving does, so a client that has its answer sees it counted.
         state.metrics.record_request(
             model_name=model_name,

@@ -73,7 +73,7 @@ class TinyFlights(tf.Module):
             late = tf.minimum(late + 0.3, 1.0)
         if self.kind == "slow":
             work = tf.ones([256, 256])
-            for _ in range(60):
+            for _ in range(150):
                 work = tf.tanh(tf.matmul(work, self.weights))
             late += 0.0 * tf.reduce_sum(work)
         return {"probabilities": tf.expand_dims(late, 1)}

@@ -53,6 +53,26 @@ def test_serving_rollout_false_leaves_the_pipeline_without_a_rollout(
     assert not [task for task in dag.task_dict if task.startswith("rollout.")]
 
 
+def test_rollout_canary_judges_the_candidate_between_verify_and_promote(
+    tmp_path: Path, flights: PipelineConfig, isolated_settings: Settings
+) -> None:
+    canary = {"iterations": 4, "interval_s": 60}
+    config = flights.with_overrides({"serving.rollout": "canary", "serving.canary": canary})
+    dag = build_pipeline_dag(
+        ir_path=write_ir(tmp_path / "demo.json", DEMO), config=config, settings=isolated_settings, container=LOCAL
+    )
+    analyse = dag.task_dict["rollout.analyse_canary"]
+    assert sorted(analyse.upstream_task_ids) == ["rollout.verify"]
+    assert sorted(dag.task_dict["rollout.promote"].upstream_task_ids) == ["rollout.analyse_canary"]
+    assert analyse.execution_timeout >= timedelta(seconds=4 * 60)  # the analysis's own length, not only a step's
+    assert f"rollout.{ROLLBACK_TASK}" in analyse.downstream_task_ids  # a failed or killed analysis rolls back
+    # The canary's options reach the rollout, and the all-at-once rollout has none.
+    from pipeline_components.fleet.operations import options_for
+
+    assert options_for(config).canary is not None and options_for(config).canary.iterations == 4
+    assert options_for(flights).canary is None
+
+
 def test_the_serving_dag_promotes_or_rolls_back_a_version(flights: PipelineConfig) -> None:
     dag = build_serving_dag(config=flights)
     assert dag.dag_id == "flights_serving" and dag.schedule is None
