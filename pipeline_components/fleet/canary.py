@@ -145,6 +145,12 @@ def analyse(rollout: Rollout, options: CanaryOptions) -> str:
     candidate, stable = rollout.candidate(), rollout._previous().stable
     if stable is None:
         return f"no analysis: {rollout.model} has no stable version to compare version {candidate} with"
+    if rollout.fleet.kind != "local":
+        raise CanaryFailed(
+            f"a {rollout.fleet.kind} fleet runs the official tensorflow/serving image, which has no per-version "
+            "metrics and cannot log requests: the canary analysis needs runway's local fleet (docs/fleet.md, "
+            "'Canary analysis'); use serving.rollout: true there"
+        )
     nginx_dir = fleet_dir(rollout.home) / "nginx"
     urls = [instance.address.rest_url for instance in rollout.instances]
     report = CanaryReport(rollout, candidate=candidate, stable=stable, options=options)
