@@ -31,24 +31,23 @@ from __future__ import annotations
 
 import logging
 import os
-import queue
 import random
 import socket
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import count
 from pathlib import Path
-from typing import Any
+from typing import NamedTuple
 
 import tensorflow as tf
 from google.protobuf.message import Message
-from tensorflow_serving.apis import prediction_log_pb2
 from tensorflow_serving.config import logging_config_pb2, model_server_config_pb2
 
 from pipeline_components.durable import fsync_dir
-from pipeline_components.serving import status
+from pipeline_components.serving import log_records, status
 from pipeline_components.serving.metrics import Metrics
 from pipeline_components.serving.servable import Servable
 
@@ -60,8 +59,12 @@ PARTIAL_SUFFIX = ".partial"  # an open file: FILE_SUFFIX + PARTIAL_SUFFIX, renam
 SAVED_MODEL_TAGS = ("serve",)
 # The oneof field of PredictionLog each API fills.
 LOG_FIELDS = {"predict": "predict_log", "classify": "classify_log", "regress": "regress_log"}
+# How long the writer, woken by a record, lets more records gather before it writes them; at most this much later
+# on disk than without the wait (files are renamed for readers seconds later anyway).
+BATCH_WAIT_S = 0.02
 
-Build = Callable[[], tuple[Message, Message]]
+# Gives (request, response): messages, or their serialized bytes (a REST Predict's, encoded by log_records).
+Build = Callable[[], tuple[Message | bytes, Message | bytes]]
 
 
 @dataclass(frozen=True)
@@ -79,8 +82,7 @@ class RequestLogOptions:
     max_file_seconds: float = 60.0
 
 
-@dataclass(frozen=True)
-class _Record:
+class _Record(NamedTuple):  # made on the request thread: a tuple is the cheapest to make
     prefix: str
     api: str
     model_name: str
@@ -164,7 +166,11 @@ class RequestLogger:
         self._options = options
         # model name -> (its logging config, its absolute filename prefix)
         self._configs: dict[str, tuple[logging_config_pb2.LoggingConfig, str]] = {}
-        self._queue: queue.Queue[_Record | _Marker] = queue.Queue(maxsize=options.queue_size)
+        # The queue: records (at most options.queue_size) and markers for the writer. A deque and a lock rather than
+        # a queue.Queue, so that a record does not wake the writer unless it is the first one waiting.
+        self._pending: deque[_Record | _Marker] = deque()
+        self._lock = threading.Lock()
+        self._wake = threading.Event()  # set when the queue goes from empty to not empty
         self._files: dict[str, _OpenFile] = {}  # by filename_prefix; touched by the writer thread only
         self._names = count(1)
         self._host = socket.gethostname().replace("-", "_").replace("/", "_") or "host"
@@ -200,9 +206,7 @@ class RequestLogger:
             self._writer = threading.Thread(target=self._run, name="request-log-writer", daemon=True)
             self._writer.start()
         if self._writer is not None:
-            # Never held up by a full queue (a reload holds the model manager): an unused file left open then is
-            # closed by its age anyway.
-            self._send(_Marker("retire"), timeout_s=0)
+            self._send(_Marker("retire"))  # never held up by a full queue (a reload holds the model manager)
 
     # --- request threads -----------------------------------------------------------------------------------------
 
@@ -230,10 +234,15 @@ class RequestLogger:
             timestamp_secs=int(time.time()),
             build=build,
         )
-        try:
-            self._queue.put_nowait(record)
-        except queue.Full:
+        with self._lock:
+            was_empty = not self._pending
+            full = len(self._pending) >= self._options.queue_size
+            if not full:
+                self._pending.append(record)
+        if full:
             self._metrics.record_request_log(model_name=servable.name, version=servable.version, outcome="dropped")
+        elif was_empty:  # only the first record of a batch wakes the writer: no wake-up (and GIL hand-off) per record
+            self._wake.set()
 
     # --- writer thread -------------------------------------------------------------------------------------------
 
@@ -242,34 +251,43 @@ class RequestLogger:
         if self._writer is None:
             return True
         marker = _Marker("close")
-        self._send(marker, timeout_s)
+        self._send(marker)
         return marker.done.wait(timeout_s)
 
     def stop(self, timeout_s: float = 5.0) -> None:
         """Write what is queued, close the files and end the writer thread (waits at most ``timeout_s``)."""
         self._stopped.set()
         if self._writer is not None:
-            self._send(_Marker("close"), timeout_s)
+            self._send(_Marker("close"))
             self._writer.join(timeout_s)
 
-    def _send(self, marker: _Marker, timeout_s: float = 5.0) -> None:
-        try:
-            self._queue.put(marker, timeout=timeout_s)
-        except queue.Full:
-            log.warning("request log queue full for %.0f s: %s not sent to the writer", timeout_s, marker.kind)
+    def _send(self, marker: _Marker) -> None:
+        """Queue a marker behind the records queued so far (a marker never counts against the queue's size)."""
+        with self._lock:
+            self._pending.append(marker)
+        self._wake.set()
+
+    def _next(self) -> _Record | _Marker | None:
+        with self._lock:
+            return self._pending.popleft() if self._pending else None
 
     def _run(self) -> None:
         while True:
-            try:
-                item = self._queue.get(timeout=self._wait_s())
-            except queue.Empty:
-                item = None
-            if isinstance(item, _Record):
-                self._write_counted(item)
-            elif isinstance(item, _Marker):
-                self._handle(item)
+            if self._wake.wait(self._wait_s()):
+                self._wake.clear()
+                # Let the records of the next few milliseconds join the one that woke the writer: under load it
+                # wakes (and takes the GIL from the request threads) once per batch, not once per request.
+                time.sleep(BATCH_WAIT_S)
+            while (item := self._next()) is not None:  # one at a time: the queue still bounds what waits
+                if isinstance(item, _Record):
+                    self._write_counted(item)
+                else:
+                    self._handle(item)
             self._close_old_files()
-            if self._stopped.is_set() and self._queue.empty():
+            if self._stopped.is_set():
+                with self._lock:
+                    if self._pending:
+                        continue
                 self._close_files(lambda _prefix: True)
                 return
 
@@ -300,21 +318,24 @@ class RequestLogger:
 
     def _write(self, record: _Record) -> int:
         request, response = record.build()
-        prediction_log = prediction_log_pb2.PredictionLog()
-        metadata = prediction_log.log_metadata
-        metadata.model_spec.name = record.model_name
-        metadata.model_spec.version.value = record.version
-        metadata.model_spec.signature_name = record.signature_name
-        metadata.sampling_config.CopyFrom(record.sampling)
-        metadata.saved_model_tags.extend(SAVED_MODEL_TAGS)
-        metadata.timestamp_secs = record.timestamp_secs
-        entry: Any = getattr(prediction_log, LOG_FIELDS[record.api])
-        entry.request.CopyFrom(request)
-        entry.response.CopyFrom(response)
+        # Joined from serialized parts (log_records): no copy of the request into a PredictionLog message.
+        data = log_records.prediction_log(
+            metadata=log_records.metadata_without_time(
+                record.model_name,
+                record.version,
+                record.signature_name,
+                record.sampling.SerializeToString(),
+                SAVED_MODEL_TAGS,
+            ),
+            timestamp_secs=record.timestamp_secs,
+            log_field=LOG_FIELDS[record.api],
+            request=log_records.serialized(request),
+            response=log_records.serialized(response),
+        )
         open_file = self._files.get(record.prefix)
         if open_file is None:
             open_file = self._files[record.prefix] = _OpenFile(self._new_name(record.prefix))
-        written = open_file.write(prediction_log.SerializeToString())
+        written = open_file.write(data)
         if open_file.size >= self._options.max_file_bytes:
             self._close_files(lambda prefix: prefix == record.prefix)
         return written

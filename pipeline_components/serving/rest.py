@@ -20,20 +20,15 @@ from tensorflow_serving.apis import (
     classification_pb2,
     get_model_metadata_pb2,
     get_model_status_pb2,
-    predict_pb2,
+    model_pb2,
     regression_pb2,
 )
 
 from pipeline_components.errors import ServingError
-from pipeline_components.serving import inference, json_tensors, status
-from pipeline_components.serving.core import (
-    ServingCore,
-    classification_response,
-    predict_response,
-    regression_response,
-)
+from pipeline_components.serving import inference, json_tensors, log_records, status
+from pipeline_components.serving.core import ServingCore, classification_response, regression_response
 from pipeline_components.serving.metrics import Metrics
-from pipeline_components.serving.protos import array_to_tensor
+from pipeline_components.serving.protos import fill_model_spec
 from pipeline_components.serving.rest_transport import LimitedHandler, LimitedHTTPServer, Limits
 from pipeline_components.serving.servable import Servable
 
@@ -171,9 +166,9 @@ class _Handler(LimitedHandler):
             if core.request_log is not None:
 
                 def build() -> tuple[Any, Any]:
-                    request = make_request()
-                    _name_version(request.model_spec, name, version, label)
-                    return request, _RESPONSES[api](result)
+                    spec = model_pb2.ModelSpec()
+                    _name_version(spec, name, version, label)
+                    return make_request(spec), _RESPONSES[api](result)
 
                 core.request_log.log(api=api, servable=servable, signature_name=result.signature_name, build=build)
             return name, api, servable.version, json.dumps(answer, indent=1).encode()
@@ -235,10 +230,19 @@ def _name_version(spec: Any, name: str, version: int | None, label: str | None) 
 
 
 # What TF Serving logs for a REST call: the request its handler makes of the JSON body, and the answer as the
-# gRPC API's response. Each handler gives its answer, the result, and how to make the request; the request log
-# makes the request and the response on its own thread, and only for the requests it samples.
-_RESPONSES = {"predict": predict_response, "classify": classification_response, "regress": regression_response}
-_Answer = tuple[dict[str, Any], inference.Result, Callable[[], Any]]
+# gRPC API's response. Each handler gives its answer, the result, and how to make the request of the path's model
+# spec; the request log makes the request and the response on its own thread, and only for the requests it samples.
+# A Predict's are encoded straight from its arrays (log_records: a tenth of the CPU of building their messages).
+
+
+def _predict_response(result: inference.Result) -> bytes:
+    spec = model_pb2.ModelSpec()
+    fill_model_spec(spec, result.servable, result.signature_name)
+    return log_records.predict_response(spec, result.outputs or {})
+
+
+_RESPONSES = {"predict": _predict_response, "classify": classification_response, "regress": regression_response}
+_Answer = tuple[dict[str, Any], inference.Result, Callable[[model_pb2.ModelSpec], Any]]
 
 
 def _predict(servable: Servable, document: dict[str, Any]) -> _Answer:
@@ -251,25 +255,23 @@ def _predict(servable: Servable, document: dict[str, Any]) -> _Answer:
     inputs, form = json_tensors.predict_inputs(document, input_types)
     result = inference.predict(servable, key, inputs)
 
-    def make_request() -> predict_pb2.PredictRequest:
-        request = predict_pb2.PredictRequest()
-        request.model_spec.signature_name = signature_name
-        for alias, value in inputs.items():
-            request.inputs[alias].CopyFrom(array_to_tensor(value))
-        return request
+    def make_request(spec: model_pb2.ModelSpec) -> bytes:
+        spec.signature_name = signature_name
+        return log_records.predict_request(spec, inputs)
 
     return json_tensors.predict_response(result.outputs or {}, form), result, make_request
 
 
-def _examples(message: Any, document: dict[str, Any]) -> tuple[list[bytes], Callable[[], Any]]:
+def _examples(message: Any, document: dict[str, Any]) -> tuple[list[bytes], Callable[[model_pb2.ModelSpec], Any]]:
     """The body's serialized examples, each merged with the context (serialized messages merge when
     concatenated, as TF Serving applies it), and how to make the Classify/Regress request of them."""
     examples, context = json_tensors.classify_regress_examples(document)
     serialized = [example.SerializeToString() for example in examples]
     prefix = context.SerializeToString() if context is not None else b""
 
-    def make_request() -> Any:
+    def make_request(spec: model_pb2.ModelSpec) -> Any:
         request = message()
+        request.model_spec.CopyFrom(spec)
         request.model_spec.signature_name = json_tensors.signature_name_of(document)
         target = request.input.example_list_with_context if context is not None else request.input.example_list
         if context is not None:
