@@ -96,19 +96,21 @@ def tensor(array: np.ndarray) -> bytes:
     if array.dtype == _OBJECT:
         items = array.ravel().tolist()
         if all(type(item) is bytes for item in items):
-            return _header(7, array.shape) + b"".join(_tagged(_STRING_VAL, item) for item in items)  # DT_STRING
+            return _header(7, array.shape) + b"".join([_tagged(_STRING_VAL, item) for item in items])  # DT_STRING
     fast = _FAST.get(array.dtype)
     if fast is None:
         return array_to_tensor(array).SerializeToString()
     dtype, tag, packs, raw = fast
-    header = _header(dtype, array.shape)
-    if not array.size:
+    header, size = _header(dtype, array.shape), array.size
+    if size == 1:  # a batch of one scalar input: the common case, in the repeated field
+        return header + _tagged(tag, array.tobytes() if raw else _varint(int(array.item())))
+    if not size:
         return header
-    if packs and array.size > 1:  # make_tensor_proto packs an array of more than one element
+    if packs:  # make_tensor_proto packs an array of more than one element
         return header + _tagged(_CONTENT_TAG, array.tobytes())
     if raw:  # packed floats or doubles: their little-endian bytes
         return header + _tagged(tag, array.tobytes())
-    return header + _tagged(tag, b"".join(_varint(int(value)) for value in array.ravel().tolist()))
+    return header + _tagged(tag, b"".join([_varint(int(value)) for value in array.ravel().tolist()]))
 
 
 _MAP_VALUE = _tag(2, _LENGTH)  # a map entry: key = 1, value = 2
@@ -123,7 +125,7 @@ def tensor_map(number: int, tensors: Mapping[str, np.ndarray]) -> bytes:
     """A ``map<string, TensorProto>`` field, entries in key order (whatever order the mapping has)."""
     tag = _tag(number, _LENGTH)
     return b"".join(
-        _tagged(tag, _map_key(name) + _tagged(_MAP_VALUE, tensor(tensors[name]))) for name in sorted(tensors)
+        [_tagged(tag, _map_key(name) + _tagged(_MAP_VALUE, tensor(tensors[name]))) for name in sorted(tensors)]
     )
 
 
@@ -190,4 +192,3 @@ def prediction_log(*, metadata: bytes, timestamp_secs: int, log_field: str, requ
         metadata += _tag(_TIMESTAMP, _VARINT) + _varint(timestamp_secs)
     entry = field(1, request) + field(2, response)  # request = 1, response = 2 in PredictLog, ClassifyLog, RegressLog
     return field(_METADATA, metadata) + field(_ENTRIES[log_field], entry)
-
