@@ -10,7 +10,8 @@
    (Debian 13's libc6, libstdc++6 and libgcc-s1 unpacked into the venv, and a patched copy of the interpreter);
 4. the Debian packages that are missing (one apt-get run, as root): nginx, which balances the local serving
    fleet (`runway fleet up`), chromium and chromium-driver, which run the browser tests of the Airflow UI, and
-   postgresql, whose binaries the project runs itself for ML Metadata on PostgreSQL.
+   postgresql, whose binaries the project runs itself for ML Metadata on PostgreSQL, and redis-server, the broker of
+   the CeleryExecutor that a deployment runs.
 
 Each step records a fingerprint of its inputs and is skipped when nothing changed, so a second run takes
 seconds. Uses the standard library only: it runs before any virtual environment exists.
@@ -272,6 +273,9 @@ DEBIAN_PACKAGES = {
     # the project starts its own PostgreSQL for ML Metadata (pipeline_components/deploy/postgres.py), never the
     # package's system service.
     "postgresql": ("/usr/bin/pg_ctlcluster", "PostgreSQL, for ML Metadata (RUNWAY_METADATA_URL) and its tests"),
+    # The Celery broker of a deployment (pipeline_components/deploy/redis.py starts it as a plain process, never the
+    # package's system service).
+    "redis-server": ("/usr/bin/redis-server", "Redis, the CeleryExecutor's broker (runway deploy) and its tests"),
 }
 
 
