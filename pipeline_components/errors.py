@@ -23,6 +23,11 @@ class RuntimeEnvironmentError(RunwayError):
     """The pipeline runtime environment is missing or broken."""
 
 
+class NetworkNamespaceError(RuntimeEnvironmentError):
+    """The hosts of a deployment (network namespaces, ``deploy/hosts.py``) cannot be made here: not root, no
+    iproute2, or the kernel refuses namespaces or links; the message says what to do."""
+
+
 class NodeFailedError(RunwayError):
     """A TFX node exited with an error."""
 
