@@ -269,6 +269,9 @@ DEBIAN_PACKAGES = {
     "nginx": ("/usr/sbin/nginx", "the local serving fleet's load balancer"),
     "chromium": ("/usr/bin/chromium", "the browser tests of the Airflow UI"),
     "chromium-driver": ("/usr/bin/chromedriver", "the browser tests of the Airflow UI"),
+    # `ip` (netns, veth, bridge): the hosts of a deployment are network namespaces (pipeline_components/deploy/
+    # hosts.py). Debian installs it by default; minimal images may lack it.
+    "iproute2": ("/sbin/ip", "network namespaces as the hosts of a deployment (runway deploy) and its tests"),
     # The server binaries (initdb, pg_ctl, under /usr/lib/postgresql/<version>/bin; pg_ctlcluster comes with them):
     # the project starts its own PostgreSQL for ML Metadata (pipeline_components/deploy/postgres.py), never the
     # package's system service.
