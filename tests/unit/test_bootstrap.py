@@ -71,6 +71,8 @@ def test_the_suite_asks_for_nginx_chromium_its_driver_and_postgresql() -> None:
         "chromium": "/usr/bin/chromium",
         "chromium-driver": "/usr/bin/chromedriver",
         "postgresql": "/usr/bin/pg_ctlcluster",  # installed with the server binaries that deploy/postgres.py runs
+        "redis-server": "/usr/bin/redis-server",  # the broker of a deployment (deploy/redis.py)
+        "iproute2": "/sbin/ip",  # `ip`, which makes the hosts of a deployment (deploy/hosts.py)
     }
 
 
