@@ -27,13 +27,12 @@ import pwd
 import re
 import secrets
 import shutil
-import socket
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline_components.errors import ConfigError, RuntimeEnvironmentError
-from pipeline_components.ports import free_ports
+from pipeline_components.ports import free_ports, port_free
 
 SUPERUSER = "runway"
 SERVICE_ACCOUNT = "postgres"  # Debian's postgresql package creates it; used only when root starts the cluster
@@ -205,18 +204,9 @@ class LocalPostgres:
     def _port(self) -> int:
         if self.state_file.is_file():
             port = int(json.loads(self.state_file.read_text())["port"])
-            if self._port_free(port):
+            if port_free(self.host, port):
                 return port
         return free_ports(1, self.host)[0]
-
-    def _port_free(self, port: int) -> bool:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server binds: TIME_WAIT is no owner
-            try:
-                probe.bind((self.host, port))
-            except OSError:
-                return False
-        return True
 
     def start(self) -> PostgresServer:
         """Initialize if needed and start the server on ``host`` (idempotent); wait until it accepts connections."""
