@@ -142,36 +142,40 @@ def test_cut_stops_traffic_both_ways_and_restore_brings_it_back(hosts: Hosts, se
     assert {s.name: s.link for s in hosts.status()}["worker-1"] == "up"
 
 
-def test_a_second_home_does_not_collide_and_down_leaves_nothing(hosts: Hosts, server: str) -> None:
-    other_home = Path(tempfile.mkdtemp(prefix="runway-hosts-other-"))
+@pytest.fixture
+def other_home(hosts: Hosts) -> Iterator[Path]:
+    """A second RUNWAY_HOME; whatever a test made under its prefix is removed afterwards, even when it failed."""
+    folder = Path(tempfile.mkdtemp(prefix="runway-hosts-other-"))
     try:
-        other = _make(other_home, names=("control", "worker-1"))
-        # A subnet that another deployment already routes is refused, with what to do.
-        clash = _make(other_home, names=("control",), subnet=str(hosts.plan.subnet))
-        with pytest.raises(ConfigError, match=r"overlaps .* another subnet"):
-            clash.up()
-        if other.plan.subnet == hosts.plan.subnet:  # 1 in 256 homes hash to the same default /24
-            other = _make(other_home, names=("control", "worker-1"), subnet="10.231.255.0/24")
-        try:
-            other.up()
-            assert other.plan.prefix != hosts.plan.prefix
-            assert not set(other.leftovers()) & set(hosts.leftovers())
-            # Both deployments work side by side: same host names, different namespaces and addresses.
-            assert _answer_from(hosts, "client", server) == "worker-1"
-            assert [s.link for s in other.status()] == ["up", "up"]
-        finally:
-            other.down()
-        assert other.leftovers() == []
-        assert _answer(server) == "worker-1"  # removing the other deployment left this one alone
-        assert not any(other.plan.prefix in line for line in _ip("netns", "list") + _ip("-br", "link"))
+        yield folder
     finally:
-        shutil.rmtree(other_home, ignore_errors=True)
+        Hosts(HostPlan.for_home(folder, names=("x",))).down()  # down() removes by prefix, whatever the plan
+        shutil.rmtree(folder, ignore_errors=True)
 
 
-def test_down_leaves_no_namespace_or_link_and_is_idempotent(home: Path, hosts: Hosts) -> None:
-    # A plan of its own under a third home, so the module's hosts stay up for the tests above.
-    own_home = home / "down"
-    own = _make(own_home, names=("a", "b", "c"), subnet="10.231.254.0/24")
+def test_a_second_home_does_not_collide_and_down_leaves_nothing(hosts: Hosts, server: str, other_home: Path) -> None:
+    other = _make(other_home, names=("control", "worker-1"))
+    # A subnet that another deployment already routes is refused, with what to do.
+    clash = _make(other_home, names=("control",), subnet=str(hosts.plan.subnet))
+    with pytest.raises(ConfigError, match=r"overlaps .* another subnet"):
+        clash.up()
+    if other.plan.subnet == hosts.plan.subnet:  # 1 in 256 homes hash to the same default /24
+        other = _make(other_home, names=("control", "worker-1"), subnet="10.232.255.0/24")
+    other.up()
+    assert other.plan.prefix != hosts.plan.prefix
+    assert not set(other.leftovers()) & set(hosts.leftovers())
+    # Both deployments work side by side: same host names, different namespaces and addresses.
+    assert _answer_from(hosts, "client", server) == "worker-1"
+    assert [s.link for s in other.status()] == ["up", "up"]
+    other.down()
+    assert other.leftovers() == []
+    assert _answer(server) == "worker-1"  # removing the other deployment left this one alone
+    assert not any(other.plan.prefix in line for line in _ip("netns", "list") + _ip("-br", "link"))
+
+
+def test_down_leaves_no_namespace_or_link_and_is_idempotent(hosts: Hosts, other_home: Path) -> None:
+    # A plan of its own under another home, so the module's hosts stay up for the tests above.
+    own = _make(other_home, names=("a", "b", "c"), subnet="10.232.254.0/24")
     own.up()
     assert len(own.leftovers()) == 3 + 3 + 1
     own.down()
