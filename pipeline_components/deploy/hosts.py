@@ -231,6 +231,17 @@ class Hosts:
                     "of this machine: give the plan another subnet (HostPlan.for_home(..., subnet=...))"
                 )
 
+    def _check_same_subnet(self) -> None:
+        """Refuse to change the subnet of hosts that are up: their services listen on the old addresses."""
+        for link in self._json("-4", "addr", "show", "dev", self.plan.bridge):
+            for address in link.get("addr_info", []):
+                network = ipaddress.IPv4Network(f"{address['local']}/{address['prefixlen']}", strict=False)
+                if network != self.plan.subnet:
+                    raise ConfigError(
+                        f"the hosts of this RUNWAY_HOME are up on subnet {network}, not {self.plan.subnet}: "
+                        "run down() first to move them to another subnet"
+                    )
+
     def up(self) -> list[HostStatus]:
         """Make the bridge, every host's namespace, veth pair, address and routes; what exists already is kept.
 
@@ -239,13 +250,16 @@ class Hosts:
 
         Raises:
             NetworkNamespaceError: not root, no iproute2, or the kernel refuses namespaces or links.
-            ConfigError: the subnet overlaps one this machine already routes elsewhere.
+            ConfigError: the subnet overlaps one this machine already routes elsewhere, or the hosts are up on
+                another subnet.
         """
         plan = self.plan
         links = self._links()
         if plan.bridge not in links:
             self._check_subnet_free()
             self._run("link", "add", plan.bridge, "type", "bridge")
+        else:
+            self._check_same_subnet()
         prefix_length = str(plan.subnet.prefixlen)
         self._run("addr", "replace", f"{plan.gateway}/{prefix_length}", "dev", plan.bridge)
         self._run("link", "set", plan.bridge, "up")

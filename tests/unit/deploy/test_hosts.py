@@ -178,6 +178,9 @@ def test_down_leaves_no_namespace_or_link_and_is_idempotent(hosts: Hosts, other_
     own = _make(other_home, names=("a", "b", "c"), subnet="10.232.254.0/24")
     own.up()
     assert len(own.leftovers()) == 3 + 3 + 1
+    # Hosts that are up keep their subnet: their services listen on those addresses.
+    with pytest.raises(ConfigError, match=r"up on subnet 10\.232\.254\.0/24, not 10\.232\.253\.0/24: run down"):
+        _make(other_home, names=("a", "b", "c"), subnet="10.232.253.0/24").up()
     own.down()
     own.down()  # nothing left to remove: harmless
     assert own.leftovers() == []
