@@ -24,6 +24,8 @@ Standard library only: both environments import it.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import ipaddress
 import json
@@ -31,7 +33,7 @@ import os
 import re
 import shutil
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,6 +45,7 @@ DEFAULT_HOSTS = ("control", "worker-1", "worker-2", "serving-1", "serving-2", "s
 SUBNET_POOL = ipaddress.IPv4Network("10.231.0.0/16")  # default subnets: one /24 of it per RUNWAY_HOME
 NAMESPACE_DEVICE = "eth0"  # the host's end of its veth pair, inside its namespace
 _HOST_NAME = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
+LOCK_DIR = Path("/run/lock")  # a tmpfs that only root writes; the lock file is shared by every deployment
 _INSTALL = "install iproute2 (`make setup` does: apt-get install iproute2)"
 
 
@@ -231,6 +234,17 @@ class Hosts:
                     "of this machine: give the plan another subnet (HostPlan.for_home(..., subnet=...))"
                 )
 
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Hold the machine's hosts lock: two ``up``/``down`` of one RUNWAY_HOME at once would each make what the
+        other is making (``File exists``), and two of different homes could both take one free subnet. One file for
+        every deployment (each holds it for well under a second), so none is left behind per prefix."""
+        self._check_allowed()
+        folder = LOCK_DIR if LOCK_DIR.is_dir() else Path("/tmp")
+        with open(folder / "runway-hosts.lock", "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+            yield
+
     def _check_same_subnet(self) -> None:
         """Refuse to change the subnet of hosts that are up: their services listen on the old addresses."""
         for link in self._json("-4", "addr", "show", "dev", self.plan.bridge):
@@ -253,6 +267,11 @@ class Hosts:
             ConfigError: the subnet overlaps one this machine already routes elsewhere, or the hosts are up on
                 another subnet.
         """
+        with self._locked():
+            self._make()
+        return self.status()
+
+    def _make(self) -> None:
         plan = self.plan
         links = self._links()
         if plan.bridge not in links:
@@ -277,7 +296,6 @@ class Hosts:
             self._run(*inside, "addr", "replace", f"{host.address}/{prefix_length}", "dev", NAMESPACE_DEVICE)
             self._run(*inside, "link", "set", NAMESPACE_DEVICE, "up")
             self._run(*inside, "route", "replace", "default", "via", plan.gateway)
-        return self.status()
 
     def status(self) -> list[HostStatus]:
         """Each planned host: whether its namespace exists, its address, and its link's state."""
@@ -336,6 +354,10 @@ class Hosts:
 
         Processes still running inside a host keep its namespace alive but lose its network; stop them first.
         """
+        with self._locked():
+            self._remove()
+
+    def _remove(self) -> None:
         mine = f"{self.plan.prefix}-"
         for namespace in sorted(self._namespaces()):
             if namespace.startswith(mine):

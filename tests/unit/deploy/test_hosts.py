@@ -13,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -231,3 +232,13 @@ def test_not_root_is_refused_with_what_to_do(hosts: Hosts) -> None:
         answer = pipe.read()
     os.waitpid(child, 0)
     assert answer.startswith("NetworkNamespaceError:") and "needs root" in answer and "sudo" in answer, answer
+
+
+def test_two_ups_at_once_both_succeed_and_make_each_host_once(other_home: Path) -> None:
+    # Two `runway deploy up` of one RUNWAY_HOME started together: neither fails on what the other is making.
+    plans = [_make(other_home, names=("a", "b", "c", "d"), subnet="10.232.252.0/24") for _ in range(2)]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        statuses = list(pool.map(lambda hosts: hosts.up(), plans))
+    assert statuses[0] == statuses[1]
+    assert all(s.exists and s.link == "up" for s in statuses[0]), statuses[0]
+    assert len(plans[0].leftovers()) == 4 + 4 + 1
