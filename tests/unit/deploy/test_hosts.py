@@ -242,3 +242,31 @@ def test_two_ups_at_once_both_succeed_and_make_each_host_once(other_home: Path) 
     assert statuses[0] == statuses[1]
     assert all(s.exists and s.link == "up" for s in statuses[0]), statuses[0]
     assert len(plans[0].leftovers()) == 4 + 4 + 1
+
+
+def test_namespaces_refused_by_the_kernel_say_what_to_do(hosts: Hosts) -> None:
+    # Root of a fresh user namespace, as in a container without CAP_NET_ADMIN: uid 0, but the kernel refuses it
+    # links and namespaces of this machine. up() must say so and what to do, not pass ip's message on bare.
+    script = (
+        "from pathlib import Path\n"
+        "from pipeline_components.deploy.hosts import HostPlan, Hosts\n"
+        "from pipeline_components.errors import NetworkNamespaceError\n"
+        "try:\n"
+        "    Hosts(HostPlan.for_home(Path('/tmp/runway-hosts-userns'))).up()\n"
+        "except NetworkNamespaceError as refused:\n"
+        "    print(f'NetworkNamespaceError: {refused}')\n"
+    )
+    checkout = Path(__file__).resolve().parents[3]
+    unshare = shutil.which("unshare")
+    if unshare is None:
+        missing("util-linux's unshare is not installed")
+    assert unshare is not None
+    done = subprocess.run(
+        [unshare, "--user", "--map-root-user", "--", sys.executable, "-c", script],
+        capture_output=True, text=True, cwd=checkout, check=False,
+    )  # fmt: skip
+    if "unshare failed" in done.stderr:
+        missing(f"this kernel does not allow user namespaces: {done.stderr.strip()}")
+    assert done.stdout.startswith("NetworkNamespaceError:"), done.stdout + done.stderr
+    assert "does not let this process make network namespaces" in done.stdout
+    assert "CAP_NET_ADMIN" in done.stdout
