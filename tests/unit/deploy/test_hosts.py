@@ -270,3 +270,25 @@ def test_namespaces_refused_by_the_kernel_say_what_to_do(hosts: Hosts) -> None:
     assert done.stdout.startswith("NetworkNamespaceError:"), done.stdout + done.stderr
     assert "does not let this process make network namespaces" in done.stdout
     assert "CAP_NET_ADMIN" in done.stdout
+
+
+def test_no_iproute2_says_to_install_it(hosts: Hosts) -> None:
+    # A private mount namespace where every `ip` binary is /dev/null (not executable): as a machine without
+    # iproute2 looks to up(), while this machine keeps its own.
+    binaries = {os.path.realpath(p) for p in ("/usr/bin/ip", "/bin/ip", "/usr/sbin/ip", "/sbin/ip") if Path(p).exists()}
+    hide = " && ".join(f"mount --bind /dev/null {binary}" for binary in sorted(binaries))
+    script = (
+        "from pathlib import Path\n"
+        "from pipeline_components.deploy.hosts import HostPlan, Hosts\n"
+        "from pipeline_components.errors import NetworkNamespaceError\n"
+        "try:\n"
+        "    Hosts(HostPlan.for_home(Path('/tmp/runway-hosts-no-ip'))).up()\n"
+        "except NetworkNamespaceError as refused:\n"
+        "    print(f'NetworkNamespaceError: {refused}')\n"
+    )
+    done = subprocess.run(
+        ["unshare", "--mount", "--", "sh", "-c", f'{hide} && exec "$0" -c "$1"', sys.executable, script],
+        capture_output=True, text=True, cwd=Path(__file__).resolve().parents[3], check=False,
+    )  # fmt: skip
+    assert done.stdout.startswith("NetworkNamespaceError:"), done.stdout + done.stderr
+    assert "`ip` command of iproute2, which is not installed" in done.stdout and "make setup" in done.stdout
