@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -119,6 +120,23 @@ def test_a_server_in_one_host_is_reached_by_address_from_hosts_and_root_not_on_r
     assert _answer("127.0.0.1") is None  # the host's port is not the root namespace's
     # And a host's own loopback is its own: the root namespace's servers are not on it.
     assert _answer_from(hosts, "client", "127.0.0.1") is None
+
+
+def test_a_host_reaches_the_root_namespace_on_the_gateway_address(hosts: Hosts) -> None:
+    with socket.create_server((hosts.plan.gateway, PORT)) as listening:
+        listening.settimeout(10)
+
+        def answer_once() -> None:
+            connection, _ = listening.accept()
+            with connection:
+                connection.sendall(b"root")
+
+        responder = threading.Thread(target=answer_once)
+        responder.start()
+        try:
+            assert _answer_from(hosts, "worker-2", hosts.plan.gateway) == "root"
+        finally:
+            responder.join(timeout=15)
 
 
 def test_cut_stops_traffic_both_ways_and_restore_brings_it_back(hosts: Hosts, server: str) -> None:
