@@ -1,6 +1,6 @@
 """Benchmark: from a drifted window of served traffic to the retraining run starting (issue 20, "Done when").
 
-    nice -n 10 .venv/bin/python benchmarks/drift_to_retraining.py     # ~10 minutes; writes benchmarks/results/
+    nice -n 10 .venv/bin/python benchmarks/drift_to_retraining.py     # ~5 minutes (272 s); writes benchmarks/results/
 
 The stack of ``tests/e2e/test_closed_loop.py``: a 10 % sample of January 2013 trained through the flights pipeline
 and ``stable`` on 2 runway model servers behind nginx that log every request; then a real Airflow 3 (API server,
