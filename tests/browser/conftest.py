@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 
 from pipeline_components.fleet.nginx import find_nginx
-from pipeline_components.ports import free_ports
 from pipeline_components.settings import CHECKOUT, Settings
 from tests.airflow_stack import AirflowStack, airflow_stack
 from tests.browser.browser import Browser, chromium
+from tests.fleet.fixtures import fleet_port_args
 from tests.helpers import check, missing, runway
 
 PIPELINE = "penguins"
@@ -73,9 +73,7 @@ def ui(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorUi]:
     patch.setenv("RUNWAY_WARM_IDLE_TIMEOUT", "120")  # the warm runtime the runs start stops soon after them
     shots = CHECKOUT / "docs" / "screenshots" if os.environ.get("RUNWAY_SCREENSHOTS") == "1" else None
     check(runway(settings, "data", "prepare", PIPELINE))
-    rest, grpc, base = free_ports(3)  # instance i: gRPC base+10i, REST base+10i+1
-    ports = ("--rest-port", str(rest), "--grpc-port", str(grpc), "--instance-base-port", str(base))
-    check(runway(settings, "fleet", "up", "--instances", "2", *ports))
+    check(runway(settings, "fleet", "up", "--instances", "2", *fleet_port_args(2)))
     try:
         compile_pipeline(settings, {})
         with airflow_stack(settings, users=USERS, dag_id=f"{PIPELINE}_pipeline") as airflow:

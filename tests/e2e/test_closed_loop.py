@@ -21,7 +21,7 @@ import pytest
 
 from pipeline_components.orchestration.airflow_local import database_path
 from pipeline_components.settings import Settings
-from tests.fleet.fixtures import free_ports
+from tests.fleet.fixtures import fleet_port_args
 from tests.helpers import check, latest_summary, runway
 
 pytestmark = pytest.mark.e2e
@@ -36,9 +36,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     """January trained, pushed and `stable` on the fleet, which logs every request; July prepared beside it."""
     settings = Settings.from_env({"RUNWAY_HOME": str(tmp_path_factory.mktemp("closed-loop-home"))})
     check(runway(settings, "data", "prepare", "flights", "--spans", "1", "--sample-fraction", "0.1"))
-    rest, grpc, base = free_ports(3)
-    ports = ["--rest-port", str(rest), "--grpc-port", str(grpc), "--instance-base-port", str(base)]
-    check(runway(settings, "fleet", "up", "--instances", "2", *ports))
+    check(runway(settings, "fleet", "up", "--instances", "2", *fleet_port_args(2)))
     try:
         check(runway(settings, "run", "flights", *FAST))
         assert latest_summary(settings, "flights")["metadata"]["push"]["pushed"] is True

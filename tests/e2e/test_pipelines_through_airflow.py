@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from pipeline_components.settings import Settings
-from tests.fleet.fixtures import free_ports
+from tests.fleet.fixtures import fleet_port_args
 from tests.helpers import (
     PIPELINE_NODES,
     ROLLOUT_TASKS,
@@ -167,12 +167,7 @@ def test_pushed_model_predicts_for_real_flights(
 
 def test_penguins_run_through_the_same_dag_code_and_ends_served_by_the_fleet(home: Settings) -> None:
     """What `make run` does, on penguins: a local fleet behind nginx, the run, its rollout, a query."""
-    rest, grpc, base = free_ports(3)  # instance i: gRPC base+10i, REST base+10i+1
-    check(
-        runway(
-            home, "fleet", "up", "--rest-port", str(rest), "--grpc-port", str(grpc), "--instance-base-port", str(base)
-        )
-    )
+    check(runway(home, "fleet", "up", *fleet_port_args(3)))  # the default 3 instances
     try:
         out = check(runway(home, "run", "penguins", "--serve", "--param", "train_steps=200"))
         summary = latest_summary(home, "penguins")

@@ -21,13 +21,20 @@ from pipeline_components.fleet import FleetState
 from pipeline_components.fleet.local import FleetSpec, LocalFleet
 from pipeline_components.fleet.rollout import Rollout, RolloutOptions
 from pipeline_components.fleet.store import ModelStore
-from pipeline_components.ports import free_ports
+from pipeline_components.ports import free_base_port, free_ports
 from pipeline_components.settings import CHECKOUT, Settings
 
 TINY_KINDS = ("good_a", "good_b", "differs", "corrupt", "flights_shaped", "flights_good", "flights_slow",
               "flights_failing", "flights_shifted")  # fmt: skip
 
-__all__ = ["AccessLog", "RunningFleet", "free_ports", "start_fleet", "tiny_models"]
+__all__ = ["AccessLog", "RunningFleet", "fleet_port_args", "free_ports", "start_fleet", "tiny_models"]
+
+
+def fleet_port_args(instances: int = 2) -> list[str]:
+    """``runway fleet up``'s port options for ``instances`` instances, every port free and apart from the others:
+    instance i on ``base + 10 i`` (gRPC) and ``base + 10 i + 1`` (REST), nginx on ``base + 2`` and ``base + 3``."""
+    base = free_base_port([2, 3, *(10 * i + k for i in range(instances) for k in (0, 1))])
+    return ["--rest-port", str(base + 2), "--grpc-port", str(base + 3), "--instance-base-port", str(base)]
 
 
 def tiny_models(out: Path) -> Path:
