@@ -32,6 +32,9 @@ _RUN_CREATED = re.compile(r"<DagRun (?P<dag>\S+) @ .*?: (?P<run_id>[a-z_]+__\S+?
 _TASK_SKIPPED = re.compile(r"Skipping task\..*reason='(?P<task>\w+) skipped: (?P<reason>.*?)'")
 
 
+SQLITE_CONNECT = "pipeline_components.orchestration.sqlite_connect"
+
+
 def airflow_env(settings: Settings) -> dict[str, str]:
     """The environment of every Airflow process runway starts: the embedded Airflow of this checkout.
 
@@ -52,6 +55,9 @@ def airflow_env(settings: Settings) -> dict[str, str]:
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+        # A writer waits 30 s for SQLite's lock, not 5 (sqlite_connect.py says why).
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS": f"{SQLITE_CONNECT}.CONNECT_ARGS",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS_ASYNC": f"{SQLITE_CONNECT}.CONNECT_ARGS_ASYNC",
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
     }
 

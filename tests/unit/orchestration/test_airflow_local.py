@@ -229,3 +229,16 @@ sys.exit(cli_main.main([]))
     while alive := subprocess.run(["pgrep", "-g", str(group)], capture_output=True, text=True).stdout.split():
         assert time.monotonic() < deadline, f"left behind: {alive}"
         time.sleep(0.2)
+
+
+def test_airflow_waits_30_s_for_the_embedded_databases_lock(isolated_settings: Settings) -> None:
+    # CI saw the API server answer a trigger with HTTP 500 "Database error" after SQLite's default 5 s: every
+    # component of the embedded stack opens the database with a 30 s busy timeout (sqlite_connect.py).
+    env = airflow_local.airflow_env(isolated_settings)
+    (isolated_settings.home / "airflow").mkdir(parents=True, exist_ok=True)
+    code = (
+        "from airflow import settings; settings.configure_orm(); "
+        "print(settings.engine.raw_connection().driver_connection.execute('pragma busy_timeout').fetchone()[0])"
+    )
+    shown = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert shown.stdout.strip() == "30000", shown.stderr[-2000:]
