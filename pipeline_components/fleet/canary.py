@@ -32,6 +32,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from pipeline_components.config.serving import CanaryConfig
 from pipeline_components.durable import atomic_write
 from pipeline_components.errors import RunwayError
 from pipeline_components.fleet import FleetState, fleet_dir
@@ -70,21 +71,6 @@ class Rollout(Protocol):
     def _write_journal(self, **changes: Any) -> dict[str, Any]: ...
 
 
-@dataclass(frozen=True, kw_only=True)
-class CanaryOptions:
-    """The analysis settings (``serving.canary``; see ``config.sections.CanaryConfig`` for each one)."""
-
-    mirror_percent: float = 50.0
-    interval_s: float = 30.0
-    iterations: int = 5
-    threshold: int = 2
-    min_requests: int = 20
-    min_success_rate: float = 0.99
-    max_latency_ratio: float = 1.5
-    latency_margin_ms: float = 10.0
-    max_answer_divergence: float = 0.1
-
-
 # -- the analysis --------------------------------------------------------------------------------------------------
 
 
@@ -108,7 +94,7 @@ class Interval:
 
 
 def judge(
-    options: CanaryOptions, number: int, canary: VersionCounts, stable: VersionCounts, answers: tuple[list, list]
+    options: CanaryConfig, number: int, canary: VersionCounts, stable: VersionCounts, answers: tuple[list, list]
 ) -> Interval:
     """The checks of one interval (``answers``: stable's and the candidate's answers to the same requests)."""
     failures = []
@@ -139,7 +125,7 @@ def _figure(value: float | None, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
 
-def analyse(rollout: Rollout, options: CanaryOptions) -> str:
+def analyse(rollout: Rollout, options: CanaryConfig) -> str:
     """Step ``analyse_canary`` (the rollout runs it as a step): mirror, judge each interval, and raise
     ``CanaryFailed`` as soon as ``threshold`` intervals failed."""
     candidate, stable = rollout.candidate(), rollout._previous().stable
@@ -178,7 +164,7 @@ def analyse(rollout: Rollout, options: CanaryOptions) -> str:
 class CanaryReport:
     """The intervals so far: said in the task log as they come, written as Markdown and JSON with the decision."""
 
-    def __init__(self, rollout: Rollout, *, candidate: int, stable: int, options: CanaryOptions) -> None:
+    def __init__(self, rollout: Rollout, *, candidate: int, stable: int, options: CanaryConfig) -> None:
         self.rollout, self.candidate, self.stable, self.options = rollout, candidate, stable, options
         self.intervals: list[Interval] = []
         self.path = fleet_dir(rollout.home) / "rollouts" / f"{rollout.model}-canary-{candidate}.md"
@@ -239,7 +225,7 @@ class CanaryReport:
                 "",
                 f"**{decision or 'in progress'}**",
                 "",
-                f"Settings: {json.dumps(asdict(self.options))}",
+                f"Settings: {self.options.model_dump_json()}",
                 "",
                 "| interval | requests | success | stable success | p99 ms | stable p99 ms | answers JS | compared "
                 "| verdict |",
@@ -250,5 +236,5 @@ class CanaryReport:
         )
         atomic_write(self.path, text)
         intervals = [asdict(interval) for interval in self.intervals]
-        summary = {"decision": decision, "options": asdict(self.options), "intervals": intervals}
+        summary = {"decision": decision, "options": self.options.model_dump(), "intervals": intervals}
         atomic_write(self.path.with_suffix(".json"), json.dumps(summary, indent=2) + "\n")

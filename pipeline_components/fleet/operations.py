@@ -14,7 +14,6 @@ from typing import Any
 from pipeline_components.config import PipelineConfig
 from pipeline_components.errors import RunwayError
 from pipeline_components.fleet import FleetState, read_fleet_state
-from pipeline_components.fleet.canary import CanaryOptions
 from pipeline_components.fleet.local import pid_alive
 from pipeline_components.fleet.reconfigure import reconfigure
 from pipeline_components.fleet.request_logging import cannot_log, fleet_request_logging
@@ -36,7 +35,7 @@ def options_for(
         latency_budget_ms=serving.verify_latency_ms,
         verify=verify,
         request_logging=request_logging,
-        canary=CanaryOptions(**serving.canary.model_dump()) if serving.rollout == "canary" else None,
+        canary=serving.canary if serving.rollout == "canary" else None,
     )
 
 

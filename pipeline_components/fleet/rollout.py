@@ -38,10 +38,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from pipeline_components.config.serving import CanaryConfig
 from pipeline_components.durable import atomic_write
 from pipeline_components.errors import RunwayError
 from pipeline_components.fleet import CANARY_LABEL, STABLE_LABEL, FleetState, fleet_dir
-from pipeline_components.fleet.canary import CANARY_STEP, CanaryFailed, CanaryOptions, analyse
+from pipeline_components.fleet.canary import CANARY_STEP, CanaryFailed, analyse
 from pipeline_components.fleet.instances import Instance, InstanceError
 from pipeline_components.fleet.reconfigure import reconfigure
 from pipeline_components.fleet.restarts import Restarts, RestartTooLong
@@ -86,7 +87,7 @@ class RolloutOptions:
     verify: bool = True
     restart_wait_s: float = 120.0
     request_logging: RequestLogging | None = None
-    canary: CanaryOptions | None = None
+    canary: CanaryConfig | None = None
 
 
 class Rollout:
@@ -335,7 +336,7 @@ class Rollout:
 
     def analyse_canary(self) -> str:
         """Step 4b (``serving.rollout: canary``): judged on mirrored live traffic against stable (``fleet.canary``)."""
-        return self._step(CANARY_STEP, lambda: analyse(self, self.options.canary or CanaryOptions()))
+        return self._step(CANARY_STEP, lambda: analyse(self, self.options.canary or CanaryConfig()))
 
     def promote(self) -> str:
         """Step 5: ``stable`` moves to the candidate; the previous stable stays loaded (instant rollback)."""

@@ -49,12 +49,12 @@ from tensorflow_serving.config import logging_config_pb2, model_server_config_pb
 from pipeline_components.durable import fsync_dir
 from pipeline_components.serving import log_records, status
 from pipeline_components.serving.metrics import Metrics
+from pipeline_components.serving.request_log_reader import FILE_SUFFIX  # one name for both sides
 from pipeline_components.serving.servable import Servable
 
 log = logging.getLogger(__name__)
 
 COLLECTOR_TYPES = ("tfrecord", "")  # "": what a config written for TF Serving without a registered type says
-FILE_SUFFIX = ".tfrecord"
 PARTIAL_SUFFIX = ".partial"  # an open file: FILE_SUFFIX + PARTIAL_SUFFIX, renamed when closed
 SAVED_MODEL_TAGS = ("serve",)
 # The oneof field of PredictionLog each API fills.

@@ -23,7 +23,7 @@ from pipeline_components.serving_protos import arrays
 from pipeline_components.serving_protos.messages import message
 from pipeline_components.serving_protos.tfrecord import read_records
 
-# request_log.FILE_SUFFIX: the writer imports TensorFlow, the reader must not.
+# A closed log file's suffix (the writer, request_log, imports it from here: the reader imports no TensorFlow).
 FILE_SUFFIX = ".tfrecord"
 PredictionLog: TypeAlias = Message  # tensorflow.serving.PredictionLog
 

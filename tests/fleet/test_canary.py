@@ -23,8 +23,8 @@ import pytest
 
 from pipeline_components.cli.commands.serving import rows_from_span
 from pipeline_components.client.client import ServingClient
+from pipeline_components.config import CanaryConfig
 from pipeline_components.fleet import fleet_dir
-from pipeline_components.fleet.canary import CanaryOptions
 from pipeline_components.fleet.nginx import canary_mirrors
 from pipeline_components.fleet.request_logging import request_log_prefix
 from pipeline_components.fleet.rollout import RolloutFailed
@@ -37,7 +37,7 @@ pytestmark = pytest.mark.runtime
 MODEL = "tiny_flights"
 # Half the REST traffic copied: the slow candidate's extra CPU then leaves stable's latency alone (they share the
 # instances, as mirrored traffic does in a real fleet), about 30 mirrored requests per interval.
-OPTIONS = CanaryOptions(mirror_percent=50, interval_s=5, iterations=3, threshold=2, min_requests=15)
+OPTIONS = CanaryConfig(mirror_percent=50, interval_s=5, iterations=3, threshold=2, min_requests=15)
 
 
 @dataclass

@@ -8,7 +8,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from pipeline_components.fleet.canary import CanaryOptions, judge
+from pipeline_components.config import CanaryConfig
+from pipeline_components.fleet.canary import judge
 from pipeline_components.fleet.canary_signals import (
     VersionCounts,
     interval_counts,
@@ -71,7 +72,7 @@ def counts(ok: int, failed: int = 0, *, slow: bool = False) -> VersionCounts:
 
 
 def test_an_interval_fails_on_each_check_it_crosses_and_says_which() -> None:
-    options = CanaryOptions(min_requests=20)
+    options = CanaryConfig(min_requests=20)
     alike = ([0.2, 0.4, 0.6] * 10, [0.2, 0.4, 0.6] * 10)
     assert judge(options, 1, counts(50), counts(100), alike).passed
     assert judge(options, 1, counts(10), counts(100), alike).failures == [
