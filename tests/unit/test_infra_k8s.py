@@ -215,13 +215,16 @@ def test_airflow_chart_values_mount_the_shared_claim() -> None:
     claim = one(prod, "PersistentVolumeClaim")["metadata"]
     assert volume["persistentVolumeClaim"]["claimName"] == env["RUNWAY_K8S_PVC"] == claim["name"]
     assert env["RUNWAY_K8S_NAMESPACE"] == claim["namespace"]
-    assert env["RUNWAY_NODE_BACKEND"] == "kubernetes" and values["executor"] == "KubernetesExecutor"
+    # Celery workers run the tasks (the topology's executor: tests/unit/deploy/test_topology.py); the TFX nodes of a
+    # task still run in pods of their own.
+    assert env["RUNWAY_NODE_BACKEND"] == "kubernetes" and values["executor"] == "CeleryExecutor"
+    assert values["allowPodLaunching"] is True, "the workers start the node pods"
     assert values["airflowVersion"].startswith("3.")
 
 
 # --- the load balancer and the NetworkPolicy --------------------------------------------------------------------
 
-# The labels the official Airflow chart gives the pods that run tasks (KubernetesExecutor workers): the rollout.
+# The labels the official Airflow chart gives the pods that run tasks (its Celery workers): the rollout.
 AIRFLOW_WORKER_LABELS = {"tier": "airflow", "component": "worker"}
 
 
@@ -281,6 +284,13 @@ SECRET_VALUES = {
     "apiSecretKey": "apiSecretKeySecretName",
     "jwtSecret": "jwtSecretName",
 }
+# The same under `data` and `redis`: the chart would otherwise write the broker URL, the result backend's URL and
+# Redis's password into Secrets of its own (a generated Redis password changes at every upgrade).
+DATA_SECRET_VALUES = {
+    "metadataConnection": "metadataSecretName",
+    "brokerUrl": "brokerUrlSecretName",
+    "resultBackendConnection": "resultBackendSecretName",
+}
 
 
 def test_airflow_chart_values_reference_secrets_and_hold_none() -> None:
@@ -290,7 +300,10 @@ def test_airflow_chart_values_reference_secrets_and_hold_none() -> None:
         assert values.get(literal) is None, f"{literal} is written in values.yaml; use {by_name}"
         assert values.get(by_name), f"{by_name}: the Secret with the {literal}"
     assert values.get("webserverSecretKey") is None
-    assert values["data"].get("metadataSecretName") and "metadataConnection" not in values["data"]
+    for literal, by_name in DATA_SECRET_VALUES.items():
+        assert values["data"].get(by_name) and literal not in values["data"], f"data.{literal}: use data.{by_name}"
+    assert values["redis"]["enabled"] is True and values["redis"].get("password") is None
+    assert values["redis"].get("passwordSecretName"), "the chart's Redis password from a Secret you create"
     assert values["postgresql"]["enabled"] is False, "the bundled PostgreSQL comes with a default password"
     assert values["createUserJob"]["defaultUser"]["enabled"] is False, "the chart's default user is admin/admin"
     api = values["apiServer"]
@@ -304,7 +317,8 @@ def test_airflow_chart_values_reference_secrets_and_hold_none() -> None:
         ):
             assert "secretKeyRef" in variable.get("valueFrom", {}), f"{variable['name']} must come from a Secret"
     secrets = {ref["name"] for v in api["env"] if (ref := v.get("valueFrom", {}).get("secretKeyRef"))}
-    secrets |= {values[name] for name in SECRET_VALUES.values()} | {values["data"]["metadataSecretName"]}
+    secrets |= {values[name] for name in SECRET_VALUES.values()} | {values["redis"]["passwordSecretName"]}
+    secrets |= {values["data"][name] for name in DATA_SECRET_VALUES.values()}
     secrets |= {ref["name"] for v in values["env"] if (ref := v.get("valueFrom", {}).get("secretKeyRef"))}
     secrets |= {v["secret"]["secretName"] for v in values["volumes"] if "secret" in v}
     for secret in secrets:  # the header says how to create each one
@@ -313,6 +327,9 @@ def test_airflow_chart_values_reference_secrets_and_hold_none() -> None:
     (auth,) = [m for m in api["extraVolumeMounts"] if passwords_file.startswith(m["mountPath"] + "/")]
     assert passwords_file in api["args"][-1] and api["args"][-1].endswith("exec airflow api-server")
     assert next(v for v in api["extraVolumes"] if v["name"] == auth["name"])["emptyDir"] is not None
+    # The broker URL holds the Redis password: it and the password Secret are made from one value.
+    assert re.search(r'--from-literal=connection="redis://:\$REDIS_PASSWORD@airflow-redis:6379/0"', text)
+    assert re.search(r"--from-literal=password=\"\$REDIS_PASSWORD\"", text)
 
 
 def test_ml_metadata_is_postgresql_for_every_airflow_pod_and_every_node_pod() -> None:
