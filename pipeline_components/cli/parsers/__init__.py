@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from pipeline_components.cli.parsers import models, monitoring, pipelines, runtime, scaffold, serving, traffic
+from pipeline_components.cli.parsers import models, monitoring, pipelines, runtime, scaffold, serving, traffic, users
 
 DESCRIPTION = """\
 Runway runs TFX pipelines under Airflow 3, from real data to a pushed, servable model.
@@ -44,6 +44,6 @@ def build_parser() -> argparse.ArgumentParser:
     formatter = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(prog="runway", description=DESCRIPTION, formatter_class=formatter)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for group in (scaffold, pipelines, serving, traffic, monitoring, models, runtime):
+    for group in (scaffold, pipelines, serving, traffic, monitoring, models, runtime, users):
         group.add_parsers(sub)
     return parser
