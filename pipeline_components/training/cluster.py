@@ -145,7 +145,8 @@ class LocalCluster:
         log.info("started %s (pid %d), log %s", member.name, process.pid, log_path)
         return member
 
-    def _failed_member(self) -> TrainingWorkerError | None:
+    def failed_member(self) -> TrainingWorkerError | None:
+        """The first member that exited with a failure (or at all, for a server), as the error to raise."""
         for member in self.members:
             code = member.process.poll()
             if code is None or (code == 0 and not member.serves_forever):
@@ -169,7 +170,7 @@ class LocalCluster:
         deadline = time.monotonic() + timeout_s
         try:
             while True:
-                failure = self._failed_member()
+                failure = self.failed_member()
                 if failure:
                     raise failure
                 if all(m.process.poll() == 0 for m in self.members):
@@ -189,7 +190,7 @@ class LocalCluster:
 
         def watch() -> None:
             while not self._stopping.wait(poll_s):
-                failure = self._failed_member()
+                failure = self.failed_member()
                 if failure:
                     self.failure = failure
                     log.error("%s", failure)
@@ -281,7 +282,7 @@ def _wait_for_ports(addresses: list[str], cluster: LocalCluster, *, timeout_s: f
     deadline = time.monotonic() + timeout_s
     pending = list(addresses)
     while pending:
-        failure = cluster._failed_member()
+        failure = cluster.failed_member()
         if failure:
             raise failure
         host, port = pending[0].rsplit(":", 1)

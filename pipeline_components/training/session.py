@@ -4,24 +4,28 @@
 ``TrainingSession``: the strategy to build and compile the model under, the input pipeline it needs, the
 callbacks (BackupAndRestore) and the folder to export to (the serving folder on the chief, a scratch folder on
 other workers). For ``multi_worker_mirrored`` the Trainer's own process launches the workers (each re-enters
-``entry`` in its own process) and supervises them: the session it gets has no strategy, the chief exported.
+``entry`` in its own process) and supervises them: the session it gets has no strategy, the chief exported. When
+the DAG placed the workers on other hosts (``training.remote``), the Trainer's process trains as the chief in a
+cluster it met through the rendezvous folder, and supervises its own training process only.
 For ``parameter_server`` it starts the parameter servers and workers and coordinates them itself.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import shutil
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pipeline_components.config import TrainingConfig
+from pipeline_components.durable import atomic_write
 from pipeline_components.errors import TrainingWorkerError
-from pipeline_components.training import cluster, strategies
+from pipeline_components.training import cluster, remote, strategies
 from pipeline_components.training.settings import from_custom_config
 from pipeline_components.training.spec import write_spec
 
@@ -100,6 +104,27 @@ def training_session(fn_args: Any, *, entry: str) -> Iterator[TrainingSession]:
     backup_dir = str(work / "backup")
     task = os.environ.get(cluster.TASK_ENV)
     log.info("training strategy: %s (%s)", settings.strategy, f"cluster task {task}" if task else "Trainer process")
+
+    placed = remote.remote_plan(strategy=settings.strategy, workers=settings.workers) if task is None else None
+    if placed is not None:
+        rendezvous, queues = placed
+        host, address = remote.host_identity()
+        spec = write_spec(fn_args, entry, work / "cluster" / "spec.json")
+        members = remote.run_chief(
+            spec,
+            rendezvous=rendezvous,
+            workers=settings.workers,
+            queues=queues,
+            host=host,
+            address=address,
+            timeout_s=settings.worker_timeout_s,
+        )
+        # In the ModelRun artifact (ML Metadata records its URI): which host ran which training worker.
+        atomic_write(work / "cluster" / "members.json", json.dumps([asdict(m) for m in members], indent=2))
+        if not Path(fn_args.serving_model_dir, "saved_model.pb").is_file():
+            raise TrainingWorkerError(f"the chief worker finished without exporting to {fn_args.serving_model_dir}")
+        yield TrainingSession(settings, None, True, fn_args.serving_model_dir, backup_dir)
+        return
 
     if settings.strategy == "multi_worker_mirrored" and task is None:
         spec = write_spec(fn_args, entry, work / "cluster" / "spec.json")

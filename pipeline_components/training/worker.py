@@ -7,6 +7,9 @@ python -m pipeline_components.training.worker train SPEC.json        # a multi_w
 python -m pipeline_components.training.worker serve CLUSTER ROLE N   # a parameter_server ps/worker server
 python -m pipeline_components.training.worker trainer SPEC.json      # run_fn as the Trainer node calls it,
                                                                       # in a fresh process (tests, benchmarks)
+python -m pipeline_components.training.worker join --rendezvous DIR --index I --address ADDR [--host H]
+    [--queue Q] --timeout-s S      # a DAG's training worker task on another host (``training.remote``); exits 0,
+                                   # EXIT_SKIPPED when the run needs no remote worker, 1 with an ``error:`` line
 """
 
 from __future__ import annotations
@@ -42,6 +45,8 @@ def main(argv: list[str]) -> int:
         return 0
     if command == "pod":
         return _pod()
+    if command == "join":
+        return _join(args)
     print(f"unknown command {command!r}; see the module docstring", file=sys.stderr)
     return 2
 
@@ -61,6 +66,37 @@ def _pod() -> int:
     if os.environ.get("RUNWAY_TRAINING_STRATEGY") == "parameter_server" and role != "chief":
         return main(["serve", json.dumps(config["cluster"]), role, str(index)])
     return main(["train", spec])
+
+
+def _join(args: list[str]) -> int:
+    """A training worker task's command: meet the chief through the rendezvous folder, train, end with it."""
+    import argparse
+
+    from pipeline_components.boundary import ERROR_PREFIX, EXIT_SKIPPED
+    from pipeline_components.errors import TrainingWorkerError
+    from pipeline_components.training.remote import join
+
+    parser = argparse.ArgumentParser(prog="python -m pipeline_components.training.worker join")
+    parser.add_argument("--rendezvous", required=True, type=Path)
+    parser.add_argument("--index", required=True, type=int)
+    parser.add_argument("--address", required=True, help="this host's address: the training server listens on it")
+    parser.add_argument("--host", default="", help="this host's name, for the logs")
+    parser.add_argument("--queue", default="", help="this task's Airflow queue, for the logs")
+    parser.add_argument("--timeout-s", required=True, type=float, help="training.worker_timeout_s")
+    options = parser.parse_args(args)
+    try:
+        trained = join(
+            rendezvous=options.rendezvous,
+            index=options.index,
+            host=options.host or options.address,
+            address=options.address,
+            queue=options.queue,
+            timeout_s=options.timeout_s,
+        )
+    except TrainingWorkerError as error:
+        print(f"{ERROR_PREFIX}{error}", flush=True)
+        return 1
+    return 0 if trained else EXIT_SKIPPED
 
 
 if __name__ == "__main__":
