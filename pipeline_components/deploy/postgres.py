@@ -28,6 +28,7 @@ import re
 import secrets
 import shutil
 import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +36,7 @@ from pipeline_components.errors import ConfigError, RuntimeEnvironmentError
 from pipeline_components.ports import free_ports, port_free
 
 SUPERUSER = "runway"
+_HBA_BEGIN = "# runway: the deployment's hosts (rewritten at each start)"
 SERVICE_ACCOUNT = "postgres"  # Debian's postgresql package creates it; used only when root starts the cluster
 _DATABASE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _INSTALL = "install Debian's postgresql package (`make setup` does: apt-get install postgresql)"
@@ -83,12 +85,28 @@ class LocalPostgres:
         root: the cluster's folder (for example ``$RUNWAY_HOME/postgres``).
         host: the address it listens on (loopback unless told otherwise).
         bin_dir: PostgreSQL's binaries (default: ``find_bin_dir()``).
+        port: the port to listen on (default: a free one at the first start, kept afterwards).
+        netns: the command that enters the host the server runs on (``ip netns exec NS``, ``Hosts.command``),
+            when ``host`` is an address of another network namespace; the server is started inside it.
+        clients: networks (``10.231.7.0/24``) whose hosts may connect with the password, besides loopback.
     """
 
-    def __init__(self, *, root: Path, host: str = "127.0.0.1", bin_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        root: Path,
+        host: str = "127.0.0.1",
+        bin_dir: Path | None = None,
+        port: int | None = None,
+        netns: Sequence[str] = (),
+        clients: Sequence[str] = (),
+    ) -> None:
         self.root = root
+        self._clients = list(clients)
         self.host = host
         self._bin_dir = bin_dir
+        self._requested_port = port
+        self._netns = list(netns)
         self.data = root / "data"
         self.password_file = root / "password"
         self.state_file = root / "server.json"
@@ -111,10 +129,13 @@ class LocalPostgres:
                 f"PostgreSQL cannot run as root and there is no '{SERVICE_ACCOUNT}' account to run it as: {_INSTALL}"
             ) from None
 
-    def _run(self, tool: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    def _run(
+        self, tool: str, *args: str, check: bool = True, netns: Sequence[str] = ()
+    ) -> subprocess.CompletedProcess[str]:
         command = [str(self.bin_dir / tool), *args]
         if self._account() is not None:
             command = ["runuser", "-u", SERVICE_ACCOUNT, "--", *command]
+        command = [*netns, *command]
         # cwd: the account may not be allowed into the caller's working directory.
         done = subprocess.run(command, capture_output=True, text=True, cwd=self.root, check=False)
         if check and done.returncode != 0:
@@ -202,6 +223,13 @@ class LocalPostgres:
         )
 
     def _port(self) -> int:
+        if self._requested_port is not None:
+            if not self._netns and not port_free(self.host, self._requested_port):
+                raise RuntimeEnvironmentError(
+                    f"cannot start PostgreSQL on {self.host}:{self._requested_port}: the port is taken; stop what "
+                    f"holds it (`ss -ltnp 'sport = :{self._requested_port}'` names it)"
+                )
+            return self._requested_port  # a host of its own (netns): nothing else listens on its address
         if self.state_file.is_file():
             port = int(json.loads(self.state_file.read_text())["port"])
             if port_free(self.host, port):
@@ -219,17 +247,30 @@ class LocalPostgres:
         # Rewritten at each start; postgresql.conf includes it (listen address, port, socket inside PGDATA).
         conf.write_text(f"listen_addresses = '{self.host}'\nport = {port}\nunix_socket_directories = '{self.data}'\n")
         self._give_to_account(conf)
+        self._write_hba()
         main_conf = self.data / "postgresql.conf"
         if "include_if_exists = 'runway.conf'" not in main_conf.read_text():
             with main_conf.open("a") as handle:
                 handle.write("\ninclude_if_exists = 'runway.conf'\n")
-        self._run("pg_ctl", "start", f"--pgdata={self.data}", f"--log={self.log_file}", "--wait", "--timeout=60")
+        self._run(
+            "pg_ctl", "start", f"--pgdata={self.data}", f"--log={self.log_file}", "--wait", "--timeout=60",
+            netns=self._netns,
+        )  # fmt: skip
         state = {"host": self.host, "port": port, "user": SUPERUSER, "bin_dir": str(self.bin_dir)}
         self.state_file.write_text(json.dumps(state, indent=1) + "\n")
         server = self.server()
         if server is None:
             raise RuntimeEnvironmentError(f"PostgreSQL did not stay up; see its log: {self.log_file}")
         return server
+
+    def _write_hba(self) -> None:
+        """Let ``clients`` in (password, scram-sha-256), in a block of pg_hba.conf rewritten at each start."""
+        hba = self.data / "pg_hba.conf"
+        text = hba.read_text().split(_HBA_BEGIN)[0].rstrip("\n") + "\n"
+        if self._clients:
+            lines = [f"host all all {network} scram-sha-256" for network in self._clients]
+            text += "\n".join([_HBA_BEGIN, *lines, ""])
+        hba.write_text(text)
 
     def _psql(self, server: PostgresServer, sql: str) -> str:
         done = self._run(

@@ -26,6 +26,7 @@ import secrets
 import shutil
 import socket
 import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
@@ -81,10 +82,18 @@ class LocalRedis:
         host: the address it listens on (loopback unless told otherwise).
         port: the port to use at the first start (default: a free one); kept afterwards.
         binary: the ``redis-server`` binary (default: ``find_redis_server()``).
+        netns: the command that enters the host the server runs on (``ip netns exec NS``, ``Hosts.command``),
+            when ``host`` is an address of another network namespace; the server is started inside it.
     """
 
     def __init__(
-        self, *, root: Path, host: str = "127.0.0.1", port: int | None = None, binary: Path | None = None
+        self,
+        *,
+        root: Path,
+        host: str = "127.0.0.1",
+        port: int | None = None,
+        binary: Path | None = None,
+        netns: Sequence[str] = (),
     ) -> None:
         if port is not None and not 0 < port < 65536:
             raise ConfigError(f"Redis port {port}: use a TCP port between 1 and 65535")
@@ -98,6 +107,7 @@ class LocalRedis:
         self.host = host
         self._requested_port = port
         self._binary = binary
+        self._netns = list(netns)
 
     @property
     def binary(self) -> Path:
@@ -139,7 +149,7 @@ class LocalRedis:
         port = int(str(state["port"])) if state is not None else self._requested_port
         if port is None:
             return free_ports(1, self.host)[0]
-        if not port_free(self.host, port):
+        if not self._netns and not port_free(self.host, port):
             kept = "" if state is None else f" (kept in {self.state_file} since the first start)"
             raise RuntimeEnvironmentError(
                 f"cannot start Redis on {self.host}:{port}{kept}: the port is taken by another process. Stop that "
@@ -169,7 +179,11 @@ class LocalRedis:
         self.pid_file.unlink(missing_ok=True)
         # daemonize: the server outlives the command that started it, as pg_ctl's does; cwd: its files are in data/.
         done = subprocess.run(
-            [str(binary), str(self.config_file)], cwd=self.data, capture_output=True, text=True, check=False
+            [*self._netns, str(binary), str(self.config_file)],
+            cwd=self.data,
+            capture_output=True,
+            text=True,
+            check=False,
         )
         if done.returncode != 0:
             raise RuntimeEnvironmentError(

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from pipeline_components.durable import atomic_write
 from pipeline_components.fleet import (
@@ -116,7 +117,11 @@ class LocalFleet:
         nginx = find_nginx()
         server = spec.server or default_server()
         ports = spec.ports()
-        taken = [p for p in (spec.rest_port, spec.grpc_port, *(p for pair in ports for p in pair)) if port_open(p)]
+        # Ports on this machine's loopback only: a placed process has a host (and ports) of its own.
+        on_loopback = [*([] if spec.lb_host else [spec.rest_port, spec.grpc_port])]
+        if spec.instance_hosts is None:
+            on_loopback += [p for pair in ports for p in pair]
+        taken = [p for p in on_loopback if port_open(p)]
         if taken:
             raise FleetError(
                 f"port(s) {taken} already in use on {HOST}; stop what uses them or pick others "
@@ -140,8 +145,8 @@ class LocalFleet:
         try:
             pids = self._start_watchdog(names)
             state = FleetState(
-                rest_url=f"http://{HOST}:{spec.rest_port}",
-                grpc_target=f"{HOST}:{spec.grpc_port}",
+                rest_url=f"http://{spec.lb_address}:{spec.rest_port}",
+                grpc_target=f"{spec.lb_address}:{spec.grpc_port}",
                 store=str(self.store.root),
                 model_config_file=str(self.store.config_path),
                 instances=[replace(a, pid=pids[a.name]) for a in addresses],
@@ -245,11 +250,14 @@ class LocalFleet:
     ) -> InstanceAddress:
         name = instance_name(index)
         store_path = (spec.store_paths or {}).get(name, str(self.store.root))
+        placement = spec.placement(index)
+        bind_address = placement.address if placement is not None else spec.bind_address
         argv = [
+            *(placement.enter if placement is not None else ()),
             server,
             f"--port={grpc_port}",
             f"--rest_api_port={rest_port}",
-            *server_flags(server, spec.bind_address),
+            *server_flags(server, bind_address),
             f"--model_config_file={self._instance_config_file(name, store_path)}",
             # Labels in the file name versions that are loaded only after start-up (TF Serving refuses them else).
             "--allow_version_labels_for_unavailable_models",
@@ -259,7 +267,7 @@ class LocalFleet:
             *spec.extra_server_flags,
         ]
         self.processes.record_argv(name, argv)  # the watchdog starts it (and restarts it) with this command line
-        host = connect_address(spec.bind_address)
+        host = connect_address(bind_address)
         return InstanceAddress(
             name=name, rest_url=f"http://{host}:{rest_port}", grpc_target=f"{host}:{grpc_port}", store_path=store_path
         )
@@ -269,14 +277,15 @@ class LocalFleet:
         conf = nginx_dir / "nginx.conf"
         text = render_config(
             addresses=addresses,
-            host=HOST,
+            host=spec.lb_address,
             rest_port=spec.rest_port,
             grpc_port=spec.grpc_port,
             nginx_dir=nginx_dir,
             log_dir=self.log_dir,
         )
-        write_config(nginx, conf, text, self.log_dir)
-        self.processes.record_argv(NGINX, nginx_argv(nginx, conf, self.log_dir))
+        enter = spec.lb_host.enter if spec.lb_host is not None else ()
+        write_config(nginx, conf, text, self.log_dir, enter=enter)
+        self.processes.record_argv(NGINX, [*enter, *nginx_argv(nginx, conf, self.log_dir)])
 
     def _wait_ready(self, state: FleetState, *, nginx: bool = True) -> None:
         listeners = [_listener(address, self.processes.log_path(address.name)) for address in state.instances]
@@ -284,7 +293,15 @@ class LocalFleet:
         if nginx:
             error_log = self.log_dir / "nginx-error.log"
             wait_listening(
-                [Listener(name=NGINX, pid=state.nginx_pid, host=HOST, ports=(_port(state.rest_url),), log=error_log)],
+                [
+                    Listener(
+                        name=NGINX,
+                        pid=state.nginx_pid,
+                        host=urlsplit(state.rest_url).hostname or HOST,
+                        ports=(_port(state.rest_url),),
+                        log=error_log,
+                    )
+                ],
                 timeout_s=START_TIMEOUT_S,
             )
 

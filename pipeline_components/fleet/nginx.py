@@ -20,6 +20,7 @@ import re
 import shutil
 import signal
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 
 from pipeline_components.durable import atomic_write
@@ -109,18 +110,18 @@ def nginx_argv(nginx: str, conf: Path, log_dir: Path, *, test: bool = False) -> 
     return [nginx, *check, "-p", str(conf.parent), "-c", str(conf), "-e", str(log_dir / "nginx-error.log")]
 
 
-def check_config(nginx: str, conf: Path, log_dir: Path) -> None:
-    """``nginx -t`` on ``conf``.
+def check_config(nginx: str, conf: Path, log_dir: Path, *, enter: Sequence[str] = ()) -> None:
+    """``nginx -t`` on ``conf``, inside the host that ``enter`` enters (``nginx -t`` binds the listen addresses).
 
     Raises:
         FleetError: nginx refuses the configuration (its own message is included).
     """
-    check = subprocess.run(nginx_argv(nginx, conf, log_dir, test=True), capture_output=True, text=True)
+    check = subprocess.run([*enter, *nginx_argv(nginx, conf, log_dir, test=True)], capture_output=True, text=True)
     if check.returncode:
         raise FleetError(f"nginx refuses the generated config {conf}:\n{check.stderr.strip()}")
 
 
-def write_config(nginx: str, conf: Path, text: str, log_dir: Path) -> None:
+def write_config(nginx: str, conf: Path, text: str, log_dir: Path, *, enter: Sequence[str] = ()) -> None:
     """Write the fleet's configuration, with no canary mirrored, and check it (``nginx -t``).
 
     Raises:
@@ -128,7 +129,7 @@ def write_config(nginx: str, conf: Path, text: str, log_dir: Path) -> None:
     """
     atomic_write(conf.parent / CANARY_CONF, render_canary({}))
     atomic_write(conf, text)
-    check_config(nginx, conf, log_dir)
+    check_config(nginx, conf, log_dir, enter=enter)
 
 
 def render_canary(mirrors: dict[str, float]) -> str:

@@ -20,6 +20,16 @@ DEFAULT_INSTANCE_BASE_PORT = 18500  # instance i: gRPC 18500 + 10 i, REST 18501 
 
 
 @dataclass(frozen=True, kw_only=True)
+class Placement:
+    """Where one process of a fleet runs when it is not this machine's root network namespace: the address of its
+    host, and the command that enters that host (``ip netns exec NS``, from ``deploy.hosts.Hosts.command``). The
+    fleet's watchdog starts (and restarts) the process through that command, so it listens on its host only."""
+
+    address: str
+    enter: tuple[str, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
 class FleetSpec:
     """How to start a local fleet.
 
@@ -33,6 +43,9 @@ class FleetSpec:
             the rollout on this machine reach the instances' ports, never another host.
         store_paths: instance name -> the store as that instance sees it (tests).
         extra_server_flags: more flags for every model server.
+        instance_hosts: one ``Placement`` per instance (``runway deploy``: the serving hosts); each binds its
+            host's address, on its host's own ports. Default: every instance on this machine.
+        lb_host: where nginx runs (``runway deploy``: the load-balancer host); it listens on that address.
     """
 
     instances: int = DEFAULT_INSTANCES
@@ -44,6 +57,21 @@ class FleetSpec:
     bind_address: str = HOST
     store_paths: dict[str, str] | None = None
     extra_server_flags: tuple[str, ...] = ()
+    instance_hosts: tuple[Placement, ...] | None = None
+    lb_host: Placement | None = None
+
+    @property
+    def lb_address(self) -> str:
+        """The address nginx listens on (and clients connect to)."""
+        return self.lb_host.address if self.lb_host is not None else HOST
+
+    def placement(self, index: int) -> Placement | None:
+        """Where instance ``index`` runs (None: this machine)."""
+        if self.instance_hosts is None:
+            return None
+        if len(self.instance_hosts) != self.instances:
+            raise FleetError(f"{self.instances} instances but {len(self.instance_hosts)} hosts to place them on")
+        return self.instance_hosts[index]
 
     def ports(self) -> list[tuple[int, int]]:
         """(gRPC, REST) of each instance."""

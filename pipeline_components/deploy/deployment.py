@@ -1,0 +1,366 @@
+"""``runway deploy up|status|down``: the production topology (``deploy/topology.py``) brought up on this machine,
+each host a network namespace (``deploy/hosts.py``).
+
+- control: PostgreSQL (databases ``airflow`` and ``mlmd``), Redis, Airflow's api-server, scheduler, dag-processor
+  and triggerer, all listening on the control host's address;
+- worker-1, worker-2: an ``airflow celery worker`` each (queues ``default`` and its own host's), running TFX nodes in
+  its own warm runtime;
+- serving-1..3: a model server each, lb: nginx in front of them (runway's fleet, its watchdog restarting whatever
+  dies, ``fleet/local.py`` with placements);
+- the UI and REST API, and the load balancer, published on this machine's loopback only (``deploy/publish.py``).
+
+The deployment lives under ``<RUNWAY_HOME>/deploy``: its own runway home (pipelines, model store, fleet, Airflow's
+home and logs), its secrets (``secrets/``, 0600), the databases' folders, and each process's pid file and log
+(``instances/``, ``logs/``). Prepared data is read from the embedded home's data folder (``make run`` prepares it).
+``up`` starts what is not running and keeps what is (twice is harmless); ``down`` stops every process of every host,
+then removes the hosts, and checks that nothing is left.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from pipeline_components.deploy import airflow as components
+from pipeline_components.deploy.auth import auth_env
+from pipeline_components.deploy.celery import CelerySettings, celery_settings
+from pipeline_components.deploy.hosts import HostPlan, Hosts
+from pipeline_components.deploy.postgres import LocalPostgres, PostgresServer
+from pipeline_components.deploy.publish import PUBLISH_ADDRESS, Published, render
+from pipeline_components.deploy.redis import LocalRedis
+from pipeline_components.deploy.secrets import SecretFiles
+from pipeline_components.deploy.topology import (
+    API_PORT,
+    SECRETS,
+    CONTROL,
+    GRPC_PORT,
+    LB,
+    POSTGRES_PORT,
+    REDIS_PORT,
+    REST_PORT,
+    SERVING,
+    WORKERS,
+)
+from pipeline_components.durable import atomic_write
+from pipeline_components.errors import RunwayError
+from pipeline_components.fleet.local import LocalFleet
+from pipeline_components.fleet.nginx import check_config, find_nginx
+from pipeline_components.fleet.spec import FleetSpec, Placement
+from pipeline_components.fleet.supervisor import Supervisor
+from pipeline_components.ports import port_free
+from pipeline_components.processes import command_line, log_tail, pid_alive, stop_pid, wait_for
+from pipeline_components.settings import PostgresMetadata, Settings
+
+AIRFLOW_DATABASE = "airflow"
+METADATA_DATABASE = "mlmd"
+WORKER_CONCURRENCY = 2
+PUBLISH = "publish"
+OWN_SECRETS = ("fernet-key", "api-secret-key", "jwt-secret", "admin-password")
+START_TIMEOUT_S = 240.0
+
+
+class DeploymentError(RunwayError):
+    """A service of the deployment did not start, or the deployment is not up."""
+
+
+def deployment_settings(settings: Settings, root: Path, postgres: PostgresServer | None) -> Settings:
+    """The runway settings of the deployment under ``root``: a home of its own, the embedded home's prepared data
+    and pipeline configs, and ML Metadata in the deployment's PostgreSQL (database ``mlmd``)."""
+    metadata = None
+    if postgres is not None:
+        metadata = PostgresMetadata.from_url(postgres.url(METADATA_DATABASE), postgres.password_file)
+    return replace(
+        settings,
+        home=root,
+        pipelines_dir=root / "pipelines",
+        metadata_dir=root / "metadata",
+        ir_dir=root / "ir",
+        model_store=root / "models",
+        metadata_postgres=metadata,
+    )
+
+
+class Deployment:
+    """The deployment of one ``RUNWAY_HOME`` (under ``<home>/deploy``)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        say: Callable[[str], None] = print,
+        ui_port: int = API_PORT,
+        rest_port: int = REST_PORT,
+        grpc_port: int = GRPC_PORT,
+        subnet: str | None = None,
+    ) -> None:
+        self.root = settings.home / "deploy"
+        self.say = say
+        self.hosts = Hosts(HostPlan.for_home(self.root, subnet=subnet))
+        self.plan = self.hosts.plan
+        self.processes = Supervisor(self.root)
+        self.secrets = SecretFiles(self.root / "secrets")
+        self.published_ports = {"ui": ui_port, "rest": rest_port, "grpc": grpc_port}
+        control = self.address(CONTROL)
+        enter = self.hosts.command(CONTROL, [])
+        self.postgres = LocalPostgres(
+            root=self.root / "postgres", host=control, port=POSTGRES_PORT, netns=enter, clients=[str(self.plan.subnet)]
+        )
+        self.redis = LocalRedis(root=self.root / "redis", host=control, port=REDIS_PORT, netns=enter)
+        self._base = settings
+
+    def address(self, host: str) -> str:
+        return self.plan.host(host).address
+
+    @property
+    def settings(self) -> Settings:
+        """The deployment's runway settings (ML Metadata on its PostgreSQL once that runs)."""
+        return deployment_settings(self._base, self.root, self.postgres.server())
+
+    @property
+    def state_file(self) -> Path:
+        return self.root / "deployment.json"
+
+    # -- up ---------------------------------------------------------------------------------------------------------
+
+    def up(self) -> dict[str, Any]:
+        """Bring up every host and service that is not running; keep the others. Returns ``status()``.
+
+        Raises:
+            DeploymentError: a service did not start (its log is named, with its last lines).
+            NetworkNamespaceError: hosts cannot be made here (not root, no iproute2).
+        """
+        started = time.monotonic()
+        self._check_published_ports()
+        self.hosts.up()
+        self.say(f"hosts: {len(self.plan.hosts)} network namespaces on {self.plan.subnet} (bridge {self.plan.bridge})")
+        # PostgreSQL's and Redis's passwords are made by their servers, in their own folders (postgres/, redis/).
+        made = self.secrets.ensure(tuple(s for s in SECRETS if s.name in OWN_SECRETS))
+        if made:
+            self.say(f"secrets: generated {', '.join(made)} in {self.secrets.folder} (0600)")
+        postgres = self.postgres.start()
+        self.postgres.create_database(AIRFLOW_DATABASE)
+        self.postgres.create_database(METADATA_DATABASE)
+        self.say(f"control: PostgreSQL on {postgres.host}:{postgres.port} (databases airflow, mlmd)")
+        redis = self.redis.start()
+        self.say(f"control: Redis on {redis.host}:{redis.port}")
+        celery = self._celery()
+        env = self._env(celery)
+        self._migrate(env)
+        control = self.address(CONTROL)
+        for name in components.CONTROL_COMPONENTS:
+            self._start(name, CONTROL, components.component_argv(name, control_address=control), env)
+        self._wait_api()
+        for host in WORKERS:
+            worker = components.worker_env(
+                env, host=host, address=self.address(host), runtime_dir=Path("/run") / self.plan.prefix / host
+            )
+            self._start(
+                f"airflow-{host}", host, components.worker_argv(celery, host, concurrency=WORKER_CONCURRENCY), worker
+            )
+        self._wait_workers()
+        state = LocalFleet(self.settings, say=self.say).up(self._fleet_spec())
+        self.say(f"serving: {len(state.instances)} model servers behind nginx at {state.rest_url}")
+        self._publish()
+        atomic_write(self.state_file, json.dumps(self._describe(), indent=1) + "\n")
+        self.say(
+            f"deployment up in {time.monotonic() - started:.0f} s: Airflow UI and REST API on "
+            f"http://{PUBLISH_ADDRESS}:{self.published_ports['ui']}, REST predictions on "
+            f"http://{PUBLISH_ADDRESS}:{self.published_ports['rest']}, gRPC on "
+            f"{PUBLISH_ADDRESS}:{self.published_ports['grpc']} (users and passwords: `runway deploy users`)"
+        )
+        return self.status()
+
+    def _check_published_ports(self) -> None:
+        pid = self.processes.recorded_pid(PUBLISH)
+        if pid_alive(pid):
+            return
+        taken = [
+            f"{name} {port}" for name, port in self.published_ports.items() if not port_free(PUBLISH_ADDRESS, port)
+        ]
+        if taken:
+            raise DeploymentError(
+                f"port(s) {', '.join(taken)} on {PUBLISH_ADDRESS} are taken (`runway fleet down` or `runway airflow` "
+                "of the embedded stack?): stop what holds them, or publish elsewhere: "
+                "runway deploy up --ui-port/--rest-port/--grpc-port"
+            )
+
+    def _celery(self) -> CelerySettings:
+        postgres, redis = self.postgres.server(), self.redis.status()
+        if postgres is None or redis is None:
+            raise DeploymentError("PostgreSQL and Redis must run before Airflow's settings can be made")
+        return celery_settings(
+            redis=redis,
+            postgres=postgres,
+            database=AIRFLOW_DATABASE,
+            worker_hosts=WORKERS,
+            worker_concurrency=WORKER_CONCURRENCY,
+            execution_api_url=f"http://{self.address(CONTROL)}:{API_PORT}/execution/",
+        )
+
+    def _env(self, celery: CelerySettings) -> dict[str, str]:
+        return components.component_env(
+            self.settings,
+            celery=celery,
+            secrets=self.secrets,
+            control_address=self.address(CONTROL),
+            auth=auth_env(self.root),
+        )
+
+    def _migrate(self, env: dict[str, str]) -> None:
+        marker = self.root / "airflow" / ".migrated"
+        if marker.is_file():
+            return
+        self.say("control: creating Airflow's tables (airflow db migrate)")
+        (self.root / "airflow").mkdir(parents=True, exist_ok=True)
+        done = self.hosts.exec(
+            CONTROL, [components.airflow_bin(), "db", "migrate"], env=env, capture_output=True, text=True
+        )
+        if done.returncode != 0:
+            raise DeploymentError(f"`airflow db migrate` failed:\n{(done.stdout + done.stderr)[-3000:]}")
+        marker.write_text(time.strftime("%Y-%m-%dT%H:%M:%S\n"))
+
+    def _start(self, name: str, host: str, argv: list[str], env: dict[str, str]) -> None:
+        pid = self.processes.recorded_pid(name)
+        if pid_alive(pid) and any(word in command_line(pid or 0) for word in ("airflow", "celery")):
+            return  # a Celery worker renames itself "[celeryd: worker-1@runway:MainProcess] ..."
+        started = self.processes.spawn(name, self.hosts.command(host, argv), env=env, banner=" ".join(argv))
+        self.say(f"{host}: {name} started (pid {started}, log {self.processes.log_path(name)})")
+
+    def _died(self, name: str) -> str | None:
+        """The end of ``name``'s log if its process is gone, else None."""
+        if pid_alive(self.processes.recorded_pid(name)):
+            return None
+        return log_tail(self.processes.log_path(name), 25)
+
+    def _wait_api(self) -> None:
+        url = f"http://{self.address(CONTROL)}:{API_PORT}/api/v2/monitor/health"
+
+        def healthy() -> bool:
+            for name in components.CONTROL_COMPONENTS:
+                tail = self._died(name)
+                if tail is not None:
+                    raise DeploymentError(
+                        f"{name} exited at start-up; its log {self.processes.log_path(name)}:\n{tail}"
+                    )
+            try:
+                with urllib.request.urlopen(url, timeout=5) as answer:
+                    return bool(answer.status == 200)
+            except (urllib.error.URLError, OSError):
+                return False
+
+        if not wait_for(healthy, timeout=START_TIMEOUT_S, interval=1.0):
+            raise DeploymentError(f"Airflow's api-server did not answer {url} within {START_TIMEOUT_S:.0f} s")
+        self.say(f"control: Airflow api-server healthy at http://{self.address(CONTROL)}:{API_PORT}")
+
+    def _wait_workers(self) -> None:
+        def ready() -> bool:
+            for host in WORKERS:
+                tail = self._died(f"airflow-{host}")
+                if tail is not None:
+                    raise DeploymentError(f"the Celery worker of {host} exited at start-up:\n{tail}")
+            return all(self._worker_ready(host) for host in WORKERS)
+
+        if not wait_for(ready, timeout=START_TIMEOUT_S, interval=1.0):
+            raise DeploymentError(f"the Celery workers did not become ready within {START_TIMEOUT_S:.0f} s")
+        self.say(f"workers: {', '.join(WORKERS)} ready (Celery, queues default + their own)")
+
+    def _worker_ready(self, host: str) -> bool:
+        """Whether the worker of ``host`` said ``ready`` since its last start (the banner in its log)."""
+        log = self.processes.log_path(f"airflow-{host}")
+        if not log.is_file():
+            return False
+        last_start = log.read_text(errors="replace").rsplit("\n=== ", 1)[-1]
+        return " ready." in last_start
+
+    def _fleet_spec(self) -> FleetSpec:
+        def place(host: str) -> Placement:
+            return Placement(address=self.address(host), enter=tuple(self.hosts.command(host, [])))
+
+        return FleetSpec(
+            instances=len(SERVING),
+            rest_port=REST_PORT,
+            grpc_port=GRPC_PORT,
+            instance_ports=[(GRPC_PORT, REST_PORT)] * len(SERVING),
+            instance_hosts=tuple(place(host) for host in SERVING),
+            lb_host=place(LB),
+        )
+
+    def _publish(self) -> None:
+        if pid_alive(self.processes.recorded_pid(PUBLISH)):
+            return
+        folder = self.root / "publish"
+        (folder / "tmp").mkdir(parents=True, exist_ok=True)
+        conf = folder / "nginx.conf"
+        lb = self.address(LB)
+        published = [
+            Published(name="airflow", port=self.published_ports["ui"], target=f"{self.address(CONTROL)}:{API_PORT}"),
+            Published(name="rest", port=self.published_ports["rest"], target=f"{lb}:{REST_PORT}"),
+            Published(name="grpc", port=self.published_ports["grpc"], target=f"{lb}:{GRPC_PORT}", grpc=True),
+        ]
+        atomic_write(conf, render(published, folder=folder, log_dir=self.processes.log_dir))
+        nginx = find_nginx()
+        check_config(nginx, conf, self.processes.log_dir)
+        argv = [nginx, "-p", str(folder), "-c", str(conf), "-g", "daemon off;"]
+        pid = self.processes.spawn(PUBLISH, argv)
+        port = self.published_ports["ui"]
+        if not wait_for(lambda: not port_free(PUBLISH_ADDRESS, port), timeout=15.0):
+            raise DeploymentError(f"the publishing nginx did not listen on {PUBLISH_ADDRESS}:{port} (pid {pid})")
+        self.say(f"published on {PUBLISH_ADDRESS}: " + ", ".join(f"{p.name} {p.port} -> {p.target}" for p in published))
+
+    # -- status and down --------------------------------------------------------------------------------------------
+
+    def _describe(self) -> dict[str, Any]:
+        return {
+            "root": str(self.root),
+            "subnet": str(self.plan.subnet),
+            "hosts": {host.name: host.address for host in self.plan.hosts},
+            "published": {name: f"{PUBLISH_ADDRESS}:{port}" for name, port in self.published_ports.items()},
+        }
+
+    def status(self) -> dict[str, Any]:
+        """Every host and service: host, address, pid and health (``deploy/health.py``)."""
+        from pipeline_components.deploy.health import deployment_status
+
+        return deployment_status(self)
+
+    def down(self) -> list[str]:
+        """Stop every process of the deployment, remove its hosts, and check that nothing is left. Returns what
+        was stopped. Data (databases, model store, artifacts, secrets) is kept."""
+        stopped: list[str] = []
+        if pid_alive(self.processes.recorded_pid(PUBLISH)):
+            stop_pid(self.processes.recorded_pid(PUBLISH))
+            stopped.append(PUBLISH)
+        fleet = LocalFleet(self.settings, say=lambda line: None)
+        if fleet.state() is not None:
+            stopped += fleet.down()
+        for name in [*(f"airflow-{h}" for h in WORKERS), *reversed(components.CONTROL_COMPONENTS)]:
+            pid = self.processes.recorded_pid(name)
+            if pid_alive(pid):
+                stop_pid(pid, timeout_s=30.0)
+                stopped.append(name)
+            (self.processes.pid_dir / f"{name}.pid").unlink(missing_ok=True)
+        if self.redis.status() is not None:
+            self.redis.stop()
+            stopped.append("redis")
+        if self.postgres.running():
+            self.postgres.stop()
+            stopped.append("postgres")
+        stopped += self._stop_leftovers()
+        self.hosts.down()
+        return stopped
+
+    def _stop_leftovers(self) -> list[str]:
+        """Stop any process still inside a host (a task's runtime, a node): namespaces must be empty to go."""
+        leftovers = []
+        for host in self.plan.hosts:
+            done = self.hosts._run("netns", "pids", host.namespace, check=False)
+            for pid in (int(word) for word in done.stdout.split() if word.isdigit()):
+                leftovers.append(f"{host.name}: pid {pid} ({command_line(pid)[:60]})")
+                stop_pid(pid, timeout_s=10.0)
+        return leftovers
