@@ -450,3 +450,59 @@ def test_ml_metadata_lives_in_postgresql_beside_airflows_database(compose: dict[
     sql = script.read_text()
     assert "CREATE ROLE mlmd LOGIN" in sql and "CREATE DATABASE mlmd OWNER mlmd" in sql
     assert "\\getenv mlmd_password MLMD_DB_PASSWORD" in sql, "the password from the environment, not argv"
+
+
+# --- Redis (Celery's broker) -----------------------------------------------------------------------------------------
+
+
+def compose_shell(script: str) -> str:
+    """A shell snippet of the compose file as the container runs it (``$$`` is compose's escape for ``$``)."""
+    return script.replace("$$", "$")
+
+
+def test_redis_runs_with_the_password_of_the_environment_only(compose: dict[str, Any], tmp_path: Path) -> None:
+    """The redis service's own start script, run on this machine (Debian's redis-server, the same major version as
+    the image): clients without the password are refused, the health check answers with it and fails without it, and
+    the password reaches the server on its standard input."""
+    import secrets as secrets_module
+
+    from pipeline_components.deploy.redis import find_redis_server
+    from pipeline_components.errors import RuntimeEnvironmentError
+    from pipeline_components.ports import free_ports
+    from pipeline_components.processes import wait_for
+    from tests.helpers import missing
+
+    try:
+        server = find_redis_server()
+    except RuntimeEnvironmentError as absent:
+        missing(str(absent))
+    service = compose["services"]["redis"]
+    assert service["entrypoint"] == ["sh", "-c"] and "ports" not in service, "Redis is not published"
+    assert REQUIRED.match(service["environment"]["REDIS_PASSWORD"])
+    (port,) = free_ports(1)
+    script = compose_shell(service["command"][-1])
+    assert "port 6379\n" in script and "dir /data\n" in script and "appendonly yes\n" in script
+    # On its standard input, not its command line (redis-server rewrites its process title later, too late for ps).
+    assert "--requirepass" not in script and "redis-server - <<" in script
+    script = script.replace("port 6379\n", f"port {port}\nbind 127.0.0.1\n").replace("dir /data", f"dir {tmp_path}")
+    password = secrets_module.token_hex(24)
+    path = f"{server.parent}:/usr/bin:/bin"
+    process = subprocess.Popen(["sh", "-c", script], env={"REDIS_PASSWORD": password, "PATH": path})
+    try:
+        cli = shutil.which("redis-cli", path=path)
+        assert cli is not None
+
+        def ask(*args: str, auth: str | None = None) -> str:
+            env = {"PATH": path} | ({"REDISCLI_AUTH": auth} if auth else {})
+            return subprocess.run([cli, "-p", str(port), *args], env=env, capture_output=True, text=True).stdout
+
+        assert wait_for(lambda: "PONG" in ask("ping", auth=password), timeout=15), "redis did not start"
+        assert "NOAUTH" in ask("ping"), "a client without the password must be refused"
+        health = compose_shell(service["healthcheck"]["test"][1]).replace("redis-cli", f"redis-cli -p {port}")
+        for given, code in ((password, 0), ("wrong", 1)):
+            run = subprocess.run(["sh", "-c", health], env={"REDIS_PASSWORD": given, "PATH": path})
+            assert run.returncode == code, f"health check with {'the' if code == 0 else 'a wrong'} password"
+        assert "yes" in ask("config", "get", "appendonly", auth=password), "a restart must keep the queued tasks"
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
