@@ -95,6 +95,12 @@ class RunwayUser(BaseUser):
     def get_name(self) -> str:
         return self.name
 
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, RunwayUser) and (self.name, self.role) == (other.name, other.role)
+
+    def __hash__(self) -> int:
+        return hash(self.name)
+
     def __repr__(self) -> str:
         return f"RunwayUser({self.name!r}, {self.role!r})"
 
@@ -120,7 +126,7 @@ class RunwayAuthManager(BaseAuthManager[RunwayUser]):
     def __init__(self) -> None:
         super().__init__()
         self._lock = threading.Lock()
-        self._seen: tuple[int, int, int] | None = None
+        self._seen: tuple[int, ...] | None = None
         self._users: dict[str, UserRecord] = {}
         # At most this many scrypt checks (32 MiB each) at once: a flood of logins cannot exhaust memory.
         self._hashing = threading.BoundedSemaphore(max(2, os.cpu_count() or 1))
@@ -136,7 +142,8 @@ class RunwayAuthManager(BaseAuthManager[RunwayUser]):
         log.info("runway auth manager: %d user(s) from %s", len(self._users), path)
 
     def users(self) -> dict[str, UserRecord]:
-        """The users of the file, re-read only when it changed (inode, size or modification time).
+        """The users of the file, re-read only when it changed (inode, size, mode, modification or change time: a
+        ``chmod`` that makes it unsafe counts).
 
         Raises:
             UsersFileError: the file is missing, readable by others, or malformed.
@@ -146,7 +153,7 @@ class RunwayAuthManager(BaseAuthManager[RunwayUser]):
             info = path.stat()
         except FileNotFoundError:
             info = None
-        seen = (info.st_ino, info.st_size, info.st_mtime_ns) if info else None
+        seen = (info.st_ino, info.st_size, info.st_mode, info.st_mtime_ns, info.st_ctime_ns) if info else None
         with self._lock:
             if seen is None or seen != self._seen:
                 self._users, self._seen = read_users(path), seen  # read_users checks mode and existence again
