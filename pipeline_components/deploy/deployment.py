@@ -37,13 +37,13 @@ from pipeline_components.deploy.redis import LocalRedis
 from pipeline_components.deploy.secrets import SecretFiles
 from pipeline_components.deploy.topology import (
     API_PORT,
-    SECRETS,
     CONTROL,
     GRPC_PORT,
     LB,
     POSTGRES_PORT,
     REDIS_PORT,
     REST_PORT,
+    SECRETS,
     SERVING,
     WORKERS,
 )
@@ -114,8 +114,47 @@ class Deployment:
         self.redis = LocalRedis(root=self.root / "redis", host=control, port=REDIS_PORT, netns=enter)
         self._base = settings
 
+    @classmethod
+    def for_settings(
+        cls,
+        settings: Settings,
+        *,
+        say: Callable[[str], None] = print,
+        ui: int | None = None,
+        rest: int | None = None,
+        grpc: int | None = None,
+        subnet: str | None = None,
+    ) -> Deployment:
+        """The deployment of ``settings.home``, with the published ports and subnet of its last ``up`` unless
+        given (``status``, ``down`` and ``run`` find it again without flags)."""
+        state_file = settings.home / "deploy" / "deployment.json"
+        known: dict[str, Any] = json.loads(state_file.read_text()) if state_file.is_file() else {}
+        ports = {name: int(value.rsplit(":", 1)[1]) for name, value in known.get("published", {}).items()}
+        return cls(
+            settings,
+            say=say,
+            ui_port=ui or ports.get("ui", API_PORT),
+            rest_port=rest or ports.get("rest", REST_PORT),
+            grpc_port=grpc or ports.get("grpc", GRPC_PORT),
+            subnet=subnet or known.get("subnet"),
+        )
+
     def address(self, host: str) -> str:
         return self.plan.host(host).address
+
+    @property
+    def ui_url(self) -> str:
+        """The Airflow UI and REST API, as published on loopback."""
+        return f"http://{PUBLISH_ADDRESS}:{self.published_ports['ui']}"
+
+    @property
+    def log_folder(self) -> Path:
+        """Airflow's task logs (one folder per DAG, run and task), on the shared filesystem."""
+        return self.root / "airflow" / "logs"
+
+    @property
+    def metadata_url(self) -> str:
+        return f"postgresql://{self.address(CONTROL)}:{POSTGRES_PORT}/{METADATA_DATABASE}"
 
     @property
     def settings(self) -> Settings:

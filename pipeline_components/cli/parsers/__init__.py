@@ -8,7 +8,17 @@ from __future__ import annotations
 
 import argparse
 
-from pipeline_components.cli.parsers import models, monitoring, pipelines, runtime, scaffold, serving, traffic, users
+from pipeline_components.cli.parsers import (
+    deploy,
+    models,
+    monitoring,
+    pipelines,
+    runtime,
+    scaffold,
+    serving,
+    traffic,
+    users,
+)
 
 DESCRIPTION = """\
 Runway runs TFX pipelines under Airflow 3, from real data to a pushed, servable model.
@@ -32,6 +42,8 @@ Typical session (embedded defaults: SQLite, local files under var/):
                                      real flights of a month through the fleet, at a rate
   runway monitor flights --replay 7  replay a month, then judge the served traffic (skew, drift, retraining)
   runway airflow standalone          the Airflow UI on http://localhost:8080 with the same settings
+  runway deploy up | status | down   the production topology (PostgreSQL, Celery workers, 3 serving hosts)
+                                     on network namespaces of this machine
 
 `runway run` prepares data and compiles on its own when needed, so on a fresh checkout
 `make run` (setup + `runway run flights --serve`) is all it takes: it ends with the new version `stable` on
@@ -44,6 +56,6 @@ def build_parser() -> argparse.ArgumentParser:
     formatter = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(prog="runway", description=DESCRIPTION, formatter_class=formatter)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for group in (scaffold, pipelines, serving, traffic, monitoring, models, runtime, users):
+    for group in (scaffold, pipelines, serving, traffic, monitoring, models, runtime, users, deploy):
         group.add_parsers(sub)
     return parser
