@@ -22,6 +22,7 @@ from airflow.sdk import DAG, Asset, AssetOrTimeSchedule, CronTriggerTimetable, P
 
 from pipeline_components import boundary as run_params
 from pipeline_components.config import PipelineConfig
+from pipeline_components.errors import ConfigError
 from pipeline_components.orchestration import dag_id_for, data_dag_id_for, serving_dag_id_for
 from pipeline_components.orchestration.backends import ContainerSettings, NodeBackend, container_node_task
 from pipeline_components.orchestration.ir import PipelineGraph, read_pipeline_graph
@@ -30,6 +31,7 @@ from pipeline_components.orchestration.operators import (
     RuntimeCommandOperator,
     TfxNodeOperator,
 )
+from pipeline_components.orchestration.training_workers import DEPLOY_QUEUES_ENV, trainer_tasks, training_placements
 from pipeline_components.settings import Settings
 
 CHECK_PARAMS_TASK = "check_params"
@@ -115,8 +117,17 @@ def dag_from_graph(
             retries=0,
         )
         tasks: dict[str, Any] = {}
+        companions: dict[str, list[Any]] = {}  # a Trainer's training worker tasks on other hosts
+        placements = training_placements(graph)
+        if placements and container.backend is not NodeBackend.LOCAL:
+            raise ConfigError(
+                f"{DEPLOY_QUEUES_ENV} places training workers on worker hosts, which needs the local node backend "
+                f"(RUNWAY_NODE_BACKEND={container.backend.value}): unset one of them"
+            )
         for node in graph.nodes:
-            if container.backend is NodeBackend.LOCAL:
+            if node.id in placements:
+                tasks[node.id], companions[node.id] = trainer_tasks(graph, node, placements[node.id])
+            elif container.backend is NodeBackend.LOCAL:
                 tasks[node.id] = TfxNodeOperator(
                     task_id=node.id, ir_path=str(graph.ir_path), node_id=node.id, component_type=node.component_type
                 )
@@ -125,10 +136,11 @@ def dag_from_graph(
                     container=container, task_id=node.id, pipeline_name=graph.name, node_id=node.id
                 )
         for node in graph.nodes:
-            if not node.upstream:
-                check >> tasks[node.id]
-            for upstream in node.upstream:
-                tasks[upstream] >> tasks[node.id]
+            for task in (tasks[node.id], *companions.get(node.id, ())):  # a node's companions start with it
+                if not node.upstream:
+                    check >> task
+                for upstream in node.upstream:
+                    tasks[upstream] >> task
         if config.serving.rollout and "Pusher" in tasks:
             from pipeline_components.fleet.tasks import rollout_task_group
 

@@ -137,6 +137,7 @@ class TfxNodeOperator(BaseOperator):
             run_id=run_id,
             params=_plain(context.get("params")),
         )
+        command = NodeCommand(argv=command.argv, env={**command.env, **self.node_env(context)})
         self.log.info("TFX node %s, pipeline run id %s: %s", self.tfx_node_id, run_id, " ".join(command.argv))
         try:
             outcome = self.runner.run(command, log=node_log.info)
@@ -169,6 +170,10 @@ class TfxNodeOperator(BaseOperator):
             context["ti"].xcom_push(key=key, value=value)
         self.log.info("%s", summarize(result))
         return result
+
+    def node_env(self, context: Any) -> dict[str, str]:
+        """Variables a subclass adds to the node's environment (``training_workers.TrainerChiefOperator``)."""
+        return {}
 
     def _evaluation_reason(self, context: Any) -> str:
         """Why the Evaluator did not bless, from its XComs (same run)."""

@@ -149,7 +149,8 @@ def _check_worker(attempt: Path, index: int, queues: list[str], watch: rv.Watch,
         )
     marker = rv.Rendezvous(attempt.parent).task_marker(f"worker-{index}")
     if watch.changed(marker):
-        raise TrainingWorkerError(f"{who} ended before the training did ({marker})", role="worker", index=index)
+        outcome = rv.Rendezvous(attempt.parent).task_outcome(f"worker-{index}")
+        raise TrainingWorkerError(f"{who} ended before the training did ({outcome})", role="worker", index=index)
     if joined and watch.silent_for(rv.beat_path(attempt, index)) > rv.HEARTBEAT_STALE_S:
         raise TrainingWorkerError(
             f"{who} stopped answering: no heartbeat for {rv.HEARTBEAT_STALE_S:g}s (its host lost, or its task killed)",
@@ -209,7 +210,8 @@ def join(
                     break
             if watch.changed(trainer_marker):
                 raise TrainingWorkerError(
-                    f"the Trainer task ended before training started ({trainer_marker}): its log says why"
+                    f"the Trainer task ended before training started ({meeting.task_outcome('trainer')}): its log "
+                    "says why"
                 )
             if time.monotonic() > deadline:
                 raise _deadline_error("the Trainer task (the chief) did not start the training", timeout_s, joined)

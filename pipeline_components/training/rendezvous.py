@@ -170,8 +170,15 @@ class Rendezvous:
         """``trainer`` or ``worker-<i>``: written by that Airflow task when its command ends."""
         return self.root / f"task-{name}.json"
 
-    def mark_task_ended(self, name: str, *, try_number: int, returncode: int | None) -> None:
-        _write(self.task_marker(name), {"try": try_number, "returncode": returncode, "time": time.time()})
+    def mark_task_ended(self, name: str, *, try_number: int, outcome: str) -> None:
+        """An Airflow task's command ended (``outcome``: success, skipped, failed: why); the other side, waiting
+        for it, stops waiting."""
+        _write(self.task_marker(name), {"try": try_number, "outcome": outcome, "time": time.time()})
+
+    def task_outcome(self, name: str) -> str:
+        """What ``mark_task_ended`` last recorded for ``name`` ("" when nothing)."""
+        value = _read(self.task_marker(name))
+        return f"try {value.get('try')}: {value.get('outcome')}" if isinstance(value, dict) else ""
 
     def release(self, *, ok: bool, reason: str) -> None:
         """The chief's word for the worker tasks of this run: not needed (``ok``: they skip), or refused (fail)."""

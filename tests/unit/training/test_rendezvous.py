@@ -177,11 +177,11 @@ def test_a_chief_that_stops_beating_fails_the_worker(tmp_path: Path, monkeypatch
 
 def test_a_trainer_task_that_ends_before_training_fails_the_waiting_worker(tmp_path: Path) -> None:
     meeting = rv.Rendezvous(tmp_path)
-    meeting.mark_task_ended("trainer", try_number=1, returncode=1)  # an earlier try's end is not this one's
+    meeting.mark_task_ended("trainer", try_number=1, outcome="failed")  # an earlier try's end is not this one's
     joining = worker(tmp_path)
     time.sleep(0.5)
     assert joining.thread.is_alive()
-    meeting.mark_task_ended("trainer", try_number=2, returncode=1)
+    meeting.mark_task_ended("trainer", try_number=2, outcome="failed")
     with pytest.raises(TrainingWorkerError, match="the Trainer task ended before training started"):
         joining.result(timeout=10)
 
