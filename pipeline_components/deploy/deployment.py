@@ -167,8 +167,8 @@ class Deployment:
 
     # -- up ---------------------------------------------------------------------------------------------------------
 
-    def up(self) -> dict[str, Any]:
-        """Bring up every host and service that is not running; keep the others. Returns ``status()``.
+    def up(self) -> None:
+        """Bring up every host and service that is not running; keep the others (``deploy/health.py`` reports).
 
         Raises:
             DeploymentError: a service did not start (its log is named, with its last lines).
@@ -213,7 +213,6 @@ class Deployment:
             f"http://{PUBLISH_ADDRESS}:{self.published_ports['rest']}, gRPC on "
             f"{PUBLISH_ADDRESS}:{self.published_ports['grpc']} (users and passwords: `runway deploy users`)"
         )
-        return self.status()
 
     def _check_published_ports(self) -> None:
         pid = self.processes.recorded_pid(PUBLISH)
@@ -361,12 +360,6 @@ class Deployment:
             "hosts": {host.name: host.address for host in self.plan.hosts},
             "published": {name: f"{PUBLISH_ADDRESS}:{port}" for name, port in self.published_ports.items()},
         }
-
-    def status(self) -> dict[str, Any]:
-        """Every host and service: host, address, pid and health (``deploy/health.py``)."""
-        from pipeline_components.deploy.health import deployment_status
-
-        return deployment_status(self)
 
     def down(self) -> list[str]:
         """Stop every process of the deployment, remove its hosts, and check that nothing is left. Returns what

@@ -5,15 +5,13 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pipeline_components.deploy import airflow as components
+from pipeline_components.deploy.deployment import Deployment
 from pipeline_components.deploy.topology import API_PORT, CONTROL, SERVICES, WORKERS
 from pipeline_components.fleet.local import LocalFleet
 from pipeline_components.processes import pid_alive
-
-if TYPE_CHECKING:
-    from pipeline_components.deploy.deployment import Deployment
 
 
 def _api_health(url: str) -> dict[str, Any] | None:

@@ -272,10 +272,21 @@ class LocalPostgres:
             text += "\n".join([_HBA_BEGIN, *lines, ""])
         hba.write_text(text)
 
-    def _psql(self, server: PostgresServer, sql: str) -> str:
+    def query(self, sql: str, database: str = "postgres") -> str:
+        """Run ``sql`` as the superuser over the cluster's Unix socket; its rows, unaligned (``|`` between columns).
+
+        Raises:
+            RuntimeEnvironmentError: the server is not running, or psql fails (its message is included).
+        """
+        server = self.server()
+        if server is None:
+            raise RuntimeEnvironmentError(f"the PostgreSQL under {self.root} is not running: start it first")
+        return self._psql(server, sql, database)
+
+    def _psql(self, server: PostgresServer, sql: str, database: str = "postgres") -> str:
         done = self._run(
             "psql", f"--host={self.data}", f"--port={server.port}", f"--username={SUPERUSER}",
-            "--dbname=postgres", "--no-psqlrc", "--tuples-only", "--no-align", f"--command={sql}",
+            f"--dbname={database}", "--no-psqlrc", "--tuples-only", "--no-align", f"--command={sql}",
         )  # fmt: skip
         return done.stdout.strip()
 

@@ -6,14 +6,12 @@ session, its pid recorded, and stopped with SIGTERM, then SIGKILL). Everything l
     fleet.json                 the fleet's addresses (see pipeline_components.fleet), written once all are started
     nginx/nginx.conf           generated from infra/nginx/fleet.conf.template (fleet.nginx)
     instances/<name>.pid       one per model server (and nginx.pid), beside <name>.argv (fleet.supervisor)
-    instances/watchdog.pid     the fleet's watchdog, which starts them and restarts one that dies (fleet.watchdog);
-    instances/watchdog.json    its report: per process the pid, state, restarts and last exit status
+    instances/watchdog.*       the watchdog that starts and restarts them (fleet.watchdog), its report (.json)
     logs/<name>.log            each process's output (logs/watchdog.log: every start, exit and restart)
 
 Each instance is ``tensorflow_model_server`` when that binary is on PATH, otherwise ``scripts/runway-model-server``,
-started with ``--model_config_file=<store>/models.config`` (the rollout keeps that file right, so a restarted
-instance comes back with the current versions and labels) and bound to ``FleetSpec.bind_address`` (loopback).
-``runway fleet up`` on a fleet that runs brings back whatever is down (an instance, nginx, the watchdog itself).
+started with ``--model_config_file=<store>/models.config`` (kept right by the rollout: a restarted instance comes
+back with the current versions), bound to loopback, or to its host's address when placed (``runway deploy``).
 """
 
 from __future__ import annotations
@@ -117,10 +115,9 @@ class LocalFleet:
         nginx = find_nginx()
         server = spec.server or default_server()
         ports = spec.ports()
-        # Ports on this machine's loopback only: a placed process has a host (and ports) of its own.
-        on_loopback = [*([] if spec.lb_host else [spec.rest_port, spec.grpc_port])]
-        if spec.instance_hosts is None:
-            on_loopback += [p for pair in ports for p in pair]
+        on_loopback = ([] if spec.lb_host else [spec.rest_port, spec.grpc_port]) + (
+            [] if spec.instance_hosts else [p for pair in ports for p in pair]
+        )
         taken = [p for p in on_loopback if port_open(p)]
         if taken:
             raise FleetError(
@@ -250,10 +247,9 @@ class LocalFleet:
     ) -> InstanceAddress:
         name = instance_name(index)
         store_path = (spec.store_paths or {}).get(name, str(self.store.root))
-        placement = spec.placement(index)
-        bind_address = placement.address if placement is not None else spec.bind_address
+        bind_address, enter = spec.where(index)
         argv = [
-            *(placement.enter if placement is not None else ()),
+            *enter,
             server,
             f"--port={grpc_port}",
             f"--rest_api_port={rest_port}",
@@ -292,18 +288,9 @@ class LocalFleet:
         wait_listening(listeners, timeout_s=START_TIMEOUT_S)
         if nginx:
             error_log = self.log_dir / "nginx-error.log"
-            wait_listening(
-                [
-                    Listener(
-                        name=NGINX,
-                        pid=state.nginx_pid,
-                        host=urlsplit(state.rest_url).hostname or HOST,
-                        ports=(_port(state.rest_url),),
-                        log=error_log,
-                    )
-                ],
-                timeout_s=START_TIMEOUT_S,
-            )
+            host = urlsplit(state.rest_url).hostname or HOST
+            lb = Listener(name=NGINX, pid=state.nginx_pid, host=host, ports=(_port(state.rest_url),), log=error_log)
+            wait_listening([lb], timeout_s=START_TIMEOUT_S)
 
     # -- one instance (tests, operators) ----------------------------------------------------------------------------
 

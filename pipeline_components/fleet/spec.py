@@ -65,13 +65,15 @@ class FleetSpec:
         """The address nginx listens on (and clients connect to)."""
         return self.lb_host.address if self.lb_host is not None else HOST
 
-    def placement(self, index: int) -> Placement | None:
-        """Where instance ``index`` runs (None: this machine)."""
+    def where(self, index: int) -> tuple[str, tuple[str, ...]]:
+        """Where instance ``index`` runs: the address it binds, and the command that enters its host (none: this
+        machine). Only loopback ports are checked free before start: a placed process has a host of its own."""
         if self.instance_hosts is None:
-            return None
+            return self.bind_address, ()
         if len(self.instance_hosts) != self.instances:
             raise FleetError(f"{self.instances} instances but {len(self.instance_hosts)} hosts to place them on")
-        return self.instance_hosts[index]
+        placement = self.instance_hosts[index]
+        return placement.address, placement.enter
 
     def ports(self) -> list[tuple[int, int]]:
         """(gRPC, REST) of each instance."""

@@ -10,6 +10,7 @@ from pipeline_components.cli.commands.pipelines import compile_pipelines, parse_
 from pipeline_components.cli.output import say
 from pipeline_components.deploy.auth import ROLES, ensure_users, users_file
 from pipeline_components.deploy.deployment import Deployment
+from pipeline_components.deploy.health import deployment_status
 from pipeline_components.deploy.smoke import AirflowApi, RunFailed
 from pipeline_components.settings import Settings
 
@@ -21,11 +22,12 @@ def _deployment(args: argparse.Namespace, settings: Settings) -> Deployment:
 
 def cmd_up(args: argparse.Namespace, settings: Settings) -> None:
     deployment = _deployment(args, settings)
-    _print_status(deployment.up())
+    deployment.up()
+    _print_status(deployment_status(deployment))
 
 
 def cmd_status(args: argparse.Namespace, settings: Settings) -> None:
-    report = _deployment(args, settings).status()
+    report = deployment_status(_deployment(args, settings))
     if args.json:
         print(json.dumps(report, indent=2))
         return
