@@ -168,8 +168,8 @@ class RunwayAuthManager(BaseAuthManager[RunwayUser]):
         return RunwayUser(name=name, role=record.role) if record and matches else None
 
     def deserialize_user(self, token: dict[str, Any]) -> RunwayUser:
-        """The token's user as the file has them now; a user no longer in the file is refused (``ValueError``
-        makes Airflow answer 401), and so is everyone while the file is missing or unsafe."""
+        """The token's user as the file has them now; a user no longer in the file is refused (on ``ValueError``
+        Airflow answers 403 "Invalid JWT token"), and so is everyone while the file is missing or unsafe."""
         try:
             record = self.users().get(token["sub"])
         except UsersFileError as error:
