@@ -32,9 +32,11 @@ from tfx.orchestration.portable import launcher, runtime_parameter_utils
 from tfx.proto.orchestration import pipeline_pb2
 
 from pipeline_components.boundary import RESULT_PREFIX
+from pipeline_components.deploy import identity
 from pipeline_components.errors import ConfigError, DataError, RunwayError
 from pipeline_components.metadata.connection import for_node, warn_on_new_history
 from pipeline_components.metadata.outputs import promote_span_and_version, published_outputs
+from pipeline_components.metadata.tries import close_earlier_tries, record_host
 from pipeline_components.runtime.compile import read_ir
 from pipeline_components.runtime.csv_check import check_example_gen_input
 from pipeline_components.runtime.node_figures import node_figures
@@ -150,7 +152,12 @@ def run_node(ir_path: Path, node_id: str, run_id: str, params: dict[str, Any] | 
         custom_driver_spec=runner_utils.extract_custom_driver_spec(deployment_config, node_id),
     )
     started = time.monotonic()
-    log.info("running node %s of pipeline %s, run id %s", node_id, ir.pipeline_info.id, run_id)
+    host = identity.describe()
+    log.info("running node %s of pipeline %s, run id %s, on %s", node_id, ir.pipeline_info.id, run_id, host)
+    for closed in close_earlier_tries(
+        connection_config, pipeline_id=ir.pipeline_info.id, run_id=run_id, node_id=node_id, host=host
+    ):
+        log.warning("an earlier try of %s did not finish: its execution %d is now CANCELED", node_id, closed)
     if component == "Pusher":  # the push stage wraps the launch: one push at a time, published atomically
         from pipeline_components.components.pusher.staging import launch_pusher
 
@@ -164,6 +171,7 @@ def run_node(ir_path: Path, node_id: str, run_id: str, params: dict[str, Any] | 
     if execution_info is None:
         return result
     result["execution_id"] = execution_info.execution_id
+    record_host(connection_config, execution_info.execution_id, host)
     if component.endswith("ExampleGen"):
         promote_span_and_version(connection_config, execution_info.execution_id)
     # As published: executors report properties such as `pushed` or `blessed` through their output proto, so
