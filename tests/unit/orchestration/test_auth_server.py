@@ -14,12 +14,14 @@ import secrets
 import signal
 import stat
 import subprocess
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 
@@ -190,6 +192,24 @@ def test_the_browser_is_sent_to_runways_login_page(server: Server) -> None:
     with opener.open(f"{server.base}/api/v2/auth/login?next=/dags", timeout=30) as page:
         text = page.read().decode()
     assert page.url.startswith(f"{server.base}/auth/login") and 'name="password"' in text
+
+
+def test_the_login_forms_cookie_opens_the_api(server: Server) -> None:
+    """What a browser does: the form's post sets Airflow's cookie, and the cookie alone authenticates."""
+
+    class Keep(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+            return None  # look at the 303 itself
+
+    fields = urlencode({"username": "otto", "password": PASSWORDS["otto"], "next": "/dags"}).encode()
+    with pytest.raises(urllib.error.HTTPError) as answer:
+        urllib.request.build_opener(Keep()).open(f"{server.base}/auth/login", data=fields, timeout=30)
+    assert answer.value.code == 303 and answer.value.headers["Location"] == "/dags"
+    cookie = answer.value.headers["Set-Cookie"]
+    assert cookie.startswith("_token=") and "HttpOnly" in cookie
+    request = urllib.request.Request(f"{server.base}/api/v2/dags", headers={"Cookie": cookie.split(";")[0]})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        assert response.status == 200 and "flights_pipeline" in response.read().decode()
 
 
 def test_a_removed_user_is_refused_at_once(server: Server) -> None:
