@@ -2,10 +2,10 @@
 
 The Trainer task's node (``run_chief``) and one Airflow task per other worker (``join``, run by ``python -m
 pipeline_components.training.worker join ...`` on that worker's host) meet in a rendezvous folder of the shared
-filesystem (``training.rendezvous``): each picks a free port on its own host's address and announces it; the chief
-waits for all, writes the cluster spec, and every member starts its one training process with ``TF_CONFIG`` naming
-the hosts' addresses. Nothing enters another host: a member is started by its own host's Airflow worker, as it would
-be on separate machines.
+filesystem (``training.rendezvous``): each picks a free port on its own host's address, announces it and starts its
+one training process, which imports TensorFlow meanwhile; the chief waits for all and writes the cluster spec, and
+every training process then trains with ``TF_CONFIG`` naming the hosts' addresses. Nothing enters another host: a
+member is started by its own host's Airflow worker, as it would be on separate machines.
 
 Failure is bounded both ways. The chief's supervisor writes ``end.json`` when its attempt ends (``ok`` or the
 reason); a worker stops its training process and fails on a failed end. A worker writes ``failed-<i>.json`` (with
@@ -26,19 +26,17 @@ from pipeline_components.errors import TrainingWorkerError
 from pipeline_components.ports import free_ports
 from pipeline_components.processes import log_tail
 from pipeline_components.training import rendezvous as rv
-from pipeline_components.training.cluster import (
-    LOG_TAIL_LINES,
-    SPEC_ENV,
-    TASK_ENV,
-    LocalCluster,
-    tf_config,
-    worker_argv,
-)
+from pipeline_components.training.cluster import LOG_TAIL_LINES, LocalCluster, worker_argv
 
 log = logging.getLogger(__name__)
 
 # After the chief's successful end, how long a worker's own process may take to finish its (scratch) save.
 WORKER_FINISH_GRACE_S = 60.0
+
+
+def member_argv(attempt: Path, index: int) -> list[str]:
+    """A member's training process: it imports TensorFlow now and trains once ``attempt`` has the cluster spec."""
+    return worker_argv("member", str(attempt), str(index))
 
 
 def _deadline_error(what: str, timeout_s: float, attempt: Path | None) -> TrainingWorkerError:
@@ -86,9 +84,14 @@ def run_chief(
         chief = rv.Member(index=0, host=host, address=address, port=free_ports(1, address)[0], queue=queues[0])
         rv.write_member(attempt, chief)
         log.info("rendezvous %s: waiting for %d training worker(s) on queues %s", attempt, workers - 1, queues[1:])
+        local = LocalCluster(attempt / "logs")  # its process imports TensorFlow while the workers gather
+        process = local.launch("worker", 0, member_argv(attempt, 0), {}, serves_forever=False).process
         members = [chief]
         missing = list(range(1, workers))
         while missing:
+            failure = local.failed_member()
+            if failure is not None:
+                raise failure
             for index in list(missing):
                 _check_worker(attempt, index, queues, watch, joined=False)
                 member = rv.read_member(attempt, index)
@@ -108,12 +111,9 @@ def run_chief(
             if missing:
                 time.sleep(poll_s)
         members.sort(key=lambda m: m.index)
-        cluster = rv.write_cluster(attempt, members, spec_path)
+        rv.write_cluster(attempt, members, spec_path)
         for member in members:
             log.info("%s", member.describe())
-        local = LocalCluster(attempt / "logs")
-        env = {"TF_CONFIG": tf_config(cluster, "worker", 0), TASK_ENV: "worker:0", SPEC_ENV: str(spec_path)}
-        process = local.launch("worker", 0, worker_argv("train", str(spec_path)), env, serves_forever=False).process
         while process.poll() != 0:
             failure = local.failed_member()
             if failure is not None:
@@ -198,10 +198,18 @@ def join(
                 raise TrainingWorkerError(f"the Trainer refused this run's training workers: {released.get('reason')}")
             current = meeting.current_attempt()
             if current is not None and current != joined:
+                if local is not None:  # the chief of an earlier try: its process never got a cluster
+                    local.stop()
                 joined, beat = current, rv.Heartbeat(rv.beat_path(current, index))
                 beat.beat(force=True)
+                local = LocalCluster(current / "logs")  # its process imports TensorFlow while the chief gathers
+                member = local.launch("worker", index, member_argv(current, index), {}, serves_forever=False)
                 rv.write_member(current, me)
                 log.info("joined %s as %s", current, me.describe())
+            if local is not None:
+                failure = local.failed_member()
+                if failure is not None:
+                    raise failure
             if joined is not None:
                 _check_chief(joined, watch)
                 found = rv.read_cluster(joined)
@@ -218,13 +226,10 @@ def join(
             if beat is not None:
                 beat.beat()
             time.sleep(poll_s)
-        assert beat is not None
+        assert beat is not None and local is not None
         if cluster["worker"][index] != me.endpoint:
             raise TrainingWorkerError(f"the cluster spec names {cluster['worker'][index]} for worker {index}, not me")
-        log.info("training in cluster %s", cluster["worker"])
-        local = LocalCluster(joined / "logs")
-        env = {"TF_CONFIG": tf_config(cluster, "worker", index), TASK_ENV: f"worker:{index}", SPEC_ENV: str(spec_path)}
-        member = local.launch("worker", index, worker_argv("train", str(spec_path)), env, serves_forever=False)
+        log.info("training in cluster %s with spec %s", cluster["worker"], spec_path)
         finish_by: float | None = None
         while True:
             failure = local.failed_member()

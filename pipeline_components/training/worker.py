@@ -7,6 +7,8 @@ python -m pipeline_components.training.worker train SPEC.json        # a multi_w
 python -m pipeline_components.training.worker serve CLUSTER ROLE N   # a parameter_server ps/worker server
 python -m pipeline_components.training.worker trainer SPEC.json      # run_fn as the Trainer node calls it,
                                                                       # in a fresh process (tests, benchmarks)
+python -m pipeline_components.training.worker member ATTEMPT N     # a member of a cluster across hosts: imports
+                                   # TensorFlow at once, trains as worker N when the chief wrote ATTEMPT/cluster.json
 python -m pipeline_components.training.worker join --rendezvous DIR --index I --address ADDR [--host H]
     [--queue Q] --timeout-s S      # a DAG's training worker task on another host (``training.remote``); exits 0,
                                    # EXIT_SKIPPED when the run needs no remote worker, 1 with an ``error:`` line
@@ -47,6 +49,8 @@ def main(argv: list[str]) -> int:
         return _pod()
     if command == "join":
         return _join(args)
+    if command == "member":
+        return _member(Path(args[0]), int(args[1]))
     print(f"unknown command {command!r}; see the module docstring", file=sys.stderr)
     return 2
 
@@ -66,6 +70,41 @@ def _pod() -> int:
     if os.environ.get("RUNWAY_TRAINING_STRATEGY") == "parameter_server" and role != "chief":
         return main(["serve", json.dumps(config["cluster"]), role, str(index)])
     return main(["train", spec])
+
+
+def await_cluster(attempt: Path, index: int, poll_s: float = 0.2) -> Path:
+    """Wait for the chief's cluster spec in ``attempt``; set this process's ``TF_CONFIG`` and task from it.
+
+    No deadline here: the supervisor that started this process (``training.remote``) bounds the wait and stops it.
+
+    Returns:
+        The training spec to train with.
+    """
+    import os
+    import time
+
+    from pipeline_components.training.cluster import SPEC_ENV, TASK_ENV, tf_config
+    from pipeline_components.training.rendezvous import read_cluster
+
+    while (found := read_cluster(attempt)) is None:
+        time.sleep(poll_s)
+    cluster, spec = found
+    os.environ["TF_CONFIG"] = tf_config(cluster, "worker", index)
+    os.environ[TASK_ENV] = f"worker:{index}"
+    os.environ[SPEC_ENV] = str(spec)
+    logging.getLogger(__name__).info("worker %d: TF_CONFIG %s", index, os.environ["TF_CONFIG"])
+    return spec
+
+
+def _member(attempt: Path, index: int) -> int:
+    """Import the slow part (TensorFlow, tf.Transform, TFX's Trainer helpers) while the other members gather: the
+    strategy reads ``TF_CONFIG`` only when it is made, after ``await_cluster``."""
+    import tensorflow  # noqa: F401
+    import tensorflow_transform  # noqa: F401
+    from tfx.components.trainer import fn_args_utils  # noqa: F401
+    from tfx.components.util import tfxio_utils  # noqa: F401  (what read_spec and the model's input need)
+
+    return main(["train", str(await_cluster(attempt, index))])
 
 
 def _join(args: list[str]) -> int:

@@ -27,11 +27,16 @@ QUEUES = ["worker-1", "worker-2"]
 
 
 def stand_in_training(monkeypatch: pytest.MonkeyPatch, out: Path, *, exit_codes: dict[int, int] | None = None) -> None:
-    """Every member's training process records its TF_CONFIG in ``out`` and exits with ``exit_codes[index]`` (0)."""
+    """Every member's training process waits for the cluster as the real one does (``worker.await_cluster``), records
+    the TF_CONFIG it got in ``out`` and exits with ``exit_codes[index]`` (default 0; -1: trains for a minute)."""
     out.mkdir(parents=True, exist_ok=True)
     codes = exit_codes or {}
     script = textwrap.dedent(f"""
         import json, os, sys, time
+        from pathlib import Path
+        from pipeline_components.training.worker import await_cluster
+        assert sys.argv[1] == "member"
+        await_cluster(Path(sys.argv[2]), int(sys.argv[3]), poll_s=0.05)
         config = json.loads(os.environ["TF_CONFIG"])
         index = config["task"]["index"]
         open(os.path.join({str(out)!r}, f"tf_config-{{index}}.json"), "w").write(os.environ["TF_CONFIG"])
@@ -41,7 +46,7 @@ def stand_in_training(monkeypatch: pytest.MonkeyPatch, out: Path, *, exit_codes:
             time.sleep(60)
         sys.exit(code)
     """)
-    monkeypatch.setattr(remote, "worker_argv", lambda *args: [sys.executable, "-c", script])
+    monkeypatch.setattr(remote, "worker_argv", lambda *args: [sys.executable, "-c", script, *args])
 
 
 class Background:
@@ -129,7 +134,10 @@ def test_chief_and_worker_meet_and_train_with_each_others_addresses(
     assert rv.read_cluster(attempt) == ({"worker": endpoints}, spec)
 
 
-def test_a_worker_that_never_joins_fails_the_chief_naming_its_queue(tmp_path: Path) -> None:
+def test_a_worker_that_never_joins_fails_the_chief_naming_its_queue(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stand_in_training(monkeypatch, tmp_path / "seen")
     started = time.monotonic()
     with pytest.raises(TrainingWorkerError, match=r"training worker 1 \(Airflow task on queue worker-2\) did not join"):
         chief(tmp_path, tmp_path / "spec.json", timeout_s=1.5).result()
@@ -138,7 +146,8 @@ def test_a_worker_that_never_joins_fails_the_chief_naming_its_queue(tmp_path: Pa
     assert rv.attempt_end(attempt)["ok"] is False  # type: ignore[index]
 
 
-def test_a_retry_does_not_take_an_earlier_tries_entries(tmp_path: Path) -> None:
+def test_a_retry_does_not_take_an_earlier_tries_entries(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    stand_in_training(monkeypatch, tmp_path / "seen")
     earlier = rv.Rendezvous(tmp_path).open_attempt(workers=2, queues=QUEUES)
     rv.write_member(earlier, rv.Member(index=1, host="worker-2", address=WORKER_ADDRESS, port=20001, queue="worker-2"))
     with pytest.raises(TrainingWorkerError, match="did not join"):
@@ -167,6 +176,7 @@ def test_a_dead_worker_fails_the_chief_with_its_log(tmp_path: Path, monkeypatch:
 
 
 def test_a_chief_that_stops_beating_fails_the_worker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    stand_in_training(monkeypatch, tmp_path / "seen")
     monkeypatch.setattr(rv, "HEARTBEAT_STALE_S", 1.0)
     attempt = rv.Rendezvous(tmp_path).open_attempt(workers=2, queues=QUEUES)  # a chief that then died (SIGKILL)
     rv.Heartbeat(rv.beat_path(attempt, 0)).beat(force=True)
