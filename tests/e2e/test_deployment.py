@@ -18,9 +18,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -35,6 +37,7 @@ from pipeline_components.deploy.smoke import AirflowApi
 from pipeline_components.deploy.topology import CLIENT, CONTROL, LB, REST_PORT, SERVING, WORKERS
 from pipeline_components.fleet import read_fleet_state
 from pipeline_components.ports import free_ports
+from pipeline_components.processes import pid_alive, wait_for
 from pipeline_components.settings import CHECKOUT, Settings
 from tests.helpers import missing, require_nginx
 
@@ -138,44 +141,99 @@ class RunRecord:
 
     run_id: str = ""
     tasks: list[dict[str, Any]] = []
-    cut_task: str = ""
+    faults: dict[str, str] = {}  # fault -> the task that was running when it was injected
 
 
-def test_a_run_spreads_over_both_workers_and_survives_a_worker_host_cut_off(deployment: Deployment) -> None:
+NOT_NODES = ("check_params",)
+
+
+def _restart_redis(deployment: Deployment) -> None:
+    deployment.redis.stop()
+    deployment.redis.start()
+
+
+def _kill_scheduler(deployment: Deployment) -> None:
+    pid = deployment.processes.recorded_pid("airflow-scheduler")
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)
+    assert wait_for(lambda: not pid_alive(pid), timeout=10)
+    deployment.up()  # what an operator (or a supervisor) does: `runway deploy up` starts what is down
+
+
+def _restart_postgres(deployment: Deployment) -> None:
+    deployment.postgres.stop()
+    deployment.postgres.start()
+
+
+class Chaos:
+    """Faults injected one after the other while a run goes on, each when a node task is running."""
+
+    def __init__(self, deployment: Deployment) -> None:
+        self.deployment = deployment
+        self.pending = [("redis restarted", _restart_redis), ("scheduler killed", _kill_scheduler),
+                        ("postgres restarted", _restart_postgres)]  # fmt: skip
+        self.cut: dict[str, Any] | None = None
+        self.restored = False
+
+    def step(self, tasks: dict[str, dict[str, Any]]) -> None:
+        running = [
+            t for t in tasks.values() if t["state"] == "running" and t["task_id"] not in NOT_NODES
+            and not t["task_id"].startswith("rollout.")
+        ]  # fmt: skip
+        if self.pending and running:
+            name, fault = self.pending.pop(0)
+            fault(self.deployment)
+            RunRecord.faults[name] = running[0]["task_id"]
+            return
+        if self.pending:
+            return
+        on_worker_1 = [t for t in running if t.get("hostname") == "worker-1"]
+        if self.cut is None and on_worker_1:
+            self.cut = on_worker_1[0]
+            self.deployment.hosts.cut("worker-1")  # the cable, pulled in the middle of a node
+            RunRecord.faults["worker-1 cut off"] = self.cut["task_id"]
+        elif self.cut is not None and not self.restored:
+            retried = tasks[self.cut["task_id"]]
+            if int(retried["try_number"]) > int(self.cut["try_number"]) and retried["state"] in ("running", "success"):
+                self.restore()
+
+    def restore(self) -> None:
+        if self.cut is not None and not self.restored:
+            self.deployment.hosts.restore("worker-1")
+            self.restored = True
+
+
+def test_a_run_spreads_over_both_workers_and_survives_restarts_and_a_worker_host_cut_off(
+    deployment: Deployment,
+) -> None:
+    """Redis restarted, the scheduler killed (and started again by `deploy up`), PostgreSQL restarted, then a
+    worker host's cable pulled in the middle of a node: the run completes, its tasks ran on both workers, the cut
+    node was retried on the other one, and exactly one version was pushed."""
     operator = _api(deployment, "operator")
     operator.wait_dag(DAG)
-    run_id = operator.trigger(DAG)
+    # One TFLite variant instead of four: quantization-aware training is the run's longest node, and not this test's
+    run_id = operator.trigger(DAG, {"tflite_variants": ["float32"]})
     RunRecord.run_id = run_id
-    cut: dict[str, Any] | None = None
+    chaos = Chaos(deployment)
     deadline = time.monotonic() + RUN_TIMEOUT_S
-    while time.monotonic() < deadline:
-        tasks = {t["task_id"]: t for t in operator.tasks(DAG, run_id)}
-        if cut is None:
-            running = [
-                t for t in tasks.values()
-                if t["state"] == "running" and t.get("hostname") == "worker-1"
-                and t["task_id"] in ("Transform", "Trainer", "SchemaGen", "StatisticsGen", "Evaluator")
-            ]  # fmt: skip
-            if running:
-                cut = running[0]
-                deployment.hosts.cut("worker-1")  # the cable, pulled in the middle of a node
-                RunRecord.cut_task = cut["task_id"]
-        elif deployment.hosts.status()[1].link == "cut":
-            retried = tasks[cut["task_id"]]
-            if int(retried["try_number"]) > int(cut["try_number"]) and retried["state"] in ("running", "success"):
-                deployment.hosts.restore("worker-1")
-        state = operator.run_state(DAG, run_id)
-        if state in ("success", "failed"):
-            break
-        time.sleep(3)
-    deployment.hosts.restore("worker-1")
+    try:
+        while time.monotonic() < deadline:
+            state = operator.run_state(DAG, run_id)
+            if state in ("success", "failed"):
+                break
+            chaos.step({t["task_id"]: t for t in operator.tasks(DAG, run_id)})
+            time.sleep(2)
+    finally:
+        chaos.restore()
     tasks_now = operator.tasks(DAG, run_id)
     RunRecord.tasks = tasks_now
     summary = {t["task_id"]: (t["state"], t.get("hostname"), t["try_number"]) for t in tasks_now}
+    print("faults:", RunRecord.faults, "\ntasks:", summary, file=sys.stderr)
     assert operator.run_state(DAG, run_id) == "success", summary
-    assert cut is not None, f"no node ran on worker-1 long enough to be cut: {summary}"
-    retried = next(t for t in tasks_now if t["task_id"] == cut["task_id"])
-    assert int(retried["try_number"]) > int(cut["try_number"]) and retried["hostname"] == "worker-2", summary
+    assert set(RunRecord.faults) == {"redis restarted", "scheduler killed", "postgres restarted", "worker-1 cut off"}
+    assert chaos.cut is not None
+    retried = next(t for t in tasks_now if t["task_id"] == chaos.cut["task_id"])
+    assert int(retried["try_number"]) > int(chaos.cut["try_number"]) and retried["hostname"] == "worker-2", summary
     hosts = {t.get("hostname") for t in tasks_now if t["state"] == "success"}
     assert {"worker-1", "worker-2"} <= hosts, summary
     versions = [p.name for p in (deployment.settings.model_store / MODEL).iterdir() if p.name.isdigit()]
@@ -202,10 +260,39 @@ def test_the_rollout_reached_every_serving_host_and_a_client_host_gets_it_throug
     assert answer["model_version_status"][0]["state"] == "AVAILABLE"
 
 
-def test_ml_metadata_is_on_postgresql_with_every_node_of_the_run(deployment: Deployment) -> None:
+def test_ml_metadata_on_postgresql_holds_the_run_with_hosts_and_no_orphan(deployment: Deployment) -> None:
     assert RunRecord.run_id
-    server = deployment.postgres.server()
-    assert server is not None
-    complete = deployment.postgres.query('SELECT count(*) FROM "Execution" WHERE last_known_state = 3', "mlmd")
-    assert int(complete) >= 10  # every node of the run COMPLETE, in the PostgreSQL database mlmd
+
+    def query(sql: str) -> list[str]:
+        return [line for line in deployment.postgres.query(sql, "mlmd").splitlines() if line]
+
+    complete = int(query("SELECT count(*) FROM Execution WHERE last_known_state = 3")[0])
+    assert complete >= 10  # every node of the run COMPLETE, in the PostgreSQL database mlmd
+    assert query("SELECT count(*) FROM Execution WHERE last_known_state IN (1, 2)") == ["0"], "an orphaned try"
+    abandoned = query("SELECT string_value FROM ExecutionProperty WHERE name = 'runway_abandoned'")
+    assert abandoned and all("worker-2" in reason for reason in abandoned)
+    hosts = set(query("SELECT DISTINCT string_value FROM ExecutionProperty WHERE name = 'runway_host'"))
+    assert hosts == {f"{h} ({deployment.address(h)})" for h in WORKERS}
     assert not (deployment.settings.metadata_dir / "penguins.sqlite").exists()
+
+
+def test_a_killed_model_server_is_restarted_with_the_stable_version(deployment: Deployment) -> None:
+    state = read_fleet_state(deployment.settings.home)
+    assert state is not None
+    victim = state.instances[1]
+    assert victim.pid is not None
+    os.kill(victim.pid, signal.SIGKILL)
+    url = f"{victim.rest_url}/v1/models/{MODEL}/labels/stable"
+
+    def back() -> bool:
+        current = read_fleet_state(deployment.settings.home)
+        pid = current.instances[1].pid if current else None
+        if pid == victim.pid or not pid_alive(pid):
+            return False
+        try:
+            with urllib.request.urlopen(url, timeout=5) as answer:
+                return json.loads(answer.read())["model_version_status"][0]["state"] == "AVAILABLE"
+        except (OSError, ValueError):
+            return False
+
+    assert wait_for(back, timeout=180, interval=1.0), f"{victim.name} was not restarted with its model"
