@@ -30,6 +30,9 @@ _EMBEDDED_ONLY = (
 # How long a running task may go without a heartbeat before the scheduler fails it (and its retry runs on another
 # worker): a worker host that is cut off or gone is noticed within this time. Airflow's default is 300 s.
 HEARTBEAT_TIMEOUT_S = 60
+# How often the scheduler adopts the running tasks of a scheduler that died (Airflow's default: 300 s). A restarted
+# scheduler fails a lost task only once it owns it, so this bounds how long such a task blocks its run.
+ORPHAN_CHECK_S = 60
 
 CONTROL_COMPONENTS = ("airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer")
 
@@ -70,6 +73,7 @@ def component_env(
         "AIRFLOW__API_AUTH__JWT_SECRET_CMD": _cat(secrets.path("jwt-secret")),
         "AIRFLOW__CORE__HOSTNAME_CALLABLE": "pipeline_components.deploy.identity.hostname",
         "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": str(HEARTBEAT_TIMEOUT_S),
+        "AIRFLOW__SCHEDULER__ORPHANED_TASKS_CHECK_INTERVAL": str(ORPHAN_CHECK_S),
         "RUNWAY_WORKER_QUEUES": ",".join(WORKERS),
         "PYTHONUNBUFFERED": "1",
     })  # fmt: skip
