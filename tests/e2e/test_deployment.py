@@ -24,6 +24,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,8 @@ pytestmark = pytest.mark.e2e
 DAG = "penguins_pipeline"
 MODEL = "penguins_species"
 RUN_TIMEOUT_S = 1200.0
+TRAINING = {"training.strategy": "multi_worker_mirrored", "training.workers": 2}
+TRAINING_WORKER = "Trainer_workers.worker_1"
 
 
 def _require_machine() -> None:
@@ -126,7 +129,9 @@ def test_every_call_needs_a_login_and_a_viewer_cannot_trigger(deployment: Deploy
     assert anonymous.call("POST", f"/api/v2/dags/{DAG}/dagRuns", {"logical_date": None})[0] == 401
     with pytest.raises(Exception, match="refused"):
         AirflowApi(deployment.ui_url, username="admin", password="not-the-password")
-    compile_pipelines(deployment.settings, ["penguins"])
+    # multi_worker_mirrored: the Trainer (chief) on worker-1's queue, its second training worker an Airflow task of
+    # its own on worker-2's queue, TF_CONFIG naming the two hosts' addresses.
+    compile_pipelines(deployment.settings, ["penguins"], TRAINING)
     viewer = _api(deployment, "viewer")
     operator = _api(deployment, "operator")
     operator.wait_dag(DAG)
@@ -144,7 +149,9 @@ class RunRecord:
     faults: dict[str, str] = {}  # fault -> the task that was running when it was injected
 
 
-NOT_NODES = ("check_params",)
+# The cable is pulled in the middle of an ordinary node; the training cluster's own failure handling (a lost
+# member fails both sides, the retry opens a new rendezvous) is tested in tests/unit/training/test_rendezvous.py.
+NOT_CUT = ("check_params", "Trainer", TRAINING_WORKER)
 
 
 def _restart_redis(deployment: Deployment) -> None:
@@ -165,6 +172,10 @@ def _restart_postgres(deployment: Deployment) -> None:
     deployment.postgres.start()
 
 
+def _started(task: dict[str, Any]) -> float:
+    return datetime.fromisoformat(task["start_date"]).timestamp() if task.get("start_date") else 0.0
+
+
 class Chaos:
     """Faults injected one after the other while a run goes on, each when a node task is running."""
 
@@ -174,20 +185,23 @@ class Chaos:
                         ("postgres restarted", _restart_postgres)]  # fmt: skip
         self.cut: dict[str, Any] | None = None
         self.restored = False
+        self.last_fault = 0.0
 
     def step(self, tasks: dict[str, dict[str, Any]]) -> None:
         running = [
-            t for t in tasks.values() if t["state"] == "running" and t["task_id"] not in NOT_NODES
+            t for t in tasks.values() if t["state"] == "running" and t["task_id"] not in NOT_CUT
             and not t["task_id"].startswith("rollout.")
         ]  # fmt: skip
         if self.pending and running:
             name, fault = self.pending.pop(0)
             fault(self.deployment)
             RunRecord.faults[name] = running[0]["task_id"]
+            self.last_fault = time.time()
             return
         if self.pending:
             return
-        on_worker_1 = [t for t in running if t.get("hostname") == "worker-1"]
+        # A node that started after the restarts: the cut, not PostgreSQL's restart, is what stops it.
+        on_worker_1 = [t for t in running if t.get("hostname") == "worker-1" and _started(t) > self.last_fault + 5]
         if self.cut is None and on_worker_1:
             self.cut = on_worker_1[0]
             self.deployment.hosts.cut("worker-1")  # the cable, pulled in the middle of a node
@@ -236,8 +250,17 @@ def test_a_run_spreads_over_both_workers_and_survives_restarts_and_a_worker_host
     assert int(retried["try_number"]) > int(chaos.cut["try_number"]) and retried["hostname"] == "worker-2", summary
     hosts = {t.get("hostname") for t in tasks_now if t["state"] == "success"}
     assert {"worker-1", "worker-2"} <= hosts, summary
+    # The training cluster: the chief on worker-1, its worker as its own task on worker-2, both at their addresses.
+    assert (summary["Trainer"][1], summary[TRAINING_WORKER][1]) == ("worker-1", "worker-2"), summary
+    trainer_log = _task_log(deployment, run_id, "Trainer")
+    assert f"on host worker-2 at {deployment.address('worker-2')}:" in trainer_log
     versions = [p.name for p in (deployment.settings.model_store / MODEL).iterdir() if p.name.isdigit()]
     assert len(versions) == 1, f"exactly one version pushed, found {versions}"
+
+
+def _task_log(deployment: Deployment, run_id: str, task_id: str) -> str:
+    folder = deployment.log_folder / f"dag_id={DAG}" / f"run_id={run_id}" / f"task_id={task_id}"
+    return "\n".join(path.read_text(errors="replace") for path in sorted(folder.glob("attempt=*.log")))
 
 
 def test_the_rollout_reached_every_serving_host_and_a_client_host_gets_it_through_the_load_balancer(
@@ -269,8 +292,15 @@ def test_ml_metadata_on_postgresql_holds_the_run_with_hosts_and_no_orphan(deploy
     complete = int(query("SELECT count(*) FROM Execution WHERE last_known_state = 3")[0])
     assert complete >= 10  # every node of the run COMPLETE, in the PostgreSQL database mlmd
     assert query("SELECT count(*) FROM Execution WHERE last_known_state IN (1, 2)") == ["0"], "an orphaned try"
+    # The cut node's lost try: closed by its retry (CANCELED, with the reason), unless it had failed on its own.
     abandoned = query("SELECT string_value FROM ExecutionProperty WHERE name = 'runway_abandoned'")
-    assert abandoned and all("worker-2" in reason for reason in abandoned)
+    assert all("replaced by a try on worker-2" in reason for reason in abandoned), abandoned
+    cut = RunRecord.faults["worker-1 cut off"]
+    tries = query(
+        "SELECT e.last_known_state FROM Execution e JOIN Association a ON a.execution_id = e.id "
+        f"JOIN Context c ON c.id = a.context_id WHERE c.name = 'penguins.{cut}'"
+    )
+    assert "3" in tries and len(tries) >= 2, f"{cut}: execution states {tries}"  # a lost try, then COMPLETE
     hosts = set(query("SELECT DISTINCT string_value FROM ExecutionProperty WHERE name = 'runway_host'"))
     assert hosts == {f"{h} ({deployment.address(h)})" for h in WORKERS}
     assert not (deployment.settings.metadata_dir / "penguins.sqlite").exists()
