@@ -20,8 +20,7 @@ run: setup ## set up, run the flights pipeline through Airflow, and serve it on 
 	$(RUNWAY) run $(PIPELINE) --serve
 
 test: setup lint ## lint, then the whole test suite in both environments, end-to-end runs included (CI runs this)
-	$(RUNTIME_PYTEST) tests/runtime tests/conformance
-	$(PYTEST) tests
+	scripts/test-suites.sh
 
 test-fast: setup ## unit tests only (seconds)
 	$(PYTEST) -m "not runtime and not e2e" tests
