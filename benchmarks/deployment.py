@@ -63,7 +63,9 @@ def run_deploy(home: Path, args: argparse.Namespace, env: dict[str, str]) -> dic
     up_seconds = time.monotonic() - started
     try:
         compile_pipelines(deployment.settings, [args.pipeline], parse_overrides(args.set))
-        api = AirflowApi(deployment.ui_url, username="operator", password=ensure_users(deployment.root)["operator"])
+        api = AirflowApi.as_user(
+            deployment.ui_url, username="operator", password=ensure_users(deployment.root)["operator"]
+        )
         dag_id = f"{args.pipeline}_pipeline"
         api.wait_dag(dag_id)
         triggered = time.time()

@@ -23,6 +23,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from pipeline_components.deploy.smoke import AirflowApi
 from pipeline_components.orchestration.airflow_local import airflow_bin, airflow_env, ensure_database
 from pipeline_components.ports import free_ports
 from pipeline_components.settings import Settings
@@ -30,31 +31,15 @@ from pipeline_components.settings import Settings
 T = TypeVar("T")
 
 
-class Api:
-    """Airflow's REST API as one user (``login``) or anonymously."""
-
-    def __init__(self, base: str) -> None:
-        self.base = base
-        self.token = ""
-
-    def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
-        data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(self.base + path, data=data, method=method)
-        request.add_header("Content-Type", "application/json")
-        if self.token:
-            request.add_header("Authorization", f"Bearer {self.token}")
-        try:
-            with urllib.request.urlopen(request, timeout=30) as response:
-                return response.status, json.loads(response.read() or b"null")
-        except urllib.error.HTTPError as err:
-            return err.code, json.loads(err.read() or b"null")
+class Api(AirflowApi):
+    """Airflow's REST API as one user (``login``) or anonymously (runway's client, with the tests' retries)."""
 
     def login(self, username: str, password: str) -> None:
         status, body = self.call("POST", "/auth/token", {"username": username, "password": password})
         assert status in (200, 201), body
         self.token = body["access_token"]
 
-    def trigger(self, dag_id: str, conf: dict[str, Any]) -> str:
+    def trigger(self, dag_id: str, conf: dict[str, Any] | None = None) -> str:
         """Create a run of ``dag_id`` with ``conf``; return its run id.
 
         On the embedded SQLite database, the API server, scheduler and DAG processor all write; a write can time

@@ -25,15 +25,25 @@ class RunFailed(RunwayError):
 
 
 class AirflowApi:
-    """Airflow's REST API as one user."""
+    """Airflow's REST API, anonymously or (``as_user``) as one user."""
 
-    def __init__(self, base: str, *, username: str, password: str) -> None:
+    def __init__(self, base: str, token: str = "") -> None:
         self.base = base.rstrip("/")
-        self.token = ""
-        status, body = self.call("POST", "/auth/token", {"username": username, "password": password})
+        self.token = token
+
+    @classmethod
+    def as_user(cls, base: str, *, username: str, password: str) -> AirflowApi:
+        """Log in (``POST /auth/token``) and keep the token.
+
+        Raises:
+            RunwayError: the login was refused (wrong name or password).
+        """
+        api = cls(base)
+        status, body = api.call("POST", "/auth/token", {"username": username, "password": password})
         if status not in (200, 201):
-            raise RunwayError(f"login as {username!r} at {self.base} refused (HTTP {status}): {body}")
-        self.token = body["access_token"]
+            raise RunwayError(f"login as {username!r} at {api.base} refused (HTTP {status}): {body}")
+        api.token = body["access_token"]
+        return api
 
     def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
         data = json.dumps(body).encode() if body is not None else None

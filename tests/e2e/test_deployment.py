@@ -89,7 +89,7 @@ def deployment() -> Iterator[Deployment]:
 
 
 def _api(deployment: Deployment, user: str) -> AirflowApi:
-    return AirflowApi(deployment.ui_url, username=user, password=ensure_users(deployment.root)[user])
+    return AirflowApi.as_user(deployment.ui_url, username=user, password=ensure_users(deployment.root)[user])
 
 
 def _in_host(deployment: Deployment, host: str, code: str) -> Any:
@@ -123,12 +123,11 @@ def test_every_service_is_up_on_its_own_host_and_only_published_ports_are_on_loo
 
 
 def test_every_call_needs_a_login_and_a_viewer_cannot_trigger(deployment: Deployment) -> None:
-    anonymous = AirflowApi.__new__(AirflowApi)
-    anonymous.base, anonymous.token = deployment.ui_url, ""
+    anonymous = AirflowApi(deployment.ui_url)
     assert anonymous.call("GET", "/api/v2/dags")[0] == 401
     assert anonymous.call("POST", f"/api/v2/dags/{DAG}/dagRuns", {"logical_date": None})[0] == 401
     with pytest.raises(Exception, match="refused"):
-        AirflowApi(deployment.ui_url, username="admin", password="not-the-password")
+        AirflowApi.as_user(deployment.ui_url, username="admin", password="not-the-password")
     # multi_worker_mirrored: the Trainer (chief) on worker-1's queue, its second training worker an Airflow task of
     # its own on worker-2's queue, TF_CONFIG naming the two hosts' addresses.
     compile_pipelines(deployment.settings, ["penguins"], TRAINING)

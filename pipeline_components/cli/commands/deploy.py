@@ -68,7 +68,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> None:
     for result in compile_pipelines(deployment.settings, [args.pipeline], parse_overrides(args.set)):
         say(f"compiled {result['pipeline']}: {len(result['nodes'])} nodes (ML Metadata: {deployment.metadata_url})")
     passwords = ensure_users(deployment.root)
-    api = AirflowApi(deployment.ui_url, username=args.user, password=passwords[args.user])
+    api = AirflowApi.as_user(deployment.ui_url, username=args.user, password=passwords[args.user])
     dag_id = f"{args.pipeline}_pipeline"
     api.wait_dag(dag_id)
     run_id = api.trigger(dag_id)
