@@ -279,6 +279,9 @@ DEBIAN_PACKAGES = {
     # The Celery broker of a deployment (pipeline_components/deploy/redis.py starts it as a plain process, never the
     # package's system service).
     "redis-server": ("/usr/bin/redis-server", "Redis, the CeleryExecutor's broker (runway deploy) and its tests"),
+    # The serving hosts' firewall (pipeline_components/deploy/firewall.py): only the load balancer and the control
+    # side reach the model servers' ports, as the Kubernetes NetworkPolicy says.
+    "nftables": ("/usr/sbin/nft", "the serving hosts' firewall (runway deploy) and its tests"),
 }
 
 

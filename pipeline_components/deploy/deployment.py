@@ -28,11 +28,12 @@ from pathlib import Path
 from typing import Any
 
 from pipeline_components.deploy import airflow as components
+from pipeline_components.deploy import firewall
 from pipeline_components.deploy.auth import auth_env
 from pipeline_components.deploy.celery import CelerySettings, celery_settings
 from pipeline_components.deploy.hosts import HostPlan, Hosts
 from pipeline_components.deploy.postgres import LocalPostgres, PostgresServer
-from pipeline_components.deploy.publish import PUBLISH_ADDRESS, Published, render
+from pipeline_components.deploy.publish import PUBLISH_ADDRESS, Published, start_publisher
 from pipeline_components.deploy.redis import LocalRedis
 from pipeline_components.deploy.secrets import SecretFiles
 from pipeline_components.deploy.topology import (
@@ -50,7 +51,6 @@ from pipeline_components.deploy.topology import (
 from pipeline_components.durable import atomic_write
 from pipeline_components.errors import RunwayError
 from pipeline_components.fleet.local import LocalFleet
-from pipeline_components.fleet.nginx import check_config, find_nginx
 from pipeline_components.fleet.spec import FleetSpec, Placement
 from pipeline_components.fleet.supervisor import Supervisor
 from pipeline_components.ports import port_free
@@ -203,6 +203,7 @@ class Deployment:
                 f"airflow-{host}", host, components.worker_argv(celery, host, concurrency=WORKER_CONCURRENCY), worker
             )
         self._wait_workers()
+        self._firewall()
         state = LocalFleet(self.settings, say=self.say).up(self._fleet_spec())
         self.say(f"serving: {len(state.instances)} model servers behind nginx at {state.rest_url}")
         self._publish()
@@ -329,26 +330,24 @@ class Deployment:
             lb_host=place(LB),
         )
 
+    def _firewall(self) -> None:
+        """Only the load balancer, the control and worker hosts and this machine reach the model servers."""
+        allowed = [self.address(host) for host in (LB, CONTROL, *WORKERS)] + [self.plan.gateway]
+        rules = firewall.serving_rules(ports=(GRPC_PORT, REST_PORT), allowed=allowed)
+        for host in SERVING:
+            firewall.apply(self.hosts.command(host, []), rules)
+        self.say("serving hosts: model server ports open to lb, control, workers and this machine only")
+
     def _publish(self) -> None:
         if pid_alive(self.processes.recorded_pid(PUBLISH)):
             return
-        folder = self.root / "publish"
-        (folder / "tmp").mkdir(parents=True, exist_ok=True)
-        conf = folder / "nginx.conf"
-        lb = self.address(LB)
+        lb, control = self.address(LB), self.address(CONTROL)
         published = [
-            Published(name="airflow", port=self.published_ports["ui"], target=f"{self.address(CONTROL)}:{API_PORT}"),
+            Published(name="airflow", port=self.published_ports["ui"], target=f"{control}:{API_PORT}"),
             Published(name="rest", port=self.published_ports["rest"], target=f"{lb}:{REST_PORT}"),
             Published(name="grpc", port=self.published_ports["grpc"], target=f"{lb}:{GRPC_PORT}", grpc=True),
         ]
-        atomic_write(conf, render(published, folder=folder, log_dir=self.processes.log_dir))
-        nginx = find_nginx()
-        check_config(nginx, conf, self.processes.log_dir)
-        argv = [nginx, "-p", str(folder), "-c", str(conf), "-g", "daemon off;"]
-        pid = self.processes.spawn(PUBLISH, argv)
-        port = self.published_ports["ui"]
-        if not wait_for(lambda: not port_free(PUBLISH_ADDRESS, port), timeout=15.0):
-            raise DeploymentError(f"the publishing nginx did not listen on {PUBLISH_ADDRESS}:{port} (pid {pid})")
+        start_publisher(self.processes, PUBLISH, self.root / "publish", published)
         self.say(f"published on {PUBLISH_ADDRESS}: " + ", ".join(f"{p.name} {p.port} -> {p.target}" for p in published))
 
     # -- status and down --------------------------------------------------------------------------------------------

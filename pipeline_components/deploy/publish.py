@@ -11,6 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipeline_components.durable import atomic_write
+from pipeline_components.errors import RuntimeEnvironmentError
+from pipeline_components.fleet.nginx import check_config, find_nginx
+from pipeline_components.fleet.supervisor import FleetError, Supervisor
+from pipeline_components.ports import port_free
+from pipeline_components.processes import wait_for
+
 PUBLISH_ADDRESS = "127.0.0.1"
 
 
@@ -57,3 +64,26 @@ http {{
 {body}
 }}
 """
+
+
+def start_publisher(processes: Supervisor, name: str, folder: Path, published: list[Published]) -> int:
+    """Write the configuration, check it (``nginx -t``), start nginx as ``name`` and wait until it listens.
+
+    Raises:
+        RuntimeEnvironmentError: nginx refused the configuration or did not listen within 15 s.
+    """
+    (folder / "tmp").mkdir(parents=True, exist_ok=True)
+    conf = folder / "nginx.conf"
+    atomic_write(conf, render(published, folder=folder, log_dir=processes.log_dir))
+    nginx = find_nginx()
+    try:
+        check_config(nginx, conf, processes.log_dir)
+    except FleetError as refused:
+        raise RuntimeEnvironmentError(str(refused)) from None
+    pid = processes.spawn(name, [nginx, "-p", str(folder), "-c", str(conf), "-g", "daemon off;"])
+    port = published[0].port
+    if not wait_for(lambda: not port_free(PUBLISH_ADDRESS, port), timeout=15.0):
+        raise RuntimeEnvironmentError(
+            f"the publishing nginx (pid {pid}) did not listen on {PUBLISH_ADDRESS}:{port}; see {processes.log_dir}"
+        )
+    return pid

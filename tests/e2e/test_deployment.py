@@ -54,7 +54,7 @@ TRAINING_WORKER = "Trainer_workers.worker_1"
 def _require_machine() -> None:
     if os.geteuid() != 0:
         missing("runway deploy makes network namespaces: it needs root")
-    for tool, package in (("ip", "iproute2"), ("redis-server", "redis-server")):
+    for tool, package in (("ip", "iproute2"), ("redis-server", "redis-server"), ("nft", "nftables")):
         if shutil.which(tool) is None and not Path(f"/usr/sbin/{tool}").exists():
             missing(f"{tool} is not installed (make setup installs it: apt-get install {package})")
     if not list(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl")):
@@ -280,6 +280,53 @@ def test_the_rollout_reached_every_serving_host_and_a_client_host_gets_it_throug
     answer = _in_host(deployment, CLIENT, code)
     assert answer["model_version_status"][0]["version"] == str(version)
     assert answer["model_version_status"][0]["state"] == "AVAILABLE"
+
+
+# From the client host: TF Serving's admin API through the load balancer, and a model server's ports directly.
+ADMIN_PROBE = """
+import json, socket, sys
+import grpc
+from pipeline_components import serving_protos as sp
+lb, server = sys.argv[1], sys.argv[2]
+request = sp.message("tensorflow.serving.ReloadConfigRequest")()
+request.config.model_config_list.SetInParent()  # an empty model list: it would unload every model
+with grpc.insecure_channel(f"{lb}:8500") as channel:
+    try:
+        sp.ModelServiceStub(channel).HandleReloadConfigRequest(request, timeout=10)
+        reload = "OK"
+    except grpc.RpcError as refused:
+        reload = refused.code().name
+direct = {}
+for port in (8500, 8501):
+    try:
+        socket.create_connection((server, port), timeout=2).close()
+        direct[port] = "connected"
+    except OSError as error:
+        direct[port] = type(error).__name__
+print(json.dumps({"reload": reload, "direct": direct}))
+"""
+
+
+def test_the_admin_api_is_refused_to_clients_and_model_servers_take_no_connection_from_them(
+    deployment: Deployment,
+) -> None:
+    assert RunRecord.run_id
+    probe = deployment.hosts.exec(
+        CLIENT,
+        [sys.executable, "-c", ADMIN_PROBE, deployment.address(LB), deployment.address(SERVING[0])],
+        capture_output=True, text=True, timeout=60, cwd=CHECKOUT,
+    )  # fmt: skip
+    assert probe.returncode == 0, probe.stderr
+    found = json.loads(probe.stdout)
+    assert found["reload"] == "PERMISSION_DENIED"  # nginx answers it; no model server sees it
+    assert found["direct"] == {"8500": "TimeoutError", "8501": "TimeoutError"}  # dropped by the serving host
+    # The load balancer still reaches them, and every instance still serves the model (nothing was unloaded).
+    version = next(p.name for p in (deployment.settings.model_store / MODEL).iterdir() if p.name.isdigit())
+    state = read_fleet_state(deployment.settings.home)
+    assert state is not None
+    for instance in state.instances:
+        with urllib.request.urlopen(f"{instance.rest_url}/v1/models/{MODEL}/versions/{version}", timeout=10) as ok:
+            assert json.loads(ok.read())["model_version_status"][0]["state"] == "AVAILABLE"
 
 
 def test_ml_metadata_on_postgresql_holds_the_run_with_hosts_and_no_orphan(deployment: Deployment) -> None:

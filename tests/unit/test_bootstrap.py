@@ -73,6 +73,7 @@ def test_the_suite_asks_for_nginx_chromium_its_driver_and_postgresql() -> None:
         "postgresql": "/usr/bin/pg_ctlcluster",  # installed with the server binaries that deploy/postgres.py runs
         "redis-server": "/usr/bin/redis-server",  # the broker of a deployment (deploy/redis.py)
         "iproute2": "/sbin/ip",  # `ip`, which makes the hosts of a deployment (deploy/hosts.py)
+        "nftables": "/usr/sbin/nft",  # the serving hosts' firewall (deploy/firewall.py)
     }
 
 

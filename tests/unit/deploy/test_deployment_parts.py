@@ -5,6 +5,8 @@ publishing nginx's configuration, and finding a deployment again. (The whole top
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import stat
 import subprocess
 from pathlib import Path
@@ -22,7 +24,7 @@ from pipeline_components.deploy.topology import SECRETS, WORKERS
 from pipeline_components.errors import ConfigError
 from pipeline_components.ports import free_ports
 from pipeline_components.settings import Settings
-from tests.helpers import require_nginx
+from tests.helpers import missing, require_nginx
 
 
 def _mode(path: Path) -> int:
@@ -111,3 +113,18 @@ def test_status_and_down_find_the_ports_and_subnet_of_the_last_up(tmp_path: Path
     assert found.published_ports == {"ui": 18080, "rest": 18501, "grpc": 18500}
     assert str(found.plan.subnet) == "10.77.3.0/24" and found.address("control") == "10.77.3.2"
     assert found.ui_url == "http://127.0.0.1:18080"
+
+
+def test_the_serving_hosts_rules_load_in_nftables_and_name_every_allowed_source() -> None:
+    from pipeline_components.deploy.firewall import find_nft, serving_rules
+
+    if os.geteuid() != 0:
+        missing("nft -c needs root (CAP_NET_ADMIN)")
+    if not (shutil.which("nft") or Path("/usr/sbin/nft").is_file()):
+        missing("nftables is not installed (make setup installs it)")
+    nft = find_nft()
+    rules = serving_rules(ports=(8500, 8501), allowed=["10.9.0.8", "10.9.0.2", "10.9.0.1"])
+    assert "tcp dport { 8500, 8501 } ip saddr { 10.9.0.8, 10.9.0.2, 10.9.0.1 } accept" in rules
+    assert rules.index("accept\n    tcp dport") < rules.index("drop")  # the allowed first, then the rest dropped
+    check = subprocess.run([str(nft), "-c", "-f", "-"], input=rules, capture_output=True, text=True)
+    assert check.returncode == 0, check.stderr
