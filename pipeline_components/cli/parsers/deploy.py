@@ -10,7 +10,8 @@ from pipeline_components.deploy.auth import ROLES
 
 DESCRIPTION = """\
 The production topology, for real, on this machine: each host a Linux network namespace with its own
-address, the filesystem shared as NFS would be (needs root and iproute2; docs/deployment.md).
+address, the filesystem shared as NFS would be (needs root, iproute2 and nftables: `make setup`;
+docs/deployment.md).
 
   control     PostgreSQL (Airflow's database and ML Metadata's), Redis (Celery's broker), Airflow's
               api-server, scheduler, dag-processor and triggerer (CeleryExecutor)
