@@ -126,13 +126,16 @@ def eval_config(config: PipelineConfig) -> tfma.EvalConfig:
     """TFMA config with the value threshold and the change threshold against the baseline."""
     metric = config.evaluation.metric
     if config.label.kind == "binary":
+        # Each metric under its class's default name (auc, binary_accuracy, mean_label, mean_prediction): no
+        # `config` JSON, whose quotes would reach ML Metadata backslash-escaped inside the Evaluator's eval_config,
+        # which ML Metadata 1.21 cannot store on PostgreSQL (runtime/compile.py: postgres_unsafe).
         metrics = [
-            tfma.MetricConfig(class_name="AUC", config='{"name": "auc"}'),
-            tfma.MetricConfig(class_name="BinaryAccuracy", config='{"name": "binary_accuracy"}'),
+            tfma.MetricConfig(class_name="AUC"),
+            tfma.MetricConfig(class_name="BinaryAccuracy"),
             tfma.MetricConfig(class_name="ExampleCount"),
             # The positive rate and what each model expects of it: evidence on the labels (verdict.py).
-            tfma.MetricConfig(class_name="MeanLabel", config='{"name": "mean_label"}'),
-            tfma.MetricConfig(class_name="MeanPrediction", config='{"name": "mean_prediction"}'),
+            tfma.MetricConfig(class_name="MeanLabel"),
+            tfma.MetricConfig(class_name="MeanPrediction"),
         ]
     else:
         metrics = [

@@ -17,6 +17,7 @@ from tfx.proto.orchestration import pipeline_pb2
 
 from pipeline_components.config import PipelineConfig
 from pipeline_components.durable import atomic_write
+from pipeline_components.errors import ConfigError
 from pipeline_components.metadata.connection import connection_config, describe
 from pipeline_components.pipeline import create_pipeline
 from pipeline_components.settings import Settings
@@ -50,8 +51,33 @@ def logical_pipeline(config: PipelineConfig, settings: Settings) -> Any:
 
 
 def compile_pipeline(config: PipelineConfig, settings: Settings) -> pipeline_pb2.Pipeline:
-    """The pipeline of ``config`` compiled to TFX IR (see ``logical_pipeline``)."""
-    return compiler.Compiler().compile(logical_pipeline(config, settings))
+    """The pipeline of ``config`` compiled to TFX IR (see ``logical_pipeline``).
+
+    Raises:
+        ConfigError: ML Metadata is on PostgreSQL and a node's parameter could not be recorded there.
+    """
+    ir = compiler.Compiler().compile(logical_pipeline(config, settings))
+    if settings.metadata_postgres is not None and (unsafe := postgres_unsafe(ir)):
+        raise ConfigError(
+            f"pipeline {config.name}: ML Metadata 1.21 cannot record these node parameters on PostgreSQL, because "
+            f"they contain a backslash (it quotes such a string as E'...' inside '...', a SQL syntax error, and the "
+            f"node fails when it starts): {', '.join(unsafe)}. Remove the backslash from the setting (a JSON string "
+            "inside a setting escapes its quotes with backslashes), or keep this pipeline on SQLite"
+        )
+    return ir
+
+
+def postgres_unsafe(ir: pipeline_pb2.Pipeline) -> list[str]:
+    """``node.parameter`` of every string parameter holding a backslash, which ML Metadata 1.21's PostgreSQL
+    backend mis-quotes when it records the node's execution (``'E'{...``: a syntax error)."""
+    unsafe = []
+    for node in ir.nodes:
+        pipeline_node = node.pipeline_node
+        for name, value in pipeline_node.parameters.parameters.items():
+            text = value.field_value.string_value if value.HasField("field_value") else ""
+            if "\\" in text:
+                unsafe.append(f"{pipeline_node.node_info.id}.{name}")
+    return unsafe
 
 
 def write_ir(
