@@ -6,11 +6,12 @@
 3. ``deploy``: ``runway deploy``'s topology (PostgreSQL, Redis, CeleryExecutor, two worker hosts with a warm runtime
    each, three serving hosts behind a load balancer), the run triggered through the REST API as a user would.
 
-For ``deploy``, bringing the topology up and compiling are not measured (a team's deployment is already running);
-measured are: trigger to the end of the last TFX node and of the last task (the rollout included), the Celery
-path's dispatch overhead per task (Airflow's ``queued_when`` to the task's ``start_date``: broker, worker pick-up,
-the task process's start), and the rollout to the three serving hosts (first ``rollout.*`` task's start to the
-last one's end).
+For ``deploy``, bringing the topology up and compiling are not measured (a team's deployment is already running),
+and two runs are made: the first pays each worker host's warm-runtime preload, the second is what a running
+deployment does (the figures compared). Measured are: trigger to the end of the last TFX node and of the last
+task (the rollout included), the Celery path's dispatch overhead per task (Airflow's ``queued_when`` to the task's
+``start_date``: broker, worker pick-up, the task process's start), and the rollout to the three serving hosts
+(first ``rollout.*`` task's start to the last one's end).
 
     nice -n 10 .venv/bin/python benchmarks/deployment.py --pipeline flights --set model.train_steps=500
 
@@ -68,14 +69,22 @@ def run_deploy(home: Path, args: argparse.Namespace, env: dict[str, str]) -> dic
         )
         dag_id = f"{args.pipeline}_pipeline"
         api.wait_dag(dag_id)
-        triggered = time.time()
-        run_id = api.trigger(dag_id)
-        state, tasks = api.follow(dag_id, run_id, say=lambda line: print(line, flush=True), timeout_s=7200)
-        if state != "success":
-            raise SystemExit(f"the deployment's run {run_id} {state}; logs in {deployment.log_folder}")
+        runs = []
+        for attempt in range(2):  # the first pays the workers' warm runtimes' preload; the second is measured
+            triggered = time.time()
+            # An unpaused scheduled DAG starts a run for its latest interval at once (catchup off): that run is
+            # the first one then, so that the measured run has the deployment to itself.
+            scheduled = [] if attempt else api.call("GET", f"/api/v2/dags/{dag_id}/dagRuns")[1]["dag_runs"]
+            run_id = scheduled[0]["dag_run_id"] if scheduled else api.trigger(dag_id)
+            state, tasks = api.follow(dag_id, run_id, say=lambda line: print(line, flush=True), timeout_s=7200)
+            if state != "success":
+                raise SystemExit(f"the deployment's run {run_id} {state}; logs in {deployment.log_folder}")
+            runs.append(summarize(tasks, triggered=triggered, up_seconds=up_seconds))
     finally:
         deployment.down()
-    return summarize(tasks, triggered=triggered, up_seconds=up_seconds)
+    second, first = runs[1], runs[0]
+    second["first_run"] = {key: first[key] for key in ("run_seconds", "pipeline_seconds", "rollout_seconds")}
+    return second
 
 
 def summarize(tasks: list[dict[str, Any]], *, triggered: float, up_seconds: float) -> dict[str, Any]:
@@ -138,7 +147,10 @@ def markdown(report: dict[str, Any]) -> str:
         deploy = modes["deploy"]
         lines += [
             "",
-            f"Deployment: up in {deploy['up_seconds']} s (not counted); tasks ran on {', '.join(deploy['hosts'])}; "
+            f"Deployment: up in {deploy['up_seconds']} s (not counted); the table's figures are its second run (the "
+            f"first, which pays the worker hosts' warm-runtime preload: {deploy['first_run']['pipeline_seconds']} s to "
+            f"the last TFX node, {deploy['first_run']['run_seconds']} s to the last task); "
+            f"tasks ran on {', '.join(deploy['hosts'])}; "
             f"Celery dispatch per task (queued to started): median {deploy['dispatch_median_seconds']} s, "
             f"max {deploy['dispatch_max_seconds']} s; rollout to 3 hosts {deploy['rollout_seconds']} s.",
             "",
