@@ -126,9 +126,10 @@ def eval_config(config: PipelineConfig) -> tfma.EvalConfig:
     """TFMA config with the value threshold and the change threshold against the baseline."""
     metric = config.evaluation.metric
     if config.label.kind == "binary":
-        # Each metric under its class's default name (auc, binary_accuracy, mean_label, mean_prediction): no
-        # `config` JSON, whose quotes would reach ML Metadata backslash-escaped inside the Evaluator's eval_config,
-        # which ML Metadata 1.21 cannot store on PostgreSQL (runtime/compile.py: postgres_unsafe).
+        # No `config` JSON naming a metric: its quotes would reach ML Metadata backslash-escaped inside the
+        # Evaluator's eval_config, which ML Metadata 1.21 cannot store on PostgreSQL (runtime/compile.py:
+        # postgres_unsafe). TFMA's default names are right but AUC's ("a_u_c"): the Evaluator's executor names it
+        # "auc" (components/evaluator/verdict.py: with_metric_names).
         metrics = [
             tfma.MetricConfig(class_name="AUC"),
             tfma.MetricConfig(class_name="BinaryAccuracy"),

@@ -20,7 +20,13 @@ from tfx.components.evaluator import executor as tfx_evaluator
 from tfx.types import standard_artifacts
 
 from pipeline_components.components.evaluator.results import VERDICT_FILE, evaluation_summary
-from pipeline_components.components.evaluator.verdict import EvaluationVerdict, decide, evaluation_page, thresholds_of
+from pipeline_components.components.evaluator.verdict import (
+    EvaluationVerdict,
+    decide,
+    evaluation_page,
+    thresholds_of,
+    with_metric_names,
+)
 from pipeline_components.reports.store import publish_page, write_page
 
 log = logging.getLogger("runway.evaluator")
@@ -48,6 +54,7 @@ class Executor(tfx_evaluator.Executor):
     def Do(
         self, input_dict: dict[str, list[Any]], output_dict: dict[str, list[Any]], exec_properties: dict[str, Any]
     ) -> None:
+        exec_properties = {**exec_properties, "eval_config": with_metric_names(exec_properties["eval_config"])}
         models = {key: input_dict[key] for key in ("model", "baseline_model") if input_dict.get(key)}
         span = _span(input_dict["examples"][0])
         new_out = {"evaluation": output_dict["evaluation"], "blessing": output_dict["blessing"]}

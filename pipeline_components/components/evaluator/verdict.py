@@ -53,7 +53,7 @@ def thresholds_of(
             threshold = metric.get("threshold")
             if not threshold:
                 continue
-            name = json.loads(metric.get("config") or "{}").get("name") or _snake(metric.get("class_name", ""))
+            name = metric_name(metric)
             lower = threshold.get("value_threshold", {}).get("lower_bound")
             change = threshold.get("change_threshold", {}).get("absolute")
             return Thresholds(
@@ -67,6 +67,30 @@ def thresholds_of(
 
 def _snake(class_name: str) -> str:
     return "".join(f"_{c.lower()}" if c.isupper() else c for c in class_name).lstrip("_")
+
+
+# A metric's name where TFMA's default (the snake case of its class: "a_u_c") is not the usual one. The pipeline's
+# eval config names no metric itself (a `config` JSON inside the eval config's JSON needs backslashes, which ML
+# Metadata 1.21 cannot store on PostgreSQL); the executor gives TFMA these names (``with_metric_names``).
+METRIC_NAMES = {"AUC": "auc"}
+
+
+def metric_name(metric: dict[str, Any]) -> str:
+    """The name TFMA reports a metric of the eval config (JSON form) under, as the executor runs it."""
+    named = json.loads(metric.get("config") or "{}").get("name")
+    class_name = metric.get("class_name", "")
+    return str(named or METRIC_NAMES.get(class_name) or _snake(class_name))
+
+
+def with_metric_names(eval_config_json: str) -> str:
+    """The eval config with ``{"name": ...}`` for each metric of ``METRIC_NAMES`` that names none (what TFMA
+    receives; ML Metadata records the config without it)."""
+    config = json.loads(eval_config_json or "{}")
+    for spec in config.get("metrics_specs", []):
+        for metric in spec.get("metrics", []):
+            if not metric.get("config") and metric.get("class_name") in METRIC_NAMES:
+                metric["config"] = json.dumps({"name": METRIC_NAMES[metric["class_name"]]})
+    return json.dumps(config)
 
 
 @dataclass
