@@ -22,10 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
-import shlex
-import shutil
 import statistics
 import sys
 import time
@@ -210,22 +206,9 @@ def main() -> None:
     root = Path(args.root)
     root.mkdir(parents=True, exist_ok=True)
     root.chmod(0o755)  # PostgreSQL's account enters it
-    report: dict[str, Any] = {
-        "pipeline": args.pipeline,
-        "date": datetime.now().isoformat(timespec="seconds"),
-        "machine": f"{platform.node()} {os.cpu_count()} CPUs",
-        "command": shlex.join(["python", "benchmarks/deployment.py", *sys.argv[1:]]),
-        "overrides": parse_overrides(args.set),
-        "uptime": {},
-        "modes": {},
-    }
+    report = warm_runtime.new_report(args.pipeline, "benchmarks/deployment.py", parse_overrides(args.set))
     for mode in modes:
-        home = root / mode
-        shutil.rmtree(home, ignore_errors=True)
-        home.mkdir(parents=True, mode=0o755)
-        env = {**os.environ, "RUNWAY_HOME": str(home), "RUNWAY_DATA_DIR": str(data_dir)}
-        for name in ("RUNWAY_PIPELINES_DIR", "RUNWAY_METADATA_DIR", "RUNWAY_IR_DIR", "RUNWAY_MODEL_STORE"):
-            env.pop(name, None)
+        home, env = warm_runtime.mode_home(root, mode, data_dir)
         report["uptime"][f"before {mode}"] = warm_runtime._uptime()
         print(f"{datetime.now():%H:%M:%S} {mode} ...", flush=True)
         if mode == "anchor":

@@ -277,6 +277,31 @@ def markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def new_report(pipeline: str, script: str, overrides: dict[str, Any]) -> dict[str, Any]:
+    """The report's header (what ran, where, when) with empty ``uptime`` and ``modes``."""
+    return {
+        "pipeline": pipeline,
+        "date": datetime.now().isoformat(timespec="seconds"),
+        "machine": f"{platform.node()} {os.cpu_count()} CPUs",
+        "command": shlex.join(["python", script, *sys.argv[1:]]),
+        "overrides": overrides,
+        "uptime": {},
+        "modes": {},
+    }
+
+
+def mode_home(root: Path, mode: str, data_dir: Path) -> tuple[Path, dict[str, str]]:
+    """A fresh RUNWAY_HOME for ``mode`` (0755: PostgreSQL's account may have to enter it) reading the shared
+    prepared data, and its environment."""
+    home = root / mode
+    shutil.rmtree(home, ignore_errors=True)
+    home.mkdir(parents=True, mode=0o755)
+    env = {**os.environ, "RUNWAY_HOME": str(home), "RUNWAY_DATA_DIR": str(data_dir)}
+    for name in ("RUNWAY_PIPELINES_DIR", "RUNWAY_METADATA_DIR", "RUNWAY_IR_DIR", "RUNWAY_MODEL_STORE"):
+        env.pop(name, None)
+    return home, env
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--pipeline", default="flights")
@@ -299,22 +324,9 @@ def main() -> None:
         p.error(f"unknown modes {sorted(unknown)}; choose from {', '.join(MODES)}")
     data_dir = Path(args.data_dir) if args.data_dir else Settings.from_env().data_dir
     root = Path(args.root)
-    report: dict[str, Any] = {
-        "pipeline": args.pipeline,
-        "date": datetime.now().isoformat(timespec="seconds"),
-        "machine": f"{platform.node()} {os.cpu_count()} CPUs",
-        "command": shlex.join(["python", "benchmarks/warm_runtime.py", *sys.argv[1:]]),
-        "overrides": parse_overrides(args.set),
-        "uptime": {},
-        "modes": {},
-    }
+    report = new_report(args.pipeline, "benchmarks/warm_runtime.py", parse_overrides(args.set))
     for mode in modes:
-        home = root / mode
-        shutil.rmtree(home, ignore_errors=True)
-        home.mkdir(parents=True)
-        env = {**os.environ, "RUNWAY_HOME": str(home), "RUNWAY_DATA_DIR": str(data_dir)}
-        for name in ("RUNWAY_PIPELINES_DIR", "RUNWAY_METADATA_DIR", "RUNWAY_IR_DIR", "RUNWAY_MODEL_STORE"):
-            env.pop(name, None)
+        home, env = mode_home(root, mode, data_dir)
         report["uptime"][f"before {mode}"] = _uptime()
         print(f"{datetime.now():%H:%M:%S} {mode} ...", flush=True)
         if mode == "anchor":
