@@ -303,13 +303,13 @@ class Deployment:
                 tail = self._died(f"airflow-{host}")
                 if tail is not None:
                     raise DeploymentError(f"the Celery worker of {host} exited at start-up:\n{tail}")
-            return all(self._worker_ready(host) for host in WORKERS)
+            return all(self.worker_ready(host) for host in WORKERS)
 
         if not wait_for(ready, timeout=START_TIMEOUT_S, interval=1.0):
             raise DeploymentError(f"the Celery workers did not become ready within {START_TIMEOUT_S:.0f} s")
         self.say(f"workers: {', '.join(WORKERS)} ready (Celery, queues default + their own)")
 
-    def _worker_ready(self, host: str) -> bool:
+    def worker_ready(self, host: str) -> bool:
         """Whether the worker of ``host`` said ``ready`` since its last start (the banner in its log)."""
         log = self.processes.log_path(f"airflow-{host}")
         if not log.is_file():
@@ -390,8 +390,7 @@ class Deployment:
         """Stop any process still inside a host (a task's runtime, a node): namespaces must be empty to go."""
         leftovers = []
         for host in self.plan.hosts:
-            done = self.hosts._run("netns", "pids", host.namespace, check=False)
-            for pid in (int(word) for word in done.stdout.split() if word.isdigit()):
+            for pid in self.hosts.pids(host.name):
                 leftovers.append(f"{host.name}: pid {pid} ({command_line(pid)[:60]})")
                 stop_pid(pid, timeout_s=10.0)
         return leftovers

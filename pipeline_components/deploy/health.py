@@ -87,6 +87,6 @@ def _airflow_health(name: str, pid: int | None, api: dict[str, Any] | None, depl
     if name in key and api is not None:
         return "healthy" if api.get(key[name], {}).get("status") == "healthy" else "unhealthy"
     if name in {f"airflow-{host}" for host in WORKERS}:
-        return "healthy" if deployment._worker_ready(name.removeprefix("airflow-")) else "starting"
+        return "healthy" if deployment.worker_ready(name.removeprefix("airflow-")) else "starting"
     assert name in components.CONTROL_COMPONENTS or name.startswith("airflow-")
     return "running"

@@ -333,6 +333,11 @@ class Hosts:
         """Start ``argv`` inside ``host`` (``subprocess.Popen``'s keyword arguments apply); the caller stops it."""
         return subprocess.Popen(self.command(host, argv), **kwargs)
 
+    def pids(self, host: str) -> list[int]:
+        """The processes running inside ``host`` (``ip netns pids``; empty when it does not exist)."""
+        done = self._run("netns", "pids", self.plan.host(host).namespace, check=False)
+        return [int(word) for word in done.stdout.split() if word.isdigit()]
+
     def cut(self, host: str) -> None:
         """Pull ``host``'s cable: its link goes down, so no traffic reaches it or leaves it until ``restore``."""
         self._run("link", "set", self.plan.host(host).veth, "down")
