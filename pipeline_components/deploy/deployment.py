@@ -32,7 +32,7 @@ from pipeline_components.deploy import firewall
 from pipeline_components.deploy.auth import auth_env
 from pipeline_components.deploy.celery import CelerySettings, celery_settings
 from pipeline_components.deploy.hosts import HostPlan, Hosts
-from pipeline_components.deploy.postgres import LocalPostgres, PostgresServer
+from pipeline_components.deploy.postgres import SUPERUSER, LocalPostgres, PostgresServer
 from pipeline_components.deploy.publish import PUBLISH_ADDRESS, Published, start_publisher
 from pipeline_components.deploy.redis import LocalRedis
 from pipeline_components.deploy.secrets import SecretFiles
@@ -158,8 +158,12 @@ class Deployment:
 
     @property
     def settings(self) -> Settings:
-        """The deployment's runway settings (ML Metadata on its PostgreSQL once that runs)."""
-        return deployment_settings(self._base, self.root, self.postgres.server())
+        """The deployment's runway settings, ML Metadata on its PostgreSQL. Derived from the topology (the control
+        host's address and PostgreSQL's port), not asked of the server: no ``pg_ctl status`` at every use."""
+        server = PostgresServer(
+            host=self.address(CONTROL), port=POSTGRES_PORT, user=SUPERUSER, password_file=self.postgres.password_file
+        )
+        return deployment_settings(self._base, self.root, server)
 
     @property
     def state_file(self) -> Path:
