@@ -3,7 +3,7 @@
 #
 #   phase 1, two streams side by side:
 #     A  the runtime environment's tests (tests/runtime, tests/conformance: TensorFlow-bound), then the
-#        orchestrator's unit and DAG tests, then one end-to-end module (tests/e2e/test_your_own_data.py)
+#        orchestrator's unit and DAG tests, then two end-to-end modules (test_your_own_data.py, test_closed_loop.py)
 #     B  the other end-to-end modules (whole DAG runs, mostly waiting on Airflow, on hosts and on model servers)
 #   phase 2, alone: the fleet and browser tests, which measure latencies, count failed client requests under load
 #     and drive a browser, so nothing else may run beside them
@@ -19,8 +19,8 @@ cd "$(dirname "$0")/.."
 # E2E_TESTS, ALONE_TESTS.
 read -r -a runtime_tests <<< "${RUNTIME_TESTS:-tests/runtime tests/conformance}"
 read -r -a side_tests <<< "${SIDE_TESTS:-tests --ignore=tests/e2e --ignore=tests/fleet --ignore=tests/browser}"
-read -r -a side_e2e_tests <<< "${SIDE_E2E_TESTS:-tests/e2e/test_your_own_data.py}"
-read -r -a e2e_tests <<< "${E2E_TESTS:-tests/e2e --ignore=tests/e2e/test_your_own_data.py}"
+read -r -a side_e2e_tests <<< "${SIDE_E2E_TESTS:-tests/e2e/test_your_own_data.py tests/e2e/test_closed_loop.py}"
+read -r -a e2e_tests <<< "${E2E_TESTS:-tests/e2e --ignore=tests/e2e/test_your_own_data.py --ignore=tests/e2e/test_closed_loop.py}"
 read -r -a alone_tests <<< "${ALONE_TESTS:-tests/fleet tests/browser}"
 PYTEST=(.venv/bin/pytest -p no:cacheprovider --durations=15)
 RUNTIME_PYTEST=(.venv-runtime/bin/python -m pytest -p no:cacheprovider --durations=15)

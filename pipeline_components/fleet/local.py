@@ -56,7 +56,7 @@ from pipeline_components.fleet.supervisor import (
     port_open,
     wait_listening,
 )
-from pipeline_components.fleet.watchdog import STATUS_FILE, WATCHDOG, watchdog_argv
+from pipeline_components.fleet.watchdog import SPENT, WATCHDOG, watchdog_argv
 from pipeline_components.processes import log_tail, pid_alive, wait_for
 from pipeline_components.settings import Settings
 
@@ -137,7 +137,7 @@ class LocalFleet:
         self._plan_nginx(nginx, spec, addresses)
         names = [a.name for a in addresses] + [NGINX]
         # A new fleet: no pid or restart count of an earlier one is carried over (its ports were free: none runs).
-        for stale in [*(f"{name}.pid" for name in names), STATUS_FILE]:
+        for stale in [*(f"{name}.pid" for name in names), *SPENT]:
             (self.processes.pid_dir / stale).unlink(missing_ok=True)
         try:
             pids = self._start_watchdog(names)
@@ -368,7 +368,7 @@ class LocalFleet:
         for name, pid in sorted(pids.items(), key=lambda item: item[0] != NGINX):
             self.processes.stop(name, pid)
         fleet_state_path(self.settings.home).unlink(missing_ok=True)
-        for leftover in [*self.processes.pid_dir.glob("*.held"), self.processes.pid_dir / STATUS_FILE]:
+        for leftover in [*self.processes.pid_dir.glob("*.held"), *(self.processes.pid_dir / f for f in SPENT)]:
             leftover.unlink(missing_ok=True)
         stopped = sorted(running, key=lambda name: (name != WATCHDOG, name != NGINX, name))
         self._say(f"fleet down: stopped {', '.join(stopped) or 'nothing (not running)'}")

@@ -193,17 +193,19 @@ def set_in_rotation(conf: Path, address: InstanceAddress, *, serving: bool) -> b
     return True
 
 
-def reload(master_pid: int, *, timeout_s: float = 15.0) -> bool:
+def reload(master_pid: int, *, timeout_s: float = 15.0, wait: bool = True) -> bool:
     """Reload nginx's configuration and wait until the workers of the old one have exited.
 
     An old worker takes no new request and exits once the requests it holds are answered (nginx's graceful
     reload), so when this returns no request can reach an instance the new configuration put ``down``.
 
     Returns:
-        True when every old worker exited within ``timeout_s``.
+        True when every old worker exited within ``timeout_s`` (without ``wait``: False, nothing was waited for).
     """
     old = _children(master_pid)
     os.kill(master_pid, signal.SIGHUP)
+    if not wait:
+        return False
     if wait_for(lambda: not any(pid_alive(pid) for pid in old), timeout=timeout_s, interval=0.05):
         return True
     log.warning("nginx workers %s still answer requests %g s after the reload", sorted(old), timeout_s)

@@ -9,8 +9,8 @@ instances' own addresses: the load balancer refuses the method (infra/nginx/flee
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Collection, Iterable
+from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Any
 
 from pipeline_components.fleet.instances import Instance, InstanceError
@@ -25,6 +25,7 @@ def reconfigure(
     all_instances: list[Instance],
     send_to: Iterable[Instance] | None = None,
     timeout_s: float,
+    abandon: Callable[[], Collection[str]] | None = None,
 ) -> list[str]:
     """Put ``serving`` in ``models.config`` for ``model`` (no versions: the model is removed) and reload it.
 
@@ -35,6 +36,8 @@ def reconfigure(
         all_instances: every instance of the fleet (their store paths render the file).
         send_to: the instances to reload (default: all of them).
         timeout_s: each reload's deadline.
+        abandon: the names of the instances to stop waiting for (asked every half second while reloads run; the
+            fleet's readiness fences an instance that stopped answering): their call is cancelled and fails.
 
     Returns:
         One error line per instance that did not take the config (empty: all did).
@@ -51,11 +54,20 @@ def reconfigure(
             for instance in all_instances
         }
         targets = list(send_to if send_to is not None else all_instances)
-        return in_parallel(targets, lambda i: i.reload_config(texts[i.name], timeout_s=timeout_s))
+        return in_parallel(targets, lambda i: i.reload_config(texts[i.name], timeout_s=timeout_s), abandon=abandon)
 
 
-def in_parallel(instances: list[Instance], action: Callable[[Instance], Any]) -> list[str]:
-    """Run ``action`` on every instance at once; one error line per instance that raised."""
+def in_parallel(
+    instances: list[Instance],
+    action: Callable[[Instance], Any],
+    *,
+    abandon: Callable[[], Collection[str]] | None = None,
+) -> list[str]:
+    """Run ``action`` on every instance at once; one error line per instance that raised.
+
+    With ``abandon``, an instance it names while its call still runs has its channel closed, which ends the call
+    at once (gRPC cancels it): a host cut off would otherwise hold the caller until the call's deadline.
+    """
 
     def run(instance: Instance) -> str | None:
         try:
@@ -67,4 +79,13 @@ def in_parallel(instances: list[Instance], action: Callable[[Instance], Any]) ->
         return None
 
     with ThreadPoolExecutor(max_workers=max(1, len(instances))) as pool:
-        return [error for error in pool.map(run, instances) if error]
+        futures = {pool.submit(run, instance): instance for instance in instances}
+        pending = set(futures)
+        while pending:
+            _, pending = wait(pending, timeout=0.5 if abandon else None)
+            if abandon is not None and pending:
+                given_up = set(abandon())
+                for future in pending:
+                    if futures[future].name in given_up:
+                        futures[future].close()
+        return [error for future in futures if (error := future.result())]

@@ -17,6 +17,7 @@ from typing import Any
 
 from pipeline_components.errors import RunwayError
 from pipeline_components.fleet.instances import Instance, InstanceError
+from pipeline_components.fleet.readiness import fenced
 from pipeline_components.fleet.store import ModelStore
 from pipeline_components.fleet.supervisor import Supervisor
 from pipeline_components.fleet.watchdog import STATUS_FILE, WATCHDOG
@@ -26,14 +27,15 @@ SETTLED = ("AVAILABLE", "END")  # a version an instance has finished loading, or
 
 
 def watchdog_report(fleet_dir: Path) -> dict[str, Any]:
-    """The watchdog's pid, whether it runs, and its ``processes`` entries (empty when it never ran here)."""
+    """The watchdog's pid, whether it runs, its ``processes`` entries (empty when it never ran here), and the
+    instances its readiness probes took out of rotation (``fenced``: name -> since, reason)."""
     supervisor = Supervisor(fleet_dir)
     pid = supervisor.recorded_pid(WATCHDOG)
     try:
         processes = dict(json.loads((supervisor.pid_dir / STATUS_FILE).read_text()).get("processes", {}))
     except (OSError, ValueError):
         processes = {}
-    return {"pid": pid, "alive": pid_alive(pid), "processes": processes}
+    return {"pid": pid, "alive": pid_alive(pid), "processes": processes, "fenced": fenced(fleet_dir)}
 
 
 class RestartTooLong(RunwayError):

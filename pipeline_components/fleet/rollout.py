@@ -17,8 +17,10 @@ each one checked on every instance before the next starts:
 
 Any failure in steps 1-5 puts the previous ``models.config`` entry back on every instance (and in the file, so an
 instance that restarts comes back right), records why, and raises ``RolloutFailed``. An instance that cannot be
-reached fails the rollout the same way (fail safe: the fleet keeps the old stable; re-run the rollout when the
-instance is back). Each step is idempotent, so re-running a rollout, or one step of it, is harmless: the state
+reached fails the rollout the same way (fail safe: the fleet keeps the old stable), except on the local fleet once
+the watchdog's readiness probes (``fleet.readiness``) take it out of nginx's rotation: the steps then go on without
+it (a call waiting on it is abandoned, a step that failed on it runs again) and it catches up with ``models.config``
+before it serves again. Each step is idempotent, so re-running a rollout, or one step of it, is harmless: the state
 between steps lives in a journal file, ``$RUNWAY_HOME/fleet/rollouts/<model>.json``.
 
 On the local fleet, a step that fails while the fleet's watchdog is restarting an instance (``fleet.restarts``)
@@ -34,7 +36,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +46,8 @@ from pipeline_components.errors import RunwayError
 from pipeline_components.fleet import CANARY_LABEL, STABLE_LABEL, FleetState, fleet_dir
 from pipeline_components.fleet.canary import CANARY_STEP, CanaryFailed, analyse
 from pipeline_components.fleet.instances import Instance, InstanceError
+from pipeline_components.fleet.options import RolloutOptions
+from pipeline_components.fleet.readiness import Rotation
 from pipeline_components.fleet.reconfigure import reconfigure
 from pipeline_components.fleet.restarts import Restarts, RestartTooLong
 from pipeline_components.fleet.store import ModelServing, ModelStore, RequestLogging
@@ -60,34 +64,6 @@ class RolloutFailed(RunwayError):
 
 class NothingToRollOut(RunwayError):
     """There is no candidate to roll out (nothing pushed, or it is already stable)."""
-
-
-@dataclass(frozen=True, kw_only=True)
-class RolloutOptions:
-    """How a rollout runs (the pipeline's ``serving`` settings; ``fleet.operations.options_for`` reads them).
-
-    Attributes:
-        retain_versions: version folders kept on disk by ``retire`` (labelled or loaded ones always are).
-        available_timeout_s: the longest ``wait_available`` waits, and each reload's deadline.
-        tolerance: relative difference allowed between an answer and the exported model's prediction.
-        latency_budget_ms: the median latency ``verify`` accepts per instance and protocol.
-        rpc_timeout_s: deadline of each status and predict call.
-        verify: whether ``run`` includes the verify step.
-        restart_wait_s: the longest a step waits for an instance the local fleet's watchdog is restarting.
-        request_logging: the model's ``logging_config`` in every config the rollout sends (None: no logging);
-            ``fleet.request_logging.fleet_request_logging`` derives it from the pipeline's configuration.
-        canary: the canary analysis between ``verify`` and ``promote`` (``fleet.canary``); None: none.
-    """
-
-    retain_versions: int = 3
-    available_timeout_s: float = 300.0
-    tolerance: float = 1e-4
-    latency_budget_ms: float = 1000.0
-    rpc_timeout_s: float = 30.0
-    verify: bool = True
-    restart_wait_s: float = 120.0
-    request_logging: RequestLogging | None = None
-    canary: CanaryConfig | None = None
 
 
 class Rollout:
@@ -123,6 +99,7 @@ class Rollout:
             if fleet.kind == "local"
             else None
         )
+        self.rotation = Rotation(fleet_dir(home) if fleet.kind == "local" else None)
 
     def say(self, line: str) -> None:
         self._say(f"[{self.model}] {line}")
@@ -158,18 +135,35 @@ class Rollout:
 
     # -- applying a config to the fleet -----------------------------------------------------------------------------
 
+    def reachable(self) -> list[Instance]:
+        """The instances in rotation, which the steps act on."""
+        return self.rotation.of(self.instances)
+
     def _apply(self, serving: ModelServing, *, what: str) -> str:
         """Write ``models.config`` with ``serving`` for this model and reload it on every instance, in parallel."""
+        if not self.reachable():
+            raise RolloutFailed(f"{what}: no instance is in rotation (see `runway fleet status`)")
         errors = self._configure(serving, timeout_s=self.options.available_timeout_s)
         if errors:
             raise RolloutFailed(f"{what}: " + "; ".join(errors))
-        self.say(f"{what}: applied on {len(self.instances)} instance(s)")
+        out = self.rotation.out()
+        left = f"; {', '.join(sorted(out))} out of rotation, takes models.config when it answers again" if out else ""
+        self.say(f"{what}: applied on {len(self.instances) - len(out)} instance(s){left}")
         return what
 
     def _configure(self, serving: ModelServing, *, timeout_s: float) -> list[str]:
-        return reconfigure(
-            self.store, self.model, self._logged(serving), all_instances=self.instances, timeout_s=timeout_s
+        """Reload on the instances in rotation; a call to one fenced meanwhile is abandoned and not an error."""
+        errors = reconfigure(
+            self.store,
+            self.model,
+            self._logged(serving),
+            all_instances=self.instances,
+            send_to=self.reachable(),
+            timeout_s=timeout_s,
+            abandon=self.rotation.out,
         )
+        out = self.rotation.out()
+        return [error for error in errors if error.split(":", 1)[0] not in out]
 
     def _logged(self, serving: ModelServing) -> ModelServing:
         # The pipeline's configuration decides the model's request logging in every config sent, rollbacks included.
@@ -216,8 +210,10 @@ class Rollout:
         return RolloutFailed(f"rollout of {self.model} failed at step {step}: {reason}; {restored}")
 
     def _step(self, step: str, body: Callable[[], str]) -> str:
+        restarts = self.restarts
+        attempt = (lambda: restarts.ride_out(step, body)) if restarts else body
         try:
-            outcome = self.restarts.ride_out(step, body) if self.restarts else body()
+            outcome = self.rotation.without_fenced(step, attempt, say=self.say)
         except (RolloutFailed, CanaryFailed) as error:
             raise self.fail(step, str(error)) from None
         except (InstanceError, RestartTooLong, OSError) as error:
@@ -272,7 +268,9 @@ class Rollout:
             deadline = time.monotonic() + self.options.available_timeout_s
             pending = {instance.name: "not asked yet" for instance in self.instances}
             while True:
-                for instance in self.instances:
+                reachable = self.reachable()
+                pending = {name: state for name, state in pending.items() if name in {i.name for i in reachable}}
+                for instance in reachable:
                     if instance.name not in pending:
                         continue
                     status = instance.model_status(self.model, timeout_s=self.options.rpc_timeout_s).get(candidate)
@@ -287,7 +285,7 @@ class Rollout:
                     else:
                         pending[instance.name] = status.state
                 if not pending:
-                    return f"version {candidate} AVAILABLE on {len(self.instances)} instance(s)"
+                    return f"version {candidate} AVAILABLE on {len(reachable)} instance(s) in rotation"
                 if time.monotonic() > deadline:
                     waiting = ", ".join(f"{name} ({state})" for name, state in sorted(pending.items()))
                     raise RolloutFailed(
@@ -322,13 +320,14 @@ class Rollout:
                 latency_budget_ms=self.options.latency_budget_ms,
                 rpc_timeout_s=self.options.rpc_timeout_s,
             )
-            report, failures = verify_fleet(self.instances, samples, model=self.model, limits=limits)
+            checked = self.reachable()
+            report, failures = verify_fleet(checked, samples, model=self.model, limits=limits)
             self._write_journal(verification=report)
             if failures:
                 raise RolloutFailed("verification failed: " + "; ".join(failures))
             worst = max(item["median_ms"] for item in report)
             return (
-                f"{len(samples['rows'])} real examples answered as exported on {len(self.instances)} instance(s), "
+                f"{len(samples['rows'])} real examples answered as exported on {len(checked)} instance(s), "
                 f"REST and gRPC; worst median latency {worst:.1f} ms (budget {self.options.latency_budget_ms:.0f} ms)"
             )
 

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from pipeline_components.fleet import FleetState
@@ -29,7 +30,7 @@ def fleet_status(
         timeout_s: how long to wait for each instance's answer.
         watchdog: the local fleet's watchdog report (``fleet.restarts.watchdog_report``): adds ``watchdog`` (its
             pid and whether it runs) and, to nginx and each instance, ``restarts``, ``last_exit`` and
-            ``supervision`` (running, backoff, held).
+            ``supervision`` (running, backoff, held); to each instance ``rotation`` ("in", or why it is out).
     """
     if state is None:
         return {"running": False}
@@ -51,6 +52,8 @@ def fleet_status(
         entry: dict[str, Any] = {"name": address.name, "pid": address.pid, "alive": pid_alive(address.pid)}
         if watchdog is not None:
             entry.update(_supervision(supervised.get(address.name)))
+            out = (watchdog.get("fenced") or {}).get(address.name)
+            entry["rotation"] = f"out of rotation since {_clock(out['since'])}: {out['reason']}" if out else "in"
         instance = Instance(address)
         try:
             for model in models:
@@ -73,3 +76,7 @@ def _supervision(entry: dict[str, Any] | None) -> dict[str, Any]:
         "last_exit": entry.get("last_exit"),
         "supervision": entry.get("state", "unsupervised"),
     }
+
+
+def _clock(wall: float) -> str:
+    return time.strftime("%H:%M:%S", time.localtime(wall))

@@ -25,6 +25,9 @@ restart the same servers:
   CrashLoopBackOff, not supervisord's FATAL): ``fleet status`` shows the restarts and the last exit status;
 - a process stopped on purpose (``LocalFleet.stop_instance``: ``instances/<name>.held``) stays down, as compose
   leaves a container stopped by hand, until ``start_instance`` or ``runway fleet up`` releases it;
+- a model server that runs but stops answering (its host cut off, the process hung) is taken out of nginx's
+  rotation, and put back once it answers and has caught up with ``models.config`` (``fleet.readiness``, in a
+  thread of this process);
 - SIGHUP (sent by ``runway fleet up``) starts every process that is down at once, skipping the backoff;
 - SIGTERM (sent by ``runway fleet down``) stops nginx, then every model server, then the watchdog itself; it also
   stops everything and exits if ``fleet.json`` disappears, so it never outlives its fleet.
@@ -50,12 +53,14 @@ from types import FrameType
 
 from pipeline_components.durable import atomic_write
 from pipeline_components.fleet import fleet_state_path, read_fleet_state, write_fleet_state
+from pipeline_components.fleet.readiness import READINESS_FILE, Readiness
 from pipeline_components.fleet.store import ModelStore
 from pipeline_components.fleet.supervisor import Supervisor, is_ours
 from pipeline_components.processes import pid_alive, stop_pid
 
 WATCHDOG = "watchdog"
 STATUS_FILE = "watchdog.json"
+SPENT = (STATUS_FILE, READINESS_FILE)  # what `fleet down` removes: a new fleet starts with neither
 NGINX = "nginx"
 POLL_S = 0.2
 
@@ -137,11 +142,19 @@ class Watchdog:
         signal.signal(signal.SIGHUP, self._on_hup)
         self.say(f"watchdog (pid {os.getpid()}) supervising {', '.join(self.names)}")
         self._adopt()
+        readiness = Readiness(self.fleet_dir, running=self._probed, say=self.say)
+        readiness.start()
         while not self._stopping:
             self._tick()
             time.sleep(POLL_S)
+        readiness.stop()
         self._stop_all()
         return 0
+
+    def _probed(self, name: str) -> int | None:
+        """The pid ``fleet.readiness`` probes for ``name``: a model server this watchdog has running, else None."""
+        watched = self.watched.get(name)
+        return watched.pid if name != NGINX and watched is not None and watched.state == "running" else None
 
     def _on_term(self, signum: int, frame: FrameType | None) -> None:
         self._stopping = True

@@ -8,6 +8,8 @@ version 2 of a tiny model, which a rollout wrote to ``models.config`` after the 
 - a rollout that meets an instance being restarted waits for it and completes on both instances;
 - with the watchdog itself killed too, ``runway fleet up`` brings the instance back (and says so) instead of
   answering "already running"; ``runway fleet status`` shows the restarts and the watchdog;
+- an instance that hangs (SIGSTOP) leaves nginx's rotation, a rollout completes without it, no client request
+  fails, and it catches up with the new stable before it serves again (``fleet.readiness``);
 - ``runway fleet down`` leaves no process of the fleet, the watchdog included.
 
 Each waits on the event (a new pid, an answer, nginx's access log), never on a sleep.
@@ -30,9 +32,10 @@ import pytest
 from pipeline_components.cli.commands.fleet import cmd_down, cmd_status
 from pipeline_components.client import ServingClient
 from pipeline_components.fleet import InstanceAddress
+from pipeline_components.fleet.readiness import fenced
 from pipeline_components.fleet.restarts import watchdog_report
 from pipeline_components.fleet.watchdog import WATCHDOG
-from pipeline_components.processes import command_line, pid_alive
+from pipeline_components.processes import command_line, pid_alive, wait_for
 from pipeline_components.settings import Settings
 from tests.fleet.fixtures import RunningFleet, start_fleet
 from tests.helpers import check, require_nginx, runway
@@ -221,6 +224,61 @@ def test_fleet_up_brings_back_an_instance_nobody_restarted_and_status_shows_rest
     assert "watchdog: running" in status, status
     assert re.search(rf"serving-0 \(pid {back.pid}, up, restarts 2, last exit: exit status unknown", status), status
     assert re.search(r"serving-1 \(pid \d+, up, restarts 1, last exit: killed by signal 9", status), status
+
+
+def test_a_hung_instance_leaves_the_rotation_a_rollout_goes_on_without_it_and_it_catches_up(
+    fleet: RunningFleet, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A model server that stops answering without dying (SIGSTOP: what a host cut off looks like to nginx and to
+    the rollout) is fenced by the watchdog's readiness probes. A rollout started just after it hung abandons its
+    call to it and completes on the other instance; no client request fails; once it answers again it is sent
+    models.config, and it serves the new stable before nginx sends it a request."""
+    fleet.publish(MODEL, 4, "good_b")  # stable is version 3 (good_a: 2.0); version 4 answers 3.0
+    victim = instance(fleet, "serving-0")
+    assert victim.pid is not None
+    state = fleet.fleet.state()
+    assert state is not None
+    log = fleet.access_log()
+    capsys.readouterr()
+    with PacedLoad(state.rest_url, state.grpc_target) as load:
+        log.wait_answered(log.mark(), 20)
+        os.kill(victim.pid, signal.SIGSTOP)
+        try:
+            started = time.monotonic()
+            lines = fleet.rollout(MODEL).run(4)  # its first reload to serving-0 hangs until readiness fences it
+            took = time.monotonic() - started
+            fence = fenced(fleet.fleet.dir).get("serving-0")
+            assert fence is not None, "serving-0 was not fenced"
+            said = capsys.readouterr().out
+            status = fleet_status(fleet.settings, capsys)
+            assert re.search(
+                r"serving-0 \(pid \d+, up, .*\n    out of rotation since \d\d:\d\d:\d\d: no answer", status
+            )
+            assert answer(instance(fleet, "serving-1")) == 3.0
+            during = log.mark()
+            log.wait_answered(during, 20)
+            assert not [line for line in log.since(during) if victim.rest_url.removeprefix("http://") in line]
+        finally:
+            os.kill(victim.pid, signal.SIGCONT)
+        watchdog_log = fleet.fleet.processes.log_path(WATCHDOG)
+        if not wait_for(lambda: "serving-0" not in fenced(fleet.fleet.dir), timeout=RESTART_DEADLINE_S, interval=0.2):
+            pytest.fail(f"serving-0 did not catch up; the watchdog's log ends:\n{watchdog_log.read_text()[-3000:]}")
+        assert answer(instance(fleet, "serving-0")) == 3.0  # the new stable, though it hung before the rollout
+        mark = log.mark()
+        log.wait_answered(mark, 1, by=victim.rest_url.removeprefix("http://"))
+        log.wait_answered(mark, 1, by=victim.grpc_target)
+    print(f"\nhung instance: rollout in {took:.1f} s, {load.requests} requests, {load.retried} retried by the client")
+
+    assert fleet.store.serving(MODEL).stable == 4, lines
+    assert not load.failures, load.failures[:5]
+    assert load.answers <= {2.0, 3.0} and 3.0 in load.answers, load.answers
+    assert str(fence["reason"]).startswith("no answer within"), fence
+    assert "serving-0 out of rotation, takes models.config when it answers again" in said, said
+    events = watchdog_log.read_text()
+    assert "serving-0 out of rotation: 2 readiness probes failed" in events, events[-2000:]
+    caught_up = r"serving-0 caught up with models.config \(serving tiny_supervised \[\d+, 4\] \(stable 4\)"
+    assert re.search(caught_up, events), events[-2000:]
+    assert instance(fleet, "serving-0").pid == victim.pid  # it was never restarted: it caught up
 
 
 def test_fleet_down_leaves_no_process_watchdog_included(

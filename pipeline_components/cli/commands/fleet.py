@@ -73,6 +73,8 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> None:
             for m, versions in instance.get("models", {}).items()
         )
         print(f"  {instance['name']} (pid {instance['pid']}, {state}{_restarts(instance)}): {detail}")
+        if instance.get("rotation", "in") != "in":
+            print(f"    {instance['rotation']} (it catches up with models.config when it answers again)")
 
 
 def _restarts(process: dict[str, Any]) -> str:
