@@ -61,14 +61,14 @@ PROBE_PATH = "/v1/models/_runway_readiness_probe"  # a model nobody serves: the 
 class ReadinessPolicy:
     """How often and how patiently instances are probed.
 
-    The defaults fence a cut-off instance 3-6 s after the cut. Meanwhile nginx's per-try timeout (3 s,
-    ``infra/nginx/fleet.conf.template``) retries a request stuck on it elsewhere, so a client sees a few requests
-    slowed by the cut, none failed; fencing ends even that. A probe waits 2 s: a busy instance is not fenced.
+    The defaults fence a cut-off instance 6-9 s after the cut, and never a busy one that answers one probe in
+    three within 2 s. Meanwhile nginx's per-try timeout (3 s, ``infra/nginx/fleet.conf.template``) retries a
+    request stuck on it elsewhere, so a client sees a few requests slowed by the cut, none failed.
     """
 
     period_s: float = 1.0
     timeout_s: float = 2.0
-    failures: int = 2
+    failures: int = 3
     catch_up_timeout_s: float = 120.0
 
 
