@@ -129,7 +129,7 @@ class Readiness:
     def stop(self) -> None:
         self._stop.set()
         if self._thread is not None:
-            self._thread.join(timeout=self.policy.catch_up_timeout_s + 5)
+            self._thread.join(timeout=2.0)  # a catch-up in progress must not hold `fleet down` (a daemon thread)
 
     def _loop(self) -> None:
         while not self._stop.wait(self.policy.period_s):
