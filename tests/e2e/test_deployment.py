@@ -36,10 +36,7 @@ from pipeline_components.deploy.deployment import Deployment
 from pipeline_components.deploy.health import deployment_status
 from pipeline_components.deploy.smoke import AirflowApi
 from pipeline_components.deploy.topology import CLIENT, CONTROL, LB, REST_PORT, SERVING, WORKERS
-from pipeline_components.fleet import fleet_dir, read_fleet_state
-from pipeline_components.fleet.readiness import fenced
-from pipeline_components.fleet.store import ModelStore
-from pipeline_components.fleet.verification import load_samples
+from pipeline_components.fleet import read_fleet_state
 from pipeline_components.ports import free_ports
 from pipeline_components.processes import pid_alive, wait_for
 from pipeline_components.settings import CHECKOUT, Settings
@@ -260,8 +257,8 @@ def test_a_run_spreads_over_both_workers_and_survives_restarts_and_a_worker_host
     assert len(versions) == 1, f"exactly one version pushed, found {versions}"
 
 
-def _task_log(deployment: Deployment, run_id: str, task_id: str, *, dag: str = DAG) -> str:
-    folder = deployment.log_folder / f"dag_id={dag}" / f"run_id={run_id}" / f"task_id={task_id}"
+def _task_log(deployment: Deployment, run_id: str, task_id: str) -> str:
+    folder = deployment.log_folder / f"dag_id={DAG}" / f"run_id={run_id}" / f"task_id={task_id}"
     return "\n".join(path.read_text(errors="replace") for path in sorted(folder.glob("attempt=*.log")))
 
 
@@ -376,164 +373,3 @@ def test_a_killed_model_server_is_restarted_with_the_stable_version(deployment: 
             return False
 
     assert wait_for(back, timeout=180, interval=1.0), f"{victim.name} was not restarted with its model"
-
-
-# A client on the client host: one REST and one gRPC thread through the load balancer, with runway's client and
-# its default policy (5 s per try, retries on UNAVAILABLE/502/503 only), until the stop file appears.
-CLIENT_LOAD = """
-import json, sys, threading, time
-from pathlib import Path
-from pipeline_components.client import ServingClient
-lb, model, rows_file, stop, out = sys.argv[1:6]
-samples = json.loads(Path(rows_file).read_text())
-rows, signature = samples["rows"], samples.get("signature_name", "serving_default")
-counts = {"rest": 0, "grpc": 0}
-failures, versions = [], set()
-def run(protocol):
-    urls = {"rest_url": f"http://{lb}:8501", "grpc_target": f"{lb}:8500"}
-    with ServingClient(**urls, model=model, protocol=protocol) as client:
-        while not Path(stop).exists():
-            try:
-                answer = client.predict(rows[counts[protocol] % len(rows)], signature=signature)
-                if answer.version is not None:
-                    versions.add(answer.version)
-            except Exception as error:
-                failures.append(f"{protocol}: {type(error).__name__}: {error}")
-            counts[protocol] += 1
-            time.sleep(0.05)
-threads = [threading.Thread(target=run, args=(p,)) for p in ("rest", "grpc")]
-for thread in threads:
-    thread.start()
-for thread in threads:
-    thread.join()
-Path(out).write_text(json.dumps({"requests": counts, "failures": failures, "versions": sorted(versions)}))
-"""
-
-# The second pipeline: a fifth of January's flights, trained briefly, gated on reachable values (as in
-# tests/e2e/test_pipelines_through_airflow.py).
-FLIGHTS = {
-    "model.train_steps": 150, "model.eval_steps": 5, "evaluation.lower_bound": 0.55,
-    "evaluation.max_regression": 1.0, "evaluation.trusted_max_regression": 1.0,
-    "evaluation.max_baseline_drop": 1.0, "validation.delivery.min_rows": 500,
-}  # fmt: skip
-FLIGHTS_DAG = "flights_pipeline"
-PENGUINS_AGAIN = {"evaluation.max_regression": 1.0, "evaluation.max_baseline_drop": 1.0}
-SERVING_CUT = SERVING[1]
-ERRORS_OF_CONCURRENCY = ("database is locked", "deadlock detected", "could not serialize", "duplicate key value")
-
-
-def _wait_single_trainer(api: AirflowApi, dag: str) -> None:
-    """Wait until the DAG processor parsed the recompiled penguins DAG (no training worker task any more)."""
-
-    def parsed() -> bool:
-        status, body = api.call("GET", f"/api/v2/dags/{dag}/tasks")
-        return status == 200 and not any(t["task_id"].startswith("Trainer_workers") for t in body["tasks"])
-
-    assert wait_for(parsed, timeout=600, interval=3), "the recompiled penguins DAG was not parsed"
-
-
-def test_two_pipelines_at_once_and_a_serving_host_cut_during_a_rollout_under_client_load(
-    deployment: Deployment,
-) -> None:
-    """Penguins and flights run at the same time on the one ML Metadata database (PostgreSQL): both complete with
-    no task retried and no lock error. While penguins' rollout runs, serving-2's cable is pulled, with a client
-    on the client host predicting through the load balancer all along: no client request fails, the rollout
-    completes on the two hosts it reaches, and when the cable is back serving-2 catches up with the new stable
-    before it serves again."""
-    home, store = deployment.settings.home, deployment.settings.model_store
-    # After the faults of the run before, Airflow's dag-processor and triggerer may have exited (a lost PostgreSQL
-    # connection ends them, and nothing here restarts them: compose's and Kubernetes' restart policies would).
-    # `runway deploy up` starts what is down, as an operator does; what it found down is printed.
-    down = [row["service"] for row in deployment_status(deployment)["services"] if row["pid"] is None]
-    print("down before the second round:", down, file=sys.stderr)
-    deployment.up()
-    env = {**os.environ, "RUNWAY_HOME": str(home)}
-    runway_bin = str(CHECKOUT / ".venv" / "bin" / "runway")
-    prepare = [runway_bin, "data", "prepare", "flights", "--spans", "1", "--sample-fraction", "0.2"]
-    subprocess.run(prepare, env=env, check=True, capture_output=True)
-    compile_pipelines(deployment.settings, ["flights"], FLIGHTS)
-    # One trainer (the concurrency is the point here), and gates that let a second model on the same data through
-    # (against the first run's model as baseline, a regression of one penguin in the ~25 eval rows would stop it).
-    compile_pipelines(deployment.settings, ["penguins"], PENGUINS_AGAIN)
-    operator = _api(deployment, "operator")
-    operator.wait_dag(FLIGHTS_DAG, timeout_s=600)  # the dag-processor may just have been started again
-    _wait_single_trainer(operator, DAG)
-    before = sorted(int(p.name) for p in (store / MODEL).iterdir() if p.name.isdigit())
-    samples = load_samples(ModelStore(store), MODEL, before[-1])  # real examples, stored with the push
-    assert samples is not None
-    rows_file, stop, out = home / "client-rows.json", home / "client-stop", home / "client-load.json"
-    rows_file.write_text(json.dumps(samples))
-    load = deployment.hosts.popen(
-        CLIENT, [sys.executable, "-c", CLIENT_LOAD, deployment.address(LB), MODEL, *map(str, (rows_file, stop, out))],
-        cwd=CHECKOUT, env={**os.environ, "PYTHONPATH": str(CHECKOUT)},
-    )  # fmt: skip
-    runs = {DAG: operator.trigger(DAG, {"tflite_variants": ["float32"]}),
-            FLIGHTS_DAG: operator.trigger(FLIGHTS_DAG, {"tflite_variants": ["float32"]})}  # fmt: skip
-    cut_at: float | None = None
-    restored_at: float | None = None
-    states: dict[str, str | None] = {}
-    deadline = time.monotonic() + RUN_TIMEOUT_S
-    try:
-        while time.monotonic() < deadline:
-            states = {dag: operator.run_state(dag, run) for dag, run in runs.items()}
-            if all(state in ("success", "failed") for state in states.values()):
-                break
-            rollout = [t for t in operator.tasks(DAG, runs[DAG]) if t["task_id"].startswith("rollout.")]
-            if cut_at is None and any(t["state"] == "running" for t in rollout):
-                deployment.hosts.cut(SERVING_CUT)  # in the middle of penguins' rollout
-                cut_at = time.monotonic()
-            elif (
-                cut_at is not None
-                and restored_at is None
-                and rollout
-                and all(t["state"] in ("success", "skipped", "failed") for t in rollout)
-            ):
-                deployment.hosts.restore(SERVING_CUT)
-                restored_at = time.monotonic()
-            time.sleep(1)
-    finally:
-        if cut_at is not None and restored_at is None:
-            deployment.hosts.restore(SERVING_CUT)
-    fleet_folder = fleet_dir(home)
-    try:
-        assert wait_for(lambda: not fenced(fleet_folder), timeout=180, interval=1), fenced(fleet_folder)
-    finally:
-        stop.touch()
-        load.wait(timeout=60)
-    client = json.loads(out.read_text())
-    print("runs:", states, "client:", {k: v for k, v in client.items() if k != "failures"}, file=sys.stderr)
-
-    tasks = {dag: operator.tasks(dag, run) for dag, run in runs.items()}
-    for dag, run in runs.items():
-        summary = {t["task_id"]: (t["state"], t.get("hostname"), t["try_number"]) for t in tasks[dag]}
-        assert states[dag] == "success", summary
-        assert all(int(t["try_number"]) <= 1 for t in tasks[dag]), f"a task of {dag} was retried: {summary}"
-        logs = "\n".join(_task_log(deployment, run, t["task_id"], dag=dag) for t in tasks[dag])
-        assert not [e for e in ERRORS_OF_CONCURRENCY if e in logs], f"{dag}: a concurrency error in its task logs"
-    assert "deadlock detected" not in deployment.postgres.log_file.read_text()
-    # Nothing unfinished in ML Metadata, and every node of both runs has its COMPLETE execution.
-    open_tries = deployment.postgres.query("SELECT count(*) FROM Execution WHERE last_known_state IN (1, 2)", "mlmd")
-    assert open_tries.split() == ["0"]
-    # The rollout under the cut: completed, serving-2 fenced and caught up; the client never saw a failure.
-    assert cut_at is not None and restored_at is not None, "penguins' rollout was never seen running"
-    assert client["failures"] == [], client["failures"][:5]
-    assert min(client["requests"].values()) >= 50, client["requests"]
-    after = sorted(int(p.name) for p in (store / MODEL).iterdir() if p.name.isdigit())
-    new = after[-1]
-    assert new not in before and ModelStore(store).serving(MODEL).stable == new
-    assert set(client["versions"]) <= {before[-1], new}, client["versions"]
-    watchdog_log = (fleet_folder / "logs" / "watchdog.log").read_text()
-    assert f"{SERVING_CUT} out of rotation" in watchdog_log, watchdog_log[-3000:]
-    assert f"{SERVING_CUT} caught up with models.config" in watchdog_log, watchdog_log[-3000:]
-    state = read_fleet_state(home)
-    assert state is not None
-    # Every host serves the new stable, and flights' model if its gates let it through (a short training).
-    flights = [p.name for p in (store / "flights_delay").glob("[0-9]*")] if (store / "flights_delay").is_dir() else []
-    print("flights versions pushed:", flights, file=sys.stderr)
-    for instance in state.instances:
-        with urllib.request.urlopen(f"{instance.rest_url}/v1/models/{MODEL}/labels/stable", timeout=10) as ok:
-            assert json.loads(ok.read())["model_version_status"][0]["version"] == str(new), instance.name
-        for version in flights:
-            url = f"{instance.rest_url}/v1/models/flights_delay/versions/{version}"
-            with urllib.request.urlopen(url, timeout=10) as ok:
-                assert json.loads(ok.read())["model_version_status"][0]["state"] == "AVAILABLE", instance.name
