@@ -103,7 +103,8 @@ def summarize(tasks: list[dict[str, Any]], *, triggered: float, up_seconds: floa
         nodes[task["task_id"]] = entry
         ends.append(end)
         if task["task_id"].startswith("rollout."):
-            rollout.append((begin, end))
+            if task.get("state") == "success":  # skipped ones (nothing blessed) are no rollout
+                rollout.append((begin, end))
         else:
             tfx_ends.append(end)
     return {
