@@ -32,7 +32,6 @@ module's: nginx skips it on the refused connection, and a restarted server reads
 from __future__ import annotations
 
 import json
-import logging
 import threading
 import time
 import urllib.error
@@ -50,8 +49,6 @@ from pipeline_components.fleet.instances import Instance, InstanceError
 from pipeline_components.fleet.nginx import reload, set_in_rotation
 from pipeline_components.fleet.store import ModelServing, ModelStore
 from pipeline_components.processes import pid_alive
-
-log = logging.getLogger(__name__)
 
 READINESS_FILE = "readiness.json"  # under <fleet dir>/instances/: the fenced instances, with why and since when
 PROBE_PATH = "/v1/models/_runway_readiness_probe"  # a model nobody serves: the server answers 404 at once
@@ -72,10 +69,14 @@ class ReadinessPolicy:
     catch_up_timeout_s: float = 120.0
 
 
+def readiness_path(fleet_dir: Path) -> Path:
+    return fleet_dir / "instances" / READINESS_FILE
+
+
 def fenced(fleet_dir: Path) -> dict[str, dict[str, Any]]:
     """The instances out of rotation now: name -> ``{"since": wall clock, "reason": ...}`` (empty: none)."""
     try:
-        return dict(json.loads((fleet_dir / "instances" / READINESS_FILE).read_text()).get("fenced", {}))
+        return dict(json.loads(readiness_path(fleet_dir).read_text()).get("fenced", {}))
     except (OSError, ValueError):
         return {}
 
@@ -114,7 +115,6 @@ class Readiness:
         self.running = running
         self.say = say
         self.policy = policy or ReadinessPolicy()
-        self.path = fleet_dir / "instances" / READINESS_FILE
         self.failures: dict[str, int] = {}
         self.answered: dict[str, int] = {}  # instance -> the pid that answered a probe (it finished starting)
         self._stop = threading.Event()
@@ -143,15 +143,15 @@ class Readiness:
         state = read_fleet_state(self.fleet_dir.parent)
         if state is None:
             return
-        pids = {a.name: self.running(a.name) for a in state.instances}
-        watched = [a for a in state.instances if pids[a.name]]
+        pids = {a.name: pid for a in state.instances if (pid := self.running(a.name))}
+        watched = [a for a in state.instances if a.name in pids]
         with ThreadPoolExecutor(max_workers=max(1, len(watched))) as pool:
             answers = dict(zip(watched, pool.map(lambda a: probe(a, self.policy.timeout_s), watched), strict=True))
         out = fenced(self.fleet_dir)
         for address, problem in answers.items():
             if problem is None:
                 self.failures[address.name] = 0
-                self.answered[address.name] = pids[address.name] or 0
+                self.answered[address.name] = pids[address.name]
                 if address.name in out:
                     self.catch_up(address, store=ModelStore(Path(state.store)), nginx_pid=state.nginx_pid)
                 continue
@@ -247,11 +247,13 @@ class Readiness:
             out.pop(name, None)
         else:
             out[name] = entry
-        atomic_write(self.path, json.dumps({"fenced": out, "updated": time.time()}, indent=2, sort_keys=True) + "\n")
+        record = {"fenced": out, "updated": time.time()}
+        atomic_write(readiness_path(self.fleet_dir), json.dumps(record, indent=2, sort_keys=True) + "\n")
 
 
 # How long a failed rollout step waits to see whether readiness fences an instance it failed on.
-FENCE_WAIT_S = ReadinessPolicy().failures * (ReadinessPolicy().period_s + ReadinessPolicy().timeout_s) + 2.0
+_DEFAULT = ReadinessPolicy()
+FENCE_WAIT_S = _DEFAULT.failures * (_DEFAULT.period_s + _DEFAULT.timeout_s) + 2.0
 
 
 class Rotation:

@@ -269,7 +269,8 @@ class Rollout:
             pending = {instance.name: "not asked yet" for instance in self.instances}
             while True:
                 reachable = self.reachable()
-                pending = {name: state for name, state in pending.items() if name in {i.name for i in reachable}}
+                in_rotation = {instance.name for instance in reachable}
+                pending = {name: state for name, state in pending.items() if name in in_rotation}
                 for instance in reachable:
                     if instance.name not in pending:
                         continue
