@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import json
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -33,6 +31,7 @@ from pipeline_components.deploy.auth import auth_env
 from pipeline_components.deploy.celery import CelerySettings, celery_settings
 from pipeline_components.deploy.hosts import HostPlan, Hosts
 from pipeline_components.deploy.postgres import SUPERUSER, LocalPostgres, PostgresServer
+from pipeline_components.deploy.processes import AIRFLOW_PROCESSES, DeploymentError, DeploymentProcesses, worker_name
 from pipeline_components.deploy.publish import PUBLISH_ADDRESS, Published, start_publisher
 from pipeline_components.deploy.redis import LocalRedis
 from pipeline_components.deploy.secrets import SecretFiles
@@ -49,12 +48,10 @@ from pipeline_components.deploy.topology import (
     WORKERS,
 )
 from pipeline_components.durable import atomic_write
-from pipeline_components.errors import RunwayError
 from pipeline_components.fleet.local import LocalFleet
 from pipeline_components.fleet.spec import FleetSpec, Placement
-from pipeline_components.fleet.supervisor import Supervisor
 from pipeline_components.ports import port_free
-from pipeline_components.processes import command_line, log_tail, pid_alive, stop_pid, wait_for
+from pipeline_components.processes import command_line, pid_alive, stop_pid
 from pipeline_components.settings import PostgresMetadata, Settings
 
 AIRFLOW_DATABASE = "airflow"
@@ -62,11 +59,8 @@ METADATA_DATABASE = "mlmd"
 WORKER_CONCURRENCY = 2
 PUBLISH = "publish"
 OWN_SECRETS = ("fernet-key", "api-secret-key", "jwt-secret", "admin-password")
-START_TIMEOUT_S = 240.0
-
-
-class DeploymentError(RunwayError):
-    """A service of the deployment did not start, or the deployment is not up."""
+SUPERVISED = (*AIRFLOW_PROCESSES, PUBLISH)  # what the deployment's watchdog restarts (deploy/processes.py)
+__all__ = ["Deployment", "DeploymentError", "deployment_settings"]
 
 
 def deployment_settings(settings: Settings, root: Path, postgres: PostgresServer | None) -> Settings:
@@ -103,7 +97,7 @@ class Deployment:
         self.say = say
         self.hosts = Hosts(HostPlan.for_home(self.root, subnet=subnet))
         self.plan = self.hosts.plan
-        self.processes = Supervisor(self.root)
+        self.processes = DeploymentProcesses(self.root, self.hosts, say=say)
         self.secrets = SecretFiles(self.root / "secrets")
         self.published_ports = {"ui": ui_port, "rest": rest_port, "grpc": grpc_port}
         control = self.address(CONTROL)
@@ -194,24 +188,26 @@ class Deployment:
         self.say(f"control: Redis on {redis.host}:{redis.port}")
         celery = self._celery()
         env = self._env(celery)
-        self._migrate(env)
         control = self.address(CONTROL)
+        self.processes.migrate(env, CONTROL)
         for name in components.CONTROL_COMPONENTS:
-            self._start(name, CONTROL, components.component_argv(name, control_address=control), env)
-        self._wait_api()
+            self.processes.start(name, CONTROL, components.component_argv(name, control_address=control), env)
+        self.processes.wait_api(f"http://{control}:{API_PORT}/api/v2/monitor/health")
+        self.say(f"control: Airflow api-server healthy at http://{control}:{API_PORT}")
         for host in WORKERS:
             worker = components.worker_env(
                 env, host=host, address=self.address(host), runtime_dir=Path("/run") / self.plan.prefix / host
             )
-            self._start(
-                f"airflow-{host}", host, components.worker_argv(celery, host, concurrency=WORKER_CONCURRENCY), worker
-            )
-        self._wait_workers()
+            argv = components.worker_argv(celery, host, concurrency=WORKER_CONCURRENCY)
+            self.processes.start(worker_name(host), host, argv, worker)
+        self.processes.wait_workers()
+        self.say(f"workers: {', '.join(WORKERS)} ready (Celery, queues default + their own)")
         self._firewall()
         state = LocalFleet(self.settings, say=self.say).up(self._fleet_spec())
         self.say(f"serving: {len(state.instances)} model servers behind nginx at {state.rest_url}")
         self._publish()
         atomic_write(self.state_file, json.dumps(self._describe(), indent=1) + "\n")
+        self.processes.supervise(SUPERVISED, self._base.as_env())
         self.say(
             f"deployment up in {time.monotonic() - started:.0f} s: Airflow UI and REST API on "
             f"http://{PUBLISH_ADDRESS}:{self.published_ports['ui']}, REST predictions on "
@@ -220,7 +216,7 @@ class Deployment:
         )
 
     def _check_published_ports(self) -> None:
-        pid = self.processes.recorded_pid(PUBLISH)
+        pid = self.processes.pid(PUBLISH)
         if pid_alive(pid):
             return
         taken = [
@@ -255,72 +251,6 @@ class Deployment:
             auth=auth_env(self.root),
         )
 
-    def _migrate(self, env: dict[str, str]) -> None:
-        marker = self.root / "airflow" / ".migrated"
-        if marker.is_file():
-            return
-        self.say("control: creating Airflow's tables (airflow db migrate)")
-        (self.root / "airflow").mkdir(parents=True, exist_ok=True)
-        done = self.hosts.exec(
-            CONTROL, [components.airflow_bin(), "db", "migrate"], env=env, capture_output=True, text=True
-        )
-        if done.returncode != 0:
-            raise DeploymentError(f"`airflow db migrate` failed:\n{(done.stdout + done.stderr)[-3000:]}")
-        marker.write_text(time.strftime("%Y-%m-%dT%H:%M:%S\n"))
-
-    def _start(self, name: str, host: str, argv: list[str], env: dict[str, str]) -> None:
-        pid = self.processes.recorded_pid(name)
-        if pid_alive(pid) and any(word in command_line(pid or 0) for word in ("airflow", "celery")):
-            return  # a Celery worker renames itself "[celeryd: worker-1@runway:MainProcess] ..."
-        started = self.processes.spawn(name, self.hosts.command(host, argv), env=env, banner=" ".join(argv))
-        self.say(f"{host}: {name} started (pid {started}, log {self.processes.log_path(name)})")
-
-    def _died(self, name: str) -> str | None:
-        """The end of ``name``'s log if its process is gone, else None."""
-        if pid_alive(self.processes.recorded_pid(name)):
-            return None
-        return log_tail(self.processes.log_path(name), 25)
-
-    def _wait_api(self) -> None:
-        url = f"http://{self.address(CONTROL)}:{API_PORT}/api/v2/monitor/health"
-
-        def healthy() -> bool:
-            for name in components.CONTROL_COMPONENTS:
-                tail = self._died(name)
-                if tail is not None:
-                    raise DeploymentError(
-                        f"{name} exited at start-up; its log {self.processes.log_path(name)}:\n{tail}"
-                    )
-            try:
-                with urllib.request.urlopen(url, timeout=5) as answer:
-                    return bool(answer.status == 200)
-            except (urllib.error.URLError, OSError):
-                return False
-
-        if not wait_for(healthy, timeout=START_TIMEOUT_S, interval=1.0):
-            raise DeploymentError(f"Airflow's api-server did not answer {url} within {START_TIMEOUT_S:.0f} s")
-        self.say(f"control: Airflow api-server healthy at http://{self.address(CONTROL)}:{API_PORT}")
-
-    def _wait_workers(self) -> None:
-        def ready() -> bool:
-            for host in WORKERS:
-                tail = self._died(f"airflow-{host}")
-                if tail is not None:
-                    raise DeploymentError(f"the Celery worker of {host} exited at start-up:\n{tail}")
-            return all(self.worker_ready(host) for host in WORKERS)
-
-        if not wait_for(ready, timeout=START_TIMEOUT_S, interval=1.0):
-            raise DeploymentError(f"the Celery workers did not become ready within {START_TIMEOUT_S:.0f} s")
-        self.say(f"workers: {', '.join(WORKERS)} ready (Celery, queues default + their own)")
-
-    def worker_ready(self, host: str) -> bool:
-        """Whether the worker of ``host`` said ``ready`` since its last start (the banner in its log)."""
-        log = self.processes.log_path(f"airflow-{host}")
-        if not log.is_file():
-            return False
-        last_start = log.read_text(errors="replace").rsplit("\n=== ", 1)[-1]
-        return " ready." in last_start
-
     def _fleet_spec(self) -> FleetSpec:
         def place(host: str) -> Placement:
             return Placement(address=self.address(host), enter=tuple(self.hosts.command(host, [])))
@@ -343,7 +273,7 @@ class Deployment:
         self.say("serving hosts: model server ports open to lb, control, workers and this machine only")
 
     def _publish(self) -> None:
-        if pid_alive(self.processes.recorded_pid(PUBLISH)):
+        if pid_alive(self.processes.pid(PUBLISH)):
             return
         lb, control = self.address(LB), self.address(CONTROL)
         published = [
@@ -351,7 +281,7 @@ class Deployment:
             Published(name="rest", port=self.published_ports["rest"], target=f"{lb}:{REST_PORT}"),
             Published(name="grpc", port=self.published_ports["grpc"], target=f"{lb}:{GRPC_PORT}", grpc=True),
         ]
-        start_publisher(self.processes, PUBLISH, self.root / "publish", published)
+        start_publisher(self.processes.records, PUBLISH, self.root / "publish", published)
         self.say(f"published on {PUBLISH_ADDRESS}: " + ", ".join(f"{p.name} {p.port} -> {p.target}" for p in published))
 
     # -- status and down --------------------------------------------------------------------------------------------
@@ -368,18 +298,13 @@ class Deployment:
         """Stop every process of the deployment, remove its hosts, and check that nothing is left. Returns what
         was stopped. Data (databases, model store, artifacts, secrets) is kept."""
         stopped: list[str] = []
-        if pid_alive(self.processes.recorded_pid(PUBLISH)):
-            stop_pid(self.processes.recorded_pid(PUBLISH))
-            stopped.append(PUBLISH)
+        if self.processes.stop_watchdog():  # first: it would restart what is stopped next
+            stopped.append("watchdog (airflow)")
+        stopped += self.processes.stop([PUBLISH])
         fleet = LocalFleet(self.settings, say=lambda line: None)
         if fleet.state() is not None:
             stopped += fleet.down()
-        for name in [*(f"airflow-{h}" for h in WORKERS), *reversed(components.CONTROL_COMPONENTS)]:
-            pid = self.processes.recorded_pid(name)
-            if pid_alive(pid):
-                stop_pid(pid, timeout_s=30.0)
-                stopped.append(name)
-            (self.processes.pid_dir / f"{name}.pid").unlink(missing_ok=True)
+        stopped += self.processes.stop([*(worker_name(h) for h in WORKERS), *reversed(components.CONTROL_COMPONENTS)])
         if self.redis.status() is not None:
             self.redis.stop()
             stopped.append("redis")

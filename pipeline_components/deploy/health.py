@@ -11,6 +11,7 @@ from pipeline_components.deploy import airflow as components
 from pipeline_components.deploy.deployment import Deployment
 from pipeline_components.deploy.topology import API_PORT, CONTROL, SERVICES, WORKERS
 from pipeline_components.fleet.local import LocalFleet
+from pipeline_components.fleet.restarts import watchdog_report
 from pipeline_components.processes import pid_alive
 
 
@@ -25,7 +26,8 @@ def _api_health(url: str) -> dict[str, Any] | None:
 
 def deployment_status(deployment: Deployment) -> dict[str, Any]:
     """Hosts (namespace, address, link) and services (host, address, port, pid, health: ``healthy``, ``running``
-    (alive, health unknown), ``unhealthy`` or ``down``)."""
+    (alive, health unknown), ``unhealthy`` or ``down``; ``restarts`` by the deployment's watchdog and its last
+    exit, for the processes it supervises), the watchdog last."""
     hosts = [
         {"host": h.name, "namespace": h.namespace, "address": h.address, "exists": h.exists, "link": h.link}
         for h in deployment.hosts.status()
@@ -35,6 +37,7 @@ def deployment_status(deployment: Deployment) -> dict[str, Any]:
     postgres = deployment.postgres.server()
     redis = deployment.redis.status()
     fleet_state = LocalFleet(deployment.settings, say=lambda line: None).state()
+    watchdog = watchdog_report(deployment.root)
     instances = {a.name: a for a in fleet_state.instances} if fleet_state else {}
     rows: list[dict[str, Any]] = []
     for service in SERVICES:
@@ -58,15 +61,23 @@ def deployment_status(deployment: Deployment) -> dict[str, Any]:
             pid = fleet_state.nginx_pid if fleet_state else None
             health = "running" if pid_alive(pid) else "down"
         else:
-            pid = deployment.processes.recorded_pid(service.name)
+            pid = deployment.processes.pid(service.name)
             health = _airflow_health(service.name, pid, api, deployment)
         row.update(pid=pid if pid_alive(pid) else None, health=health)
         rows.append(row)
-    publish = deployment.processes.recorded_pid("publish")
+    publish = deployment.processes.pid("publish")
     rows.append({
         "service": "publish", "host": "(this machine)", "address": "127.0.0.1",
         "port": ",".join(str(p) for p in deployment.published_ports.values()),
         "pid": publish if pid_alive(publish) else None, "health": "running" if pid_alive(publish) else "down",
+    })  # fmt: skip
+    for row in rows:
+        supervised = watchdog["processes"].get(row["service"])
+        if supervised:
+            row.update(restarts=supervised.get("restarts", 0), last_exit=supervised.get("last_exit"))
+    rows.append({
+        "service": "watchdog", "host": "(this machine)", "address": "-", "port": "-",
+        "pid": watchdog["pid"] if watchdog["alive"] else None, "health": "running" if watchdog["alive"] else "down",
     })  # fmt: skip
     return {"hosts": hosts, "services": rows}
 
@@ -87,6 +98,6 @@ def _airflow_health(name: str, pid: int | None, api: dict[str, Any] | None, depl
     if name in key and api is not None:
         return "healthy" if api.get(key[name], {}).get("status") == "healthy" else "unhealthy"
     if name in {f"airflow-{host}" for host in WORKERS}:
-        return "healthy" if deployment.worker_ready(name.removeprefix("airflow-")) else "starting"
+        return "healthy" if deployment.processes.worker_ready(name.removeprefix("airflow-")) else "starting"
     assert name in components.CONTROL_COMPONENTS or name.startswith("airflow-")
     return "running"

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import os
 import socket
 import subprocess
@@ -24,8 +25,12 @@ from pipeline_components.durable import atomic_write
 from pipeline_components.errors import RunwayError
 from pipeline_components.processes import command_line, pid_alive, stop_pid
 
-# Words of the command lines the local fleet starts: nginx and the model servers (runway's or TF Serving's).
-OUR_PROCESSES = ("nginx", "model_server", "model-server", "pipeline_components.serving", "pipeline_components.fleet")
+# Words of the command lines runway supervises: nginx and the model servers (runway's or TF Serving's), and a
+# deployment's Airflow components (a Celery worker renames itself "[celeryd: worker-1@runway:MainProcess] ...").
+OUR_PROCESSES = (
+    "nginx", "model_server", "model-server", "pipeline_components.serving", "pipeline_components.fleet", "airflow",
+    "celeryd",
+)  # fmt: skip
 
 
 class FleetError(RunwayError):
@@ -123,6 +128,20 @@ class Supervisor:
     def record_argv(self, name: str, argv: list[str]) -> None:
         """Record the command line ``name`` is (re)started with."""
         atomic_write(self.pid_dir / f"{name}.argv", "\n".join(argv) + "\n")
+
+    def record_env(self, name: str, env: Mapping[str, str]) -> None:
+        """Record the environment ``name`` is restarted with (``<name>.env``, readable by its owner only): a process
+        whose environment is its own (a deployment's Airflow component: its host's name, address and runtime
+        folder) rather than the watchdog's. Secrets are not in it: they are read from their files at start."""
+        atomic_write(self.pid_dir / f"{name}.env", json.dumps(dict(env), indent=1, sort_keys=True) + "\n", mode=0o600)
+
+    def recorded_env(self, name: str) -> dict[str, str] | None:
+        """The environment recorded for ``name``, or None (it inherits the watchdog's)."""
+        try:
+            recorded = json.loads((self.pid_dir / f"{name}.env").read_text())
+            return {str(key): str(value) for key, value in recorded.items()}
+        except (OSError, ValueError, AttributeError):
+            return None
 
     def recorded_pid(self, name: str) -> int | None:
         """The pid in ``<name>.pid`` (None when there is none or it cannot be read)."""

@@ -35,7 +35,15 @@ restart the same servers:
 Every event goes to ``logs/watchdog.log`` (``serving-1 (pid 4242) exited: killed by signal 9 (SIGKILL) after
 73.0 s; restart 1 in 0.5 s``) and the current state to ``instances/watchdog.json`` (``fleet.restarts`` reads it).
 A watchdog started for a fleet whose processes already run (``fleet up`` after the watchdog itself was killed)
-adopts them: it polls their pids, and the exit status of a process it did not start is reported as unknown.
+adopts them: it polls their pids, and the exit status of a process it did not start is reported as unknown. A
+process found running under its recorded pid when the watchdog is about to restart it (someone else, ``fleet up``
+or ``deploy up``, started it meanwhile) is adopted too, never started twice.
+
+``runway deploy`` runs one more watchdog over its Airflow components (``--processes``: the scheduler, the
+dag-processor, the triggerer, the api-server, the Celery workers and the loopback publisher), with the same policy;
+there it has no fleet to follow (no ``fleet.json``, no readiness probes), restarts each process with the
+environment recorded for it (``Supervisor.record_env``: its host's name and address), and on SIGTERM leaves them
+running, because ``deploy down`` stops them itself, workers before the control host.
 """
 
 from __future__ import annotations
@@ -98,16 +106,21 @@ def describe_exit(returncode: int | None) -> str:
     return f"exit status {returncode}"
 
 
-def watchdog_argv(fleet_dir: Path, names: list[str]) -> list[str]:
-    """The command line of a fleet's watchdog supervising ``names`` (nginx last)."""
-    return [sys.executable, "-m", "pipeline_components.fleet.watchdog", "--fleet-dir", str(fleet_dir), *names]
+def watchdog_argv(fleet_dir: Path, names: list[str], *, fleet: bool = True) -> list[str]:
+    """The command line of a fleet's watchdog supervising ``names`` (nginx last); with ``fleet=False``, of a
+    watchdog over other processes recorded under ``fleet_dir`` (a deployment's Airflow components)."""
+    mode = [] if fleet else ["--processes"]
+    return [sys.executable, "-m", "pipeline_components.fleet.watchdog", "--fleet-dir", str(fleet_dir), *mode, *names]
 
 
 class Watchdog:
     """The loop: start what is down (after its backoff), reap what exits, record both."""
 
-    def __init__(self, fleet_dir: Path, names: list[str], policy: RestartPolicy | None = None) -> None:
+    def __init__(
+        self, fleet_dir: Path, names: list[str], policy: RestartPolicy | None = None, *, fleet: bool = True
+    ) -> None:
         self.fleet_dir = fleet_dir
+        self.fleet = fleet
         self.names = names
         self.policy = policy or RestartPolicy()
         self.processes = Supervisor(fleet_dir)
@@ -142,11 +155,15 @@ class Watchdog:
         signal.signal(signal.SIGHUP, self._on_hup)
         self.say(f"watchdog (pid {os.getpid()}) supervising {', '.join(self.names)}")
         self._adopt()
-        readiness = Readiness(self.fleet_dir, running=self._probed, say=self.say)
-        readiness.start()
+        readiness = Readiness(self.fleet_dir, running=self._probed, say=self.say) if self.fleet else None
+        if readiness is not None:
+            readiness.start()
         while not self._stopping:
             self._tick()
             time.sleep(POLL_S)
+        if readiness is None:
+            self.say("watchdog stopped; its processes keep running")
+            return 0
         readiness.stop()
         self._stop_all()
         return 0
@@ -176,10 +193,15 @@ class Watchdog:
                 self.say(f"{name} (pid {pid}) is not running: {watched.last_exit}; starting it")
         self._write_status()
 
-    def _tick(self) -> None:
+    def _fleet_gone(self) -> bool:
+        """Whether the fleet this watchdog follows was taken down (its ``fleet.json`` seen, then gone)."""
         if fleet_state_path(self.fleet_dir.parent).exists():
             self._seen_fleet = True
-        elif self._seen_fleet:
+            return False
+        return self._seen_fleet
+
+    def _tick(self) -> None:
+        if self.fleet and self._fleet_gone():
             self.say("fleet.json is gone (the fleet was taken down): stopping")
             self._stopping = True
             return
@@ -237,9 +259,16 @@ class Watchdog:
         try:
             argv = self.processes.recorded_argv(name)
             self._refresh_config(name)
-            # Under the fleet's lock: `fleet.json` and the pid file name the new pid together.
+            # Under the fleet's lock: `fleet.json` and the pid file name the new pid together, and a process that
+            # `fleet up` or `deploy up` started meanwhile (they take the lock too) is seen, and adopted.
             with self.processes.locked():
-                child = self.processes.start(name, argv, banner=f"started by the watchdog (pid {os.getpid()})")
+                running = self.processes.recorded_pid(name)
+                if running and pid_alive(running) and is_ours(running):
+                    watched.pid, watched.state, watched.started_at = running, "running", time.monotonic()
+                    self.say(f"{name} (pid {running}) was started by someone else meanwhile: adopted")
+                    return True
+                env = self.processes.recorded_env(name)
+                child = self.processes.start(name, argv, env=env, banner=f"started by the watchdog (pid {os.getpid()})")
                 self._children[name], pid = child, child.pid
                 self._record_pid(name, pid)
         except Exception as error:  # a broken record must not end the supervision of the others
@@ -259,6 +288,8 @@ class Watchdog:
         (``instances/<name>.models.config``, rendered for that path): bring the copy up to date with the store's
         file before it starts, so it too comes back with what the last rollout wrote."""
         copy = self.processes.pid_dir / f"{name}.models.config"
+        if not self.fleet:
+            return
         state = read_fleet_state(self.fleet_dir.parent)
         address = next((a for a in state.instances if a.name == name), None) if state else None
         if state is None or address is None or not copy.is_file():
@@ -270,7 +301,7 @@ class Watchdog:
     def _record_pid(self, name: str, pid: int) -> None:
         """Write the new pid into ``fleet.json`` (once ``fleet up`` has written it)."""
         home = self.fleet_dir.parent
-        state = read_fleet_state(home)
+        state = read_fleet_state(home) if self.fleet else None
         if state is None:
             return
         if name == NGINX:
@@ -309,9 +340,15 @@ class Watchdog:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pipeline_components.fleet.watchdog", description=__doc__)
     parser.add_argument("--fleet-dir", type=Path, required=True, help="$RUNWAY_HOME/fleet of the fleet to supervise")
+    parser.add_argument(
+        "--processes",
+        action="store_true",
+        help="supervise other processes recorded there (a deployment's Airflow components): no fleet.json, no "
+        "readiness probes, and SIGTERM leaves them running",
+    )
     parser.add_argument("names", nargs="+", help="the processes recorded under <fleet dir>/instances/")
     args = parser.parse_args(argv)
-    return Watchdog(args.fleet_dir, list(args.names)).run()
+    return Watchdog(args.fleet_dir, list(args.names), fleet=not args.processes).run()
 
 
 if __name__ == "__main__":

@@ -6,11 +6,14 @@ on each of two worker hosts running TFX nodes in its own warm runtime, three mod
 nginx on the lb host, the UI and the load balancer published on 127.0.0.1. Nothing is a double. The penguins
 pipeline is the workload (the flights pipeline is the same code path, with 10x the data).
 
-One run is made, as an operator through the REST API, and while it runs one worker host's cable is pulled in the
-middle of a node: its task must be retried on the other worker and the run complete with one pushed version. The
-later tests look at what that run left (ML Metadata on PostgreSQL, the rollout on the three serving hosts, a client
-on yet another host), then restart PostgreSQL, Redis and the scheduler and kill a model server, and check that
-the deployment recovers and a second run completes.
+One run is made, as an operator through the REST API, and while it runs Redis and PostgreSQL are restarted, the
+scheduler is killed (the deployment's watchdog starts it again) and one worker host's cable is pulled in the middle
+of a node: its task must be retried on the other worker and the run complete with one pushed version. The later
+tests look at what that run left (every Airflow component running again with nobody running `deploy up`, ML
+Metadata on PostgreSQL, the rollout on the three serving hosts, a client on yet another host), kill a model server
+(the fleet's watchdog brings it back), then run the second round: penguins and flights at once on the one ML
+Metadata database, and a serving host's cable pulled during penguins' rollout under a client's load through the
+load balancer (no failed request; the host fenced, and caught up when it answers again).
 """
 
 from __future__ import annotations
@@ -36,7 +39,10 @@ from pipeline_components.deploy.deployment import Deployment
 from pipeline_components.deploy.health import deployment_status
 from pipeline_components.deploy.smoke import AirflowApi
 from pipeline_components.deploy.topology import CLIENT, CONTROL, LB, REST_PORT, SERVING, WORKERS
-from pipeline_components.fleet import read_fleet_state
+from pipeline_components.fleet import fleet_dir, read_fleet_state
+from pipeline_components.fleet.readiness import fenced
+from pipeline_components.fleet.store import ModelStore
+from pipeline_components.fleet.verification import load_samples
 from pipeline_components.ports import free_ports
 from pipeline_components.processes import pid_alive, wait_for
 from pipeline_components.settings import CHECKOUT, Settings
@@ -107,9 +113,9 @@ def test_every_service_is_up_on_its_own_host_and_only_published_ports_are_on_loo
     assert set(hosts) == {CONTROL, *WORKERS, *SERVING, LB, CLIENT}
     assert all(row["exists"] and row["link"] == "up" for row in hosts.values())
     rows = {row["service"]: row for row in report["services"]}
-    for name, row in rows.items():
+    for row in rows.values():
         assert row["pid"] is not None and row["health"] in ("healthy", "running"), row
-        if name != "publish":
+        if row["host"] != "(this machine)":  # the publisher and the deployment's watchdog
             assert row["address"] == hosts[row["host"]]["address"] and not row["address"].startswith("127.")
     # PostgreSQL, Redis and the api-server answer on the control host's address, not on this machine's loopback.
     assert rows["postgres"]["host"] == rows["redis"]["host"] == rows["airflow-apiserver"]["host"] == CONTROL
@@ -159,11 +165,17 @@ def _restart_redis(deployment: Deployment) -> None:
 
 
 def _kill_scheduler(deployment: Deployment) -> None:
-    pid = deployment.processes.recorded_pid("airflow-scheduler")
+    pid = deployment.processes.pid("airflow-scheduler")
     assert pid is not None
     os.kill(pid, signal.SIGKILL)
-    assert wait_for(lambda: not pid_alive(pid), timeout=10)
-    deployment.up()  # what an operator (or a supervisor) does: `runway deploy up` starts what is down
+    # Nobody runs `deploy up`: the deployment's watchdog starts it again (after its 0.5 s backoff).
+    assert wait_for(
+        lambda: (
+            pid_alive(deployment.processes.pid("airflow-scheduler") or 0)
+            and deployment.processes.pid("airflow-scheduler") != pid
+        ),
+        timeout=30,
+    ), "the scheduler stayed down"
 
 
 def _restart_postgres(deployment: Deployment) -> None:
@@ -219,7 +231,7 @@ class Chaos:
 def test_a_run_spreads_over_both_workers_and_survives_restarts_and_a_worker_host_cut_off(
     deployment: Deployment,
 ) -> None:
-    """Redis restarted, the scheduler killed (and started again by `deploy up`), PostgreSQL restarted, then a
+    """Redis restarted, the scheduler killed (and started again by the watchdog), PostgreSQL restarted, then a
     worker host's cable pulled in the middle of a node: the run completes, its tasks ran on both workers, the cut
     node was retried on the other one, and exactly one version was pushed."""
     operator = _api(deployment, "operator")
@@ -257,8 +269,31 @@ def test_a_run_spreads_over_both_workers_and_survives_restarts_and_a_worker_host
     assert len(versions) == 1, f"exactly one version pushed, found {versions}"
 
 
-def _task_log(deployment: Deployment, run_id: str, task_id: str) -> str:
-    folder = deployment.log_folder / f"dag_id={DAG}" / f"run_id={run_id}" / f"task_id={task_id}"
+def test_after_the_faults_every_airflow_component_runs_again_without_anyone_running_deploy_up(
+    deployment: Deployment,
+) -> None:
+    """Whatever exited during the faults (the killed scheduler; a dag-processor or triggerer that exits when
+    PostgreSQL goes away under it) was restarted by the deployment's watchdog, and reports healthy."""
+    assert RunRecord.run_id, "needs the run of the test before"
+
+    def rows() -> dict[str, dict[str, Any]]:
+        return {row["service"]: row for row in deployment_status(deployment)["services"]}
+
+    def all_healthy() -> bool:
+        return all(row["health"] in ("healthy", "running") for row in rows().values())
+
+    healthy = wait_for(all_healthy, timeout=120, interval=2.0)
+    now = rows()
+    assert healthy, {name: (row["health"], row.get("last_exit")) for name, row in now.items()}
+    assert now["airflow-scheduler"]["restarts"] >= 1, now
+    for name in ("airflow-apiserver", "airflow-dag-processor", "airflow-triggerer", "publish", "airflow-worker-1"):
+        assert "restarts" in now[name], f"{name} is not supervised"
+    restarts = {name: (row.get("restarts"), row.get("last_exit")) for name, row in now.items()}
+    print("restarts:", restarts, file=sys.stderr)
+
+
+def _task_log(deployment: Deployment, run_id: str, task_id: str, *, dag: str = DAG) -> str:
+    folder = deployment.log_folder / f"dag_id={dag}" / f"run_id={run_id}" / f"task_id={task_id}"
     return "\n".join(path.read_text(errors="replace") for path in sorted(folder.glob("attempt=*.log")))
 
 
@@ -373,3 +408,174 @@ def test_a_killed_model_server_is_restarted_with_the_stable_version(deployment: 
             return False
 
     assert wait_for(back, timeout=180, interval=1.0), f"{victim.name} was not restarted with its model"
+
+
+# A client on the client host: one REST and one gRPC thread through the load balancer, with runway's client and
+# its default policy (5 s per try, retries on UNAVAILABLE/502/503 only), until the stop file appears.
+CLIENT_LOAD = """
+import json, sys, threading, time
+from pathlib import Path
+from pipeline_components.client import ServingClient
+lb, model, rows_file, stop, out = sys.argv[1:6]
+samples = json.loads(Path(rows_file).read_text())
+rows, signature = samples["rows"], samples.get("signature_name", "serving_default")
+counts = {"rest": 0, "grpc": 0}
+failures, versions = [], set()
+def run(protocol):
+    urls = {"rest_url": f"http://{lb}:8501", "grpc_target": f"{lb}:8500"}
+    with ServingClient(**urls, model=model, protocol=protocol) as client:
+        while not Path(stop).exists():
+            try:
+                answer = client.predict(rows[counts[protocol] % len(rows)], signature=signature)
+                if answer.version is not None:
+                    versions.add(answer.version)
+            except Exception as error:
+                failures.append(f"{protocol}: {type(error).__name__}: {error}")
+            counts[protocol] += 1
+            time.sleep(0.05)
+threads = [threading.Thread(target=run, args=(p,)) for p in ("rest", "grpc")]
+for thread in threads:
+    thread.start()
+for thread in threads:
+    thread.join()
+Path(out).write_text(json.dumps({"requests": counts, "failures": failures, "versions": sorted(versions)}))
+"""
+
+# The second pipeline: a fifth of January's flights, trained briefly, gated on reachable values (as in
+# tests/e2e/test_pipelines_through_airflow.py).
+FLIGHTS = {
+    "model.train_steps": 150, "model.eval_steps": 5, "evaluation.lower_bound": 0.55,
+    "evaluation.max_regression": 1.0, "evaluation.trusted_max_regression": 1.0,
+    "evaluation.max_baseline_drop": 1.0, "validation.delivery.min_rows": 500,
+}  # fmt: skip
+FLIGHTS_DAG = "flights_pipeline"
+PENGUINS_AGAIN = {"evaluation.max_regression": 1.0, "evaluation.max_baseline_drop": 1.0}
+SERVING_CUT = SERVING[1]
+CUT_INSTANCE = f"serving-{SERVING.index(SERVING_CUT)}"  # the model server on that host
+ERRORS_OF_CONCURRENCY = ("database is locked", "deadlock detected", "could not serialize", "duplicate key value")
+
+
+def _wait_single_trainer(api: AirflowApi, dag: str) -> None:
+    """Wait until the DAG processor parsed the recompiled penguins DAG (no training worker task any more)."""
+
+    def parsed() -> bool:
+        status, body = api.call("GET", f"/api/v2/dags/{dag}/tasks")
+        return status == 200 and not any(t["task_id"].startswith("Trainer_workers") for t in body["tasks"])
+
+    assert wait_for(parsed, timeout=600, interval=3), "the recompiled penguins DAG was not parsed"
+
+
+def test_two_pipelines_at_once_and_a_serving_host_cut_during_a_rollout_under_client_load(
+    deployment: Deployment,
+) -> None:
+    """Penguins and flights run at the same time on the one ML Metadata database (PostgreSQL): both complete with
+    no task retried and no lock error. While penguins' rollout runs, serving-2's cable is pulled, with a client
+    on the client host predicting through the load balancer all along: no client request fails, the rollout
+    completes on the two hosts it reaches, and when the cable is back serving-2 catches up with the new stable
+    before it serves again."""
+    assert RunRecord.run_id, "needs the run of the first test (penguins' first model is the stable one)"
+    home, store = deployment.settings.home, deployment.settings.model_store
+    # Nobody ran `deploy up` since the faults: what exited was restarted by the deployment's watchdog.
+    down = [row["service"] for row in deployment_status(deployment)["services"] if row["pid"] is None]
+    assert down == [], f"down before the second round: {down}"
+    # The deployment reads the prepared spans of the home it was brought up from (its own home is <that>/deploy).
+    env = {**os.environ, "RUNWAY_HOME": str(deployment.root.parent)}
+    runway_bin = str(CHECKOUT / ".venv" / "bin" / "runway")
+    prepare = [runway_bin, "data", "prepare", "flights", "--spans", "1", "--sample-fraction", "0.2"]
+    subprocess.run(prepare, env=env, check=True, capture_output=True)
+    compile_pipelines(deployment.settings, ["flights"], FLIGHTS)
+    # One trainer (the concurrency is the point here), and gates that let a second model on the same data through
+    # (against the first run's model as baseline, a regression of one penguin in the ~25 eval rows would stop it).
+    compile_pipelines(deployment.settings, ["penguins"], PENGUINS_AGAIN)
+    operator = _api(deployment, "operator")
+    operator.wait_dag(FLIGHTS_DAG, timeout_s=600)  # the dag-processor may just have been started again
+    _wait_single_trainer(operator, DAG)
+    before = sorted(int(p.name) for p in (store / MODEL).iterdir() if p.name.isdigit())
+    samples = load_samples(ModelStore(store), MODEL, before[-1])  # real examples, stored with the push
+    assert samples is not None
+    rows_file, stop, out = home / "client-rows.json", home / "client-stop", home / "client-load.json"
+    rows_file.write_text(json.dumps(samples))
+    load = deployment.hosts.popen(
+        CLIENT, [sys.executable, "-c", CLIENT_LOAD, deployment.address(LB), MODEL, *map(str, (rows_file, stop, out))],
+        cwd=CHECKOUT, env={**os.environ, "PYTHONPATH": str(CHECKOUT)},
+    )  # fmt: skip
+    # Penguins' span is already served: `repush` is how an operator ships a model retrained on the same span.
+    runs = {DAG: operator.trigger(DAG, {"tflite_variants": ["float32"], "repush": True}),
+            FLIGHTS_DAG: operator.trigger(FLIGHTS_DAG, {"tflite_variants": ["float32"]})}  # fmt: skip
+    cut_at: float | None = None
+    restored_at: float | None = None
+    states: dict[str, str | None] = {}
+    deadline = time.monotonic() + RUN_TIMEOUT_S
+    try:
+        while time.monotonic() < deadline:
+            states = {dag: operator.run_state(dag, run) for dag, run in runs.items()}
+            if all(state in ("success", "failed") for state in states.values()):
+                break
+            rollout = [t for t in operator.tasks(DAG, runs[DAG]) if t["task_id"].startswith("rollout.")]
+            if cut_at is None and any(t["state"] == "running" for t in rollout):
+                deployment.hosts.cut(SERVING_CUT)  # in the middle of penguins' rollout
+                cut_at = time.monotonic()
+            elif (
+                cut_at is not None
+                and restored_at is None
+                and rollout
+                and all(t["state"] in ("success", "skipped", "failed") for t in rollout)
+            ):
+                deployment.hosts.restore(SERVING_CUT)
+                restored_at = time.monotonic()
+            time.sleep(1)
+    finally:
+        if cut_at is not None and restored_at is None:
+            deployment.hosts.restore(SERVING_CUT)
+    fleet_folder = fleet_dir(home)
+    try:
+        assert wait_for(lambda: not fenced(fleet_folder), timeout=180, interval=1), fenced(fleet_folder)
+    finally:
+        stop.touch()
+        load.wait(timeout=60)
+    client = json.loads(out.read_text())
+    print("runs:", states, "client:", {k: v for k, v in client.items() if k != "failures"}, file=sys.stderr)
+
+    tasks = {dag: operator.tasks(dag, run) for dag, run in runs.items()}
+    for dag, run in runs.items():
+        summary = {t["task_id"]: (t["state"], t.get("hostname"), t["try_number"]) for t in tasks[dag]}
+        print(f"{dag}:", summary, file=sys.stderr)
+        for task in tasks[dag]:
+            if task["state"] == "skipped" and int(task["try_number"]) >= 1:  # it ran, and skipped itself: why
+                log = _task_log(deployment, run, task["task_id"], dag=dag).splitlines()
+                print(f"{dag}.{task['task_id']}:", *[line for line in log if "skipped" in line][-3:], file=sys.stderr)
+            if task["state"] in ("failed", "upstream_failed"):
+                errors = [line for line in _task_log(deployment, run, task["task_id"], dag=dag).splitlines()
+                          if "Error" in line or "error" in line]  # fmt: skip
+                print(f"{dag}.{task['task_id']} {task['state']}:", *errors[-12:], sep="\n  ", file=sys.stderr)
+        assert states[dag] == "success", summary
+        assert all(int(t["try_number"]) <= 1 for t in tasks[dag]), f"a task of {dag} was retried: {summary}"
+        logs = "\n".join(_task_log(deployment, run, t["task_id"], dag=dag) for t in tasks[dag])
+        assert not [e for e in ERRORS_OF_CONCURRENCY if e in logs], f"{dag}: a concurrency error in its task logs"
+    assert "deadlock detected" not in deployment.postgres.log_file.read_text()
+    # Nothing unfinished in ML Metadata, and every node of both runs has its COMPLETE execution.
+    open_tries = deployment.postgres.query("SELECT count(*) FROM Execution WHERE last_known_state IN (1, 2)", "mlmd")
+    assert open_tries.split() == ["0"]
+    # The rollout under the cut: completed, serving-2 fenced and caught up; the client never saw a failure.
+    assert cut_at is not None and restored_at is not None, "penguins' rollout was never seen running"
+    assert client["failures"] == [], client["failures"][:5]
+    assert min(client["requests"].values()) >= 50, client["requests"]
+    after = sorted(int(p.name) for p in (store / MODEL).iterdir() if p.name.isdigit())
+    new = after[-1]
+    assert new not in before and ModelStore(store).serving(MODEL).stable == new
+    assert set(client["versions"]) <= {before[-1], new}, client["versions"]
+    watchdog_log = (fleet_folder / "logs" / "watchdog.log").read_text()
+    assert f"{CUT_INSTANCE} out of rotation" in watchdog_log, watchdog_log[-3000:]
+    assert f"{CUT_INSTANCE} caught up with models.config" in watchdog_log, watchdog_log[-3000:]
+    state = read_fleet_state(home)
+    assert state is not None
+    # Every host serves the new stable, and flights' model if its gates let it through (a short training).
+    flights = [p.name for p in (store / "flights_delay").glob("[0-9]*")] if (store / "flights_delay").is_dir() else []
+    print("flights versions pushed:", flights, file=sys.stderr)
+    for instance in state.instances:
+        with urllib.request.urlopen(f"{instance.rest_url}/v1/models/{MODEL}/labels/stable", timeout=10) as ok:
+            assert json.loads(ok.read())["model_version_status"][0]["version"] == str(new), instance.name
+        for version in flights:
+            url = f"{instance.rest_url}/v1/models/flights_delay/versions/{version}"
+            with urllib.request.urlopen(url, timeout=10) as ok:
+                assert json.loads(ok.read())["model_version_status"][0]["state"] == "AVAILABLE", instance.name

@@ -37,11 +37,15 @@ def cmd_status(args: argparse.Namespace, settings: Settings) -> None:
 def _print_status(report: dict[str, object]) -> None:
     services = report["services"]
     assert isinstance(services, list)
-    say(f"  {'service':<22} {'host':<10} {'address':<13} {'port':<17} {'pid':>7}  health")
+    say(f"  {'service':<22} {'host':<14} {'address':<13} {'port':<17} {'pid':>7}  {'health':<9} restarts")
     for row in services:
         pid = row["pid"] or "-"
+        restarts = "-" if "restarts" not in row else str(row["restarts"])
+        if row.get("restarts") and row.get("last_exit"):
+            restarts += f" (last: {row['last_exit']})"
         say(
-            f"  {row['service']:<22} {row['host']:<10} {row['address']:<13} {row['port']:<17} {pid:>7}  {row['health']}"
+            f"  {row['service']:<22} {row['host']:<14} {row['address']:<13} {row['port']:<17} {pid:>7}  "
+            f"{row['health']:<9} {restarts}"
         )
 
 

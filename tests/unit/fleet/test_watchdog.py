@@ -6,6 +6,7 @@ over real model servers and nginx: tests/fleet/test_supervision.py."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -109,3 +110,48 @@ def test_the_connect_address_of_a_bind_address() -> None:
 def test_a_bind_address_that_is_not_an_address_is_refused() -> None:
     with pytest.raises(FleetError, match="not an IP address"):
         connect_address("localhost:8500")
+
+
+# A process that prints its environment's RUNWAY_TEST_HOST into its log, then lives ("airflow" in its command line:
+# a deployment's Airflow component, as the watchdog recognises one).
+AIRFLOW_LIKE = [sys.executable, "-c", "import os, time; print(os.environ['RUNWAY_TEST_HOST'], flush=True); "
+                "time.sleep(120)", "airflow"]  # fmt: skip
+
+
+def test_over_a_deployments_processes_it_restarts_with_the_recorded_environment_and_sigterm_leaves_them(
+    tmp_path: Path,
+) -> None:
+    """``--processes`` (``runway deploy``'s Airflow components): no fleet.json to follow, each restart with the
+    environment recorded for that process, a process someone else started meanwhile adopted rather than started
+    twice, and SIGTERM stops the watchdog only (``deploy down`` stops the processes, in order)."""
+    processes = Supervisor(tmp_path / "deploy")
+    started = processes.spawn("scheduler", AIRFLOW_LIKE, env={**os.environ, "RUNWAY_TEST_HOST": "control"})
+    processes.record_env("scheduler", {**os.environ, "RUNWAY_TEST_HOST": "control"})
+    assert (processes.pid_dir / "scheduler.env").stat().st_mode & 0o777 == 0o600
+    log = open(processes.log_path("watchdog"), "ab")  # noqa: SIM115 - closed below
+    watchdog = subprocess.Popen(watchdog_argv(tmp_path / "deploy", ["scheduler"], fleet=False), stdout=log, stderr=log)
+    try:
+        poll("the running scheduler adopted", lambda: report(processes).get("scheduler", {}).get("pid") == started)
+        os.kill(started, signal.SIGKILL)
+        restarted = poll("the scheduler restarted", lambda: (p := processes.recorded_pid("scheduler")) != started and p)
+        poll("the restart counted", lambda: report(processes)["scheduler"]["restarts"] == 1)
+        poll("its log shows the recorded environment", lambda: processes.log_path("scheduler").read_text().count(
+            "control") == 2)  # fmt: skip
+        # Started by someone else (`deploy up`) while the watchdog waits out a backoff: adopted, not started twice.
+        stop_pid(restarted, kill=True)
+        with processes.locked():
+            poll("the exit seen", lambda: report(processes)["scheduler"]["state"] == "backoff", timeout_s=5)
+            other = processes.spawn("scheduler", AIRFLOW_LIKE, env={**os.environ, "RUNWAY_TEST_HOST": "control"})
+        poll("adopted", lambda: report(processes)["scheduler"]["pid"] == other and "adopted" in
+             processes.log_path("watchdog").read_text().rsplit("scheduler (pid", 1)[-1])  # fmt: skip
+        time.sleep(1.0)
+        assert processes.recorded_pid("scheduler") == other and pid_alive(other)
+        watchdog.send_signal(signal.SIGTERM)
+        assert watchdog.wait(timeout=15) == 0
+        assert pid_alive(other), "SIGTERM stopped a process of the deployment: deploy down stops them in order"
+        assert not (tmp_path / "fleet.json").exists() and not (processes.pid_dir / "readiness.json").exists()
+    finally:
+        stop_pid(watchdog.pid)
+        log.close()
+        for pid in processes.recorded_pids().values():
+            stop_pid(pid, kill=True)
