@@ -22,7 +22,7 @@ from pipeline_components.deploy import airflow as components
 from pipeline_components.deploy.hosts import Hosts
 from pipeline_components.deploy.topology import WORKERS
 from pipeline_components.errors import RunwayError
-from pipeline_components.fleet.supervisor import Supervisor, own_environment
+from pipeline_components.fleet.supervisor import Supervisor, is_ours, own_environment
 from pipeline_components.fleet.watchdog import STATUS_FILE, WATCHDOG, watchdog_argv
 from pipeline_components.processes import command_line, log_tail, pid_alive, stop_pid, wait_for
 
@@ -61,8 +61,8 @@ class DeploymentProcesses:
         to restart a process: one of them starts it, the other sees it running."""
         with self.records.locked():
             pid = self.pid(name)
-            if pid_alive(pid) and any(word in command_line(pid or 0) for word in ("airflow", "celery")):
-                return  # a Celery worker renames itself "[celeryd: worker-1@runway:MainProcess] ..."
+            if pid and pid_alive(pid) and is_ours(pid):
+                return
             started = self.records.spawn(name, self.hosts.command(host, argv), env=env, banner=" ".join(argv))
             self.records.record_env(name, env)  # what the watchdog restarts it with
         self.say(f"{host}: {name} started (pid {started}, log {self.log_path(name)})")
