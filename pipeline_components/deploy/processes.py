@@ -130,10 +130,9 @@ class DeploymentProcesses:
         Raises:
             DeploymentError: it exited at start-up, or did not take them over within 30 s.
         """
-        pid = self.pid(WATCHDOG)
-        if pid_alive(pid) and "pipeline_components.fleet.watchdog" in command_line(pid or 0):
-            assert pid is not None
-            return pid
+        running = self._watchdog_pid()
+        if running is not None:
+            return running
         pid = self.records.spawn(WATCHDOG, watchdog_argv(self.root, list(names), fleet=False),
                                  env=own_environment(env))  # fmt: skip
         status = self.records.pid_dir / STATUS_FILE
@@ -149,13 +148,17 @@ class DeploymentProcesses:
         self.say(f"control: watchdog (pid {pid}) restarts {', '.join(names)} when they exit")
         return pid
 
-    def stop_watchdog(self) -> bool:
-        """Stop the watchdog (its processes keep running). Returns whether it ran."""
+    def _watchdog_pid(self) -> int | None:
         pid = self.pid(WATCHDOG)
-        if not (pid_alive(pid) and "pipeline_components.fleet.watchdog" in command_line(pid or 0)):
-            return False
+        return pid if pid and pid_alive(pid) and "pipeline_components.fleet.watchdog" in command_line(pid) else None
+
+    def stop_watchdog(self) -> bool:
+        """Stop the watchdog (its processes keep running) and forget its report, so that the next ``up`` counts
+        restarts from zero. Returns whether it ran."""
+        pid = self._watchdog_pid()
         stop_pid(pid, timeout_s=15.0)
-        return True
+        (self.records.pid_dir / STATUS_FILE).unlink(missing_ok=True)
+        return pid is not None
 
     def stop(self, names: Sequence[str]) -> list[str]:
         """Stop ``names`` in that order (each SIGTERM, SIGKILL after 30 s). Returns those that ran."""
