@@ -2,12 +2,13 @@
 started, waited for, supervised and stopped.
 
 Supervision is the fleet's watchdog (``fleet/watchdog.py``, ``--processes``), one more instance of it under
-``<deploy>/instances/``: it restarts any of them that exits, whatever the cause (a scheduler killed, a dag-processor
-or triggerer that exits when PostgreSQL goes away under it), with the command line and environment recorded at
-its start, after the same bounded backoff as the model servers, as compose's ``restart: unless-stopped`` and the
-Kubernetes Deployments' ``restartPolicy: Always`` do for the same containers. ``deploy up`` starts it last, once
-every process runs; ``deploy down`` stops it first, then the processes in order. PostgreSQL and Redis are not
-under it: they are the system's services in production (a managed database, a StatefulSet), restarted there.
+``<deploy>/instances/``. It restarts any of them that exits, whatever the cause (a scheduler killed; a
+dag-processor or triggerer, found exited after PostgreSQL and Redis were restarted), with the command line and
+environment recorded at its start, after the same bounded backoff as the model servers, as compose's ``restart:
+unless-stopped`` and the Kubernetes Deployments' ``restartPolicy: Always`` do for the same containers. ``deploy
+up`` starts it last, once every process runs; ``deploy down`` stops it first, then the processes in order.
+PostgreSQL and Redis are not under it: in production they are a managed database and a StatefulSet, restarted
+there.
 """
 
 from __future__ import annotations
