@@ -512,15 +512,14 @@ def test_two_pipelines_at_once_and_a_serving_host_cut_during_a_rollout_under_cli
             if all(state in ("success", "failed") for state in states.values()):
                 break
             rollout = [t for t in operator.tasks(DAG, runs[DAG]) if t["task_id"].startswith("rollout.")]
-            if cut_at is None and any(t["state"] == "running" for t in rollout):
+            # Between its first task's start and its last one's end (the next task scheduled or queued counts:
+            # polling every second must not miss the window between two short tasks).
+            started = any(t["state"] in ("scheduled", "queued", "running", "success") for t in rollout)
+            finished = bool(rollout) and all(t["state"] in ("success", "skipped", "failed") for t in rollout)
+            if cut_at is None and started and not finished:
                 deployment.hosts.cut(SERVING_CUT)  # in the middle of penguins' rollout
                 cut_at = time.monotonic()
-            elif (
-                cut_at is not None
-                and restored_at is None
-                and rollout
-                and all(t["state"] in ("success", "skipped", "failed") for t in rollout)
-            ):
+            elif cut_at is not None and restored_at is None and finished:
                 deployment.hosts.restore(SERVING_CUT)
                 restored_at = time.monotonic()
             time.sleep(1)
