@@ -442,11 +442,13 @@ Path(out).write_text(json.dumps({"requests": counts, "failures": failures, "vers
 """
 
 # The second pipeline: a fifth of January's flights, trained briefly, gated on reachable values (as in
-# tests/e2e/test_pipelines_through_airflow.py).
+# tests/e2e/test_pipelines_through_airflow.py), and unscheduled: with its monthly schedule, the DAG would start a
+# run of its own for the latest month as soon as it appears (catchup off), a third run beside the two.
 FLIGHTS = {
     "model.train_steps": 150, "model.eval_steps": 5, "evaluation.lower_bound": 0.55,
     "evaluation.max_regression": 1.0, "evaluation.trusted_max_regression": 1.0,
     "evaluation.max_baseline_drop": 1.0, "validation.delivery.min_rows": 500,
+    "schedule.cron": None, "schedule.on_new_span": False,
 }  # fmt: skip
 FLIGHTS_DAG = "flights_pipeline"
 PENGUINS_AGAIN = {"evaluation.max_regression": 1.0, "evaluation.max_baseline_drop": 1.0}
