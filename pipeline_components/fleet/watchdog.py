@@ -287,9 +287,9 @@ class Watchdog:
         """An instance that sees the store under another path reads its own copy of ``models.config``
         (``instances/<name>.models.config``, rendered for that path): bring the copy up to date with the store's
         file before it starts, so it too comes back with what the last rollout wrote."""
-        copy = self.processes.pid_dir / f"{name}.models.config"
         if not self.fleet:
             return
+        copy = self.processes.pid_dir / f"{name}.models.config"
         state = read_fleet_state(self.fleet_dir.parent)
         address = next((a for a in state.instances if a.name == name), None) if state else None
         if state is None or address is None or not copy.is_file():
